@@ -1,0 +1,5 @@
+//! kneecam: explain MRNet-style knee-MRI classifiers with class activation maps, in the terminal.
+pub mod cli;
+pub mod logging;
+pub mod model;
+pub mod paths;

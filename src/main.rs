@@ -1,0 +1,14 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = kneecam::cli::Cli::parse();
+    let _log_guard = kneecam::logging::init();
+    match kneecam::cli::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            eprintln!("kneecam: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

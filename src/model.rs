@@ -1,0 +1,3 @@
+//! Networks, weights and the device they run on.
+pub mod device;
+pub mod libtorch;
