@@ -5,7 +5,9 @@ use clap::{Parser, Subcommand};
 
 use crate::model::device::DeviceChoice;
 
+mod dataset;
 mod doctor;
+mod synth;
 
 #[derive(Debug, Parser)]
 #[command(name = "kneecam", version, about, long_about = None)]
@@ -22,10 +24,19 @@ pub struct Cli {
 pub enum Command {
     /// Check the installation: libtorch, CUDA, folders, terminal graphics.
     Doctor,
+    /// Inspect a dataset folder.
+    Dataset {
+        #[command(subcommand)]
+        command: dataset::DatasetCommand,
+    },
+    /// Generate a synthetic knee-MRI cohort (MRNet layout) with ground-truth lesion masks.
+    Synth(synth::SynthArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Doctor => doctor::run(cli.device),
+        Command::Dataset { command } => dataset::run(command),
+        Command::Synth(args) => synth::run(args),
     }
 }

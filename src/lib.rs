@@ -1,5 +1,7 @@
 //! kneecam: explain MRNet-style knee-MRI classifiers with class activation maps, in the terminal.
 pub mod cli;
+pub mod data;
+pub mod fsutil;
 pub mod logging;
 pub mod model;
 pub mod paths;

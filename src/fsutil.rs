@@ -1,0 +1,56 @@
+//! kneecam's own writes are atomic: write a temporary file beside the target, then rename.
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes `path` through `fill` into a temporary file in the same folder, then renames it into
+/// place, so readers see either the old file or the whole new one, never a half-written one.
+pub fn atomic_write(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut writer = BufWriter::new(File::create(&tmp)?);
+        fill(&mut writer)?;
+        writer.flush()?;
+        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_fill_leaves_neither_the_target_nor_a_temp_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("out.bin");
+        let err = atomic_write(&target, |w| {
+            w.write_all(b"half")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(err.is_err());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn a_successful_write_replaces_the_old_file_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("out.txt");
+        std::fs::write(&target, "old").expect("seed");
+        atomic_write(&target, |w| w.write_all(b"new contents")).expect("write");
+        assert_eq!(std::fs::read_to_string(&target).expect("read"), "new contents");
+    }
+}
