@@ -8,29 +8,16 @@ use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kneecam::data::dataset::Dataset;
-
-/// A 1×1×1 uint8 `.npy` file (version 1.0, header padded to 64 bytes).
-fn tiny_npy() -> Vec<u8> {
-    let mut header = "{'descr': '|u1', 'fortran_order': False, 'shape': (1, 1, 1), }".to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.push(0);
-    out
-}
+use kneecam::data::npy::write_u8_volume;
 
 fn build(root: &Path) -> std::io::Result<()> {
-    let volume = tiny_npy();
+    let volume = ndarray::Array3::<u8>::zeros((1, 1, 1));
     for (split, ids) in [("train", 0u32..1130), ("valid", 1130..1250)] {
         for plane in ["axial", "coronal", "sagittal"] {
             let folder = root.join(split).join(plane);
             fs::create_dir_all(&folder)?;
             for id in ids.clone() {
-                fs::write(folder.join(format!("{id:04}.npy")), &volume)?;
+                write_u8_volume(&folder.join(format!("{id:04}.npy")), &volume)?;
             }
         }
         for task in ["abnormal", "acl", "meniscus"] {

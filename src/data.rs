@@ -99,17 +99,26 @@ fn parse_name<T: Copy>(
     expected: &'static str,
 ) -> Result<T, UnknownName> {
     let wanted = given.trim().to_ascii_lowercase();
-    all.iter().copied().find(|&t| name(t) == wanted).ok_or(UnknownName {
-        what,
-        given: given.to_string(),
-        expected,
-    })
+    all.iter()
+        .copied()
+        .find(|&t| name(t) == wanted)
+        .ok_or(UnknownName {
+            what,
+            given: given.to_string(),
+            expected,
+        })
 }
 
 impl FromStr for Plane {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_name(s, &Plane::ALL, Plane::name, "plane", "axial, coronal, sagittal")
+        parse_name(
+            s,
+            &Plane::ALL,
+            Plane::name,
+            "plane",
+            "axial, coronal, sagittal",
+        )
     }
 }
 
@@ -123,7 +132,13 @@ impl FromStr for Task {
 impl FromStr for Split {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_name(s, &[Split::Train, Split::Valid], Split::name, "split", "train, valid")
+        parse_name(
+            s,
+            &[Split::Train, Split::Valid],
+            Split::name,
+            "split",
+            "train, valid",
+        )
     }
 }
 

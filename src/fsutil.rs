@@ -9,12 +9,33 @@ pub fn atomic_write(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
+    write_then_rename(path, fill, true)
+}
+
+/// As [`atomic_write`], without waiting for the disk: for bulk outputs that can be regenerated
+/// (other processes still never see a half-written file; a power cut may lose the newest ones).
+pub fn atomic_write_unsynced(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    write_then_rename(path, fill, false)
+}
+
+fn write_then_rename(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+    sync: bool,
+) -> std::io::Result<()> {
     let tmp = temp_path(path);
     let result = (|| {
         let mut writer = BufWriter::new(File::create(&tmp)?);
         fill(&mut writer)?;
         writer.flush()?;
-        writer.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        if sync {
+            file.sync_all()?;
+        }
+        drop(file);
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -24,7 +45,10 @@ pub fn atomic_write(
 }
 
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp.{}", std::process::id()))
 }
 
@@ -51,6 +75,9 @@ mod tests {
         let target = dir.path().join("out.txt");
         std::fs::write(&target, "old").expect("seed");
         atomic_write(&target, |w| w.write_all(b"new contents")).expect("write");
-        assert_eq!(std::fs::read_to_string(&target).expect("read"), "new contents");
+        assert_eq!(
+            std::fs::read_to_string(&target).expect("read"),
+            "new contents"
+        );
     }
 }

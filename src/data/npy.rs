@@ -7,7 +7,7 @@
 //! and float dtypes are min-max scaled to 0–255 per series, and the [`Volume`] says so.
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, ArrayView2, Axis};
@@ -422,6 +422,25 @@ fn escape_bytes(bytes: &[u8]) -> String {
     }
     out.push('"');
     out
+}
+
+/// Writes a C-order uint8 `.npy` (format 1.0) atomically (temp file + rename, no fsync).
+pub fn write_u8_volume(path: &Path, volume: &Array3<u8>) -> std::io::Result<()> {
+    let (s, h, w) = volume.dim();
+    let dict = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': ({s}, {h}, {w}), }}");
+    // Magic (6) + version (2) + length (2) + dict + padding + '\n' is a multiple of 64.
+    let unpadded = 10 + dict.len() + 1;
+    let header = format!("{dict}{}\n", " ".repeat((64 - unpadded % 64) % 64));
+    let header_len = u16::try_from(header.len()).map_err(std::io::Error::other)?;
+    crate::fsutil::atomic_write_unsynced(path, |w| {
+        w.write_all(b"\x93NUMPY\x01\x00")?;
+        w.write_all(&header_len.to_le_bytes())?;
+        w.write_all(header.as_bytes())?;
+        match volume.as_slice() {
+            Some(data) => w.write_all(data),
+            None => w.write_all(&volume.iter().copied().collect::<Vec<u8>>()),
+        }
+    })
 }
 
 /// Reads and checks the header of `path`, and checks the file's length against it, without
