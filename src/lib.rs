@@ -1,4 +1,5 @@
 //! kneecam: explain MRNet-style knee-MRI classifiers with class activation maps, in the terminal.
+pub mod cam;
 pub mod cli;
 pub mod data;
 pub mod fsutil;

@@ -1,3 +1,8 @@
-//! Networks, weights and the device they run on.
+//! Networks, weights, manifests and the device they run on.
 pub mod device;
 pub mod libtorch;
+pub mod manifest;
+pub mod mrnet;
+pub mod network;
+pub mod preprocess;
+pub mod weights;

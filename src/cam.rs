@@ -1,0 +1,227 @@
+//! Class activation maps for every slice of an exam from one forward pass, on the device.
+//! See ../shared/DESIGN.md for the formulas; `methods` has the maths, `colormap` the overlays.
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::Array3;
+use tch::{Kind, Tensor};
+
+use crate::model::network::{self, GapNetwork};
+
+pub mod colormap;
+pub mod methods;
+
+/// How the evidence for a class is turned into a map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Method {
+    /// The reference code's CAM: Σ_c w[k,c]·A[s,c] on every slice.
+    #[default]
+    Cam,
+    /// Exact attribution: each channel counts only on the slice that won its max; the slice
+    /// scores plus the bias add up to the logit.
+    Contrib,
+    GradCam,
+    GradCamPlusPlus,
+}
+
+/// How map values become display intensities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Normalization {
+    /// One range for the whole exam: slices comparable with each other.
+    #[default]
+    Exam,
+    /// Each slice spans the full range (the reference code's; quiet slices look hot).
+    Slice,
+    /// Values as they are, clamped to 0–255.
+    None,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [
+        Method::Cam,
+        Method::Contrib,
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Cam => "cam",
+            Method::Contrib => "contrib",
+            Method::GradCam => "gradcam",
+            Method::GradCamPlusPlus => "gradcam++",
+        }
+    }
+}
+
+impl Normalization {
+    pub const ALL: [Normalization; 3] = [
+        Normalization::Exam,
+        Normalization::Slice,
+        Normalization::None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Normalization::Exam => "exam",
+            Normalization::Slice => "slice",
+            Normalization::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unknown {what} '{given}': expected one of {expected}")]
+pub struct UnknownChoice {
+    what: &'static str,
+    given: String,
+    expected: &'static str,
+}
+
+impl FromStr for Method {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == wanted)
+            .ok_or(UnknownChoice {
+                what: "CAM method",
+                given: s.to_string(),
+                expected: "cam, contrib, gradcam, gradcam++",
+            })
+    }
+}
+
+impl FromStr for Normalization {
+    type Err = UnknownChoice;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase();
+        Normalization::ALL
+            .into_iter()
+            .find(|n| n.name() == wanted)
+            .ok_or(UnknownChoice {
+                what: "normalisation",
+                given: s.to_string(),
+                expected: "exam, slice, none",
+            })
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for Normalization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What to explain and how to show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CamSpec {
+    pub method: Method,
+    /// The class whose evidence is mapped; the top class when None.
+    pub class: Option<usize>,
+    pub normalization: Normalization,
+}
+
+/// Where the network's input sits in the slice: (top, left, height, width), and the slice size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub window: (usize, usize, usize, usize),
+    pub slice: (usize, usize),
+}
+
+/// Everything one forward pass says about an exam's series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Explanation {
+    pub logits: Vec<f32>,
+    pub probability: f32,
+    pub class: usize,
+    /// Per-slice maps at feature resolution (S, h, w), before ReLU or normalisation.
+    pub raw: Array3<f32>,
+    /// Per-slice scores: the spatial mean of each raw map (for `contrib`, they and the bias
+    /// add up to the logit).
+    pub scores: Vec<f32>,
+    /// Normalised maps upsampled to the slice size (S, H, W), 0–255.
+    pub maps: Array3<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CamError {
+    #[error("the model failed on this input: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("class {class} asked for, but the model has {classes} output(s)")]
+    NoSuchClass { class: usize, classes: usize },
+    #[error("the network returned {0}")]
+    Shape(String),
+}
+
+/// One forward pass over x[S, 3, H, W] and the CAM of `spec`, all on the input's device; only
+/// the final maps and scores come back to the host.
+pub fn explain(
+    net: &dyn GapNetwork,
+    x: &Tensor,
+    spec: &CamSpec,
+    placement: Placement,
+) -> Result<Explanation, CamError> {
+    let features = tch::no_grad(|| net.features(x))?;
+    if features.dim() != 4 {
+        return Err(CamError::Shape(format!(
+            "features of shape {:?}, expected [S, C, h, w]",
+            features.size()
+        )));
+    }
+    let (weight, bias) = net.classifier();
+    let logits_t = tch::no_grad(|| network::head(&features, weight, bias));
+    let logits = Vec::<f32>::try_from(logits_t.to_kind(Kind::Float).to_device(tch::Device::Cpu))?;
+    let class = spec.class.unwrap_or_else(|| network::top_class(&logits));
+    if class >= logits.len() {
+        return Err(CamError::NoSuchClass {
+            class,
+            classes: logits.len(),
+        });
+    }
+    let raw = methods::raw_maps(spec.method, &features, weight, bias, class as i64)?;
+    let maps =
+        tch::no_grad(|| methods::display_maps(&raw, spec.method, spec.normalization, placement));
+    let scores = tch::no_grad(|| raw.mean_dim([1i64, 2].as_slice(), false, Kind::Float));
+    Ok(Explanation {
+        probability: network::positive_probability(&logits),
+        logits,
+        class,
+        raw: to_array3_f32(&raw)?,
+        scores: Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu))?,
+        maps: to_array3_u8(&maps)?,
+    })
+}
+
+fn to_array3_f32(t: &Tensor) -> Result<Array3<f32>, CamError> {
+    let dims = dims3(t)?;
+    let values = Vec::<f32>::try_from(
+        t.to_kind(Kind::Float)
+            .to_device(tch::Device::Cpu)
+            .contiguous()
+            .flatten(0, -1),
+    )?;
+    Array3::from_shape_vec(dims, values).map_err(|e| CamError::Shape(e.to_string()))
+}
+
+fn to_array3_u8(t: &Tensor) -> Result<Array3<u8>, CamError> {
+    let dims = dims3(t)?;
+    let values = Vec::<u8>::try_from(t.to_device(tch::Device::Cpu).contiguous().flatten(0, -1))?;
+    Array3::from_shape_vec(dims, values).map_err(|e| CamError::Shape(e.to_string()))
+}
+
+fn dims3(t: &Tensor) -> Result<(usize, usize, usize), CamError> {
+    match t.size().as_slice() {
+        &[s, h, w] => Ok((s as usize, h as usize, w as usize)),
+        other => Err(CamError::Shape(format!(
+            "maps of shape {other:?}, expected 3 dimensions"
+        ))),
+    }
+}

@@ -1,0 +1,134 @@
+//! The CAM maths on device tensors: A[S, C, h, w] features, weight [K, C], bias [K].
+use tch::{Kind, Tensor};
+
+use super::{Method, Normalization, Placement};
+use crate::model::network;
+
+/// Raw per-slice maps [S, h, w] for class `class` (before ReLU or normalisation).
+pub fn raw_maps(
+    method: Method,
+    features: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    class: i64,
+) -> Result<Tensor, tch::TchError> {
+    let w = weight.get(class);
+    match method {
+        Method::Cam => Ok(tch::no_grad(|| {
+            Tensor::einsum("c,schw->shw", &[&w, features], None::<&[i64]>)
+        })),
+        Method::Contrib => Ok(tch::no_grad(|| {
+            let winners = winning_slices(features);
+            let per_slice_weight = winners * w.unsqueeze(0);
+            Tensor::einsum(
+                "sc,schw->shw",
+                &[&per_slice_weight, features],
+                None::<&[i64]>,
+            )
+        })),
+        Method::GradCam | Method::GradCamPlusPlus => {
+            let grads = logit_gradient(features, weight, bias, class)?;
+            Ok(tch::no_grad(|| {
+                let channel_weights = if method == Method::GradCam {
+                    grads.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+                } else {
+                    gradcam_plus_plus_weights(features, &grads)
+                };
+                Tensor::einsum(
+                    "sc,schw->shw",
+                    &[&channel_weights, features],
+                    None::<&[i64]>,
+                )
+            }))
+        }
+    }
+}
+
+/// One-hot [S, C]: 1 where slice s holds channel c's maximum of the pooled features (the slice
+/// whose value the max over slices passes on).
+pub fn winning_slices(features: &Tensor) -> Tensor {
+    let pooled = features.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+    let (_, argmax) = pooled.max_dim(0, false);
+    let slices = features.size()[0];
+    let index = Tensor::arange(slices, (Kind::Int64, features.device())).unsqueeze(1);
+    index.eq_tensor(&argmax.unsqueeze(0)).to_kind(Kind::Float)
+}
+
+/// ∂ logit[class] / ∂A through the head alone (pooling, max, linear): no graph through the
+/// convolutions, so this costs a fraction of the forward pass.
+fn logit_gradient(
+    features: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    class: i64,
+) -> Result<Tensor, tch::TchError> {
+    let leaf = features.detach().set_requires_grad(true);
+    let logit = network::head(&leaf, &weight.detach(), &bias.detach()).get(class);
+    let mut grads = Tensor::f_run_backward(&[&logit], &[&leaf], false, false)?;
+    grads
+        .pop()
+        .ok_or_else(|| tch::TchError::Torch("autograd returned no gradient".into()))
+}
+
+/// Grad-CAM++ channel weights [S, C] (as pytorch-grad-cam computes them).
+fn gradcam_plus_plus_weights(features: &Tensor, grads: &Tensor) -> Tensor {
+    let grads2 = grads * grads;
+    let grads3 = &grads2 * grads;
+    let sum_activations = features.sum_dim_intlist([2i64, 3].as_slice(), true, Kind::Float);
+    let denominator = &grads2 * 2.0 + sum_activations * &grads3 + 1e-6;
+    let alpha = (&grads2 / denominator).where_self(&grads.ne(0.0), &grads.zeros_like());
+    (grads.relu() * alpha).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float)
+}
+
+/// Display maps [S, H, W] (uint8): ReLU for the gradient methods, normalisation, bilinear
+/// upsampling with half-pixel centres to the input window, zero outside it.
+pub fn display_maps(
+    raw: &Tensor,
+    method: Method,
+    normalization: Normalization,
+    placement: Placement,
+) -> Tensor {
+    let maps = match method {
+        Method::GradCam | Method::GradCamPlusPlus => raw.relu(),
+        Method::Cam | Method::Contrib => raw.shallow_clone(),
+    };
+    let unit = normalise(&maps, normalization);
+    let (top, left, height, width) = placement.window;
+    let (slice_h, slice_w) = placement.slice;
+    let up = unit
+        .unsqueeze(1)
+        .upsample_bilinear2d([height as i64, width as i64], false, None, None)
+        .squeeze_dim(1);
+    let padding = [
+        left as i64,
+        (slice_w - left - width) as i64,
+        top as i64,
+        (slice_h - top - height) as i64,
+    ];
+    let placed = if padding.iter().all(|&p| p == 0) {
+        up
+    } else {
+        up.constant_pad_nd(padding)
+    };
+    (placed * 255.0)
+        .round()
+        .clamp(0.0, 255.0)
+        .to_kind(Kind::Uint8)
+}
+
+/// Maps to 0..1 (or, for `None`, to 0..255 units unchanged: scaled by 1/255 so that ×255 restores them).
+fn normalise(maps: &Tensor, normalization: Normalization) -> Tensor {
+    match normalization {
+        Normalization::None => maps / 255.0,
+        Normalization::Exam => {
+            let (lo, hi) = (maps.min(), maps.max());
+            (maps - &lo) / (hi - lo).clamp_min(1e-12)
+        }
+        Normalization::Slice => {
+            let flat = maps.flatten(1, -1);
+            let lo = flat.amin([1i64].as_slice(), true).unsqueeze(2);
+            let hi = flat.amax([1i64].as_slice(), true).unsqueeze(2);
+            (maps - &lo) / (hi - lo).clamp_min(1e-12)
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The networks kneecam explains: any CNN whose last convolutional features are globally
+//! average-pooled per slice, max-pooled over slices and fed to one linear layer (MRNet's head).
+//! A network gives its feature maps and its classifier; the head is shared.
+use tch::{Kind, Tensor};
+
+use super::mrnet::Mrnet;
+
+/// The feature extractor and classifier of one model, on its device.
+pub trait GapNetwork: std::fmt::Debug {
+    /// Feature maps A[S, C, h, w] for a batch of slices x[S, 3, H, W].
+    fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError>;
+    /// The final linear layer: weight [K, C], bias [K].
+    fn classifier(&self) -> (&Tensor, &Tensor);
+}
+
+/// MRNet's head on feature maps A[S, C, h, w]: per-slice global average pool, max over
+/// slices, linear. Returns logits [K].
+pub fn head(features: &Tensor, weight: &Tensor, bias: &Tensor) -> Tensor {
+    let pooled = features.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
+    let (slice_max, _) = pooled.max_dim(0, false);
+    slice_max.matmul(&weight.tr()) + bias
+}
+
+/// P(positive) from the logits: sigmoid of logit 1 for two outputs, of logit 0 for one.
+pub fn positive_probability(logits: &[f32]) -> f32 {
+    let logit = if logits.len() >= 2 {
+        logits[1]
+    } else {
+        logits.first().copied().unwrap_or(0.0)
+    };
+    1.0 / (1.0 + (-logit).exp())
+}
+
+/// The class whose evidence a CAM shows when none is asked for: the top logit for K ≥ 2 (as the
+/// reference code does), the only one for K = 1.
+pub fn top_class(logits: &[f32]) -> usize {
+    logits
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i)
+}
+
+/// The architectures kneecam builds natively.
+#[derive(Debug)]
+pub enum Network {
+    Mrnet(Mrnet),
+}
+
+impl GapNetwork for Network {
+    fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
+        match self {
+            Network::Mrnet(net) => net.features(x),
+        }
+    }
+
+    fn classifier(&self) -> (&Tensor, &Tensor) {
+        match self {
+            Network::Mrnet(net) => net.classifier(),
+        }
+    }
+}
