@@ -2,6 +2,7 @@
 pub mod cam;
 pub mod cli;
 pub mod data;
+pub mod engine;
 pub mod fsutil;
 pub mod logging;
 pub mod model;

@@ -1,0 +1,167 @@
+//! The engine: one std thread that owns the device and the loaded models, and turns CAM
+//! requests into explanations, one at a time.
+//!
+//! Models are built on that thread by the caller's [`Loader`] and never leave it (tch tensors
+//! are `Send` but not `Sync`); only plain buffers cross the channels. Scheduling follows
+//! gitui's asyncjob: one running request plus one waiting slot per [`Priority`]. A newer
+//! request takes the waiting slot of its priority, and the one it displaces ends
+//! [`EngineError::Superseded`]; interactive requests run before prefetches. The worker blocks
+//! on its channel when idle and, before each request and between a request's stages (loading
+//! the model, then the forward pass and CAM), reads every command already queued, so a burst
+//! of requests leaves only the newest waiting and a cancellation is seen promptly.
+//!
+//! Every submitted request gets exactly one [`EngineResult`], through the [`Notify`] callback
+//! given to [`Engine::start`] (or the channel of [`Engine::with_channel`]): done, failed
+//! (loader error, CAM error, a panic inside the request — the worker carries on), or dropped
+//! (superseded, cancelled, shut down). Results of requests the caller no longer wants can be
+//! filtered with [`Latest`].
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tracing::warn;
+
+mod message;
+mod slots;
+mod ticket;
+mod worker;
+
+pub use message::{
+    CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus, Loader, ModelKey, Notify,
+    Priority, RequestId, Stopped, Timings,
+};
+pub use ticket::Latest;
+pub use worker::install_panic_filter;
+
+use slots::Queued;
+use worker::{Command, Worker};
+
+/// The handle to the engine thread. Dropping it shuts the thread down and joins it: a request
+/// being computed stops at its next stage boundary (a loader call or forward pass in progress
+/// is waited for), and everything still waiting ends [`EngineError::ShutDown`].
+#[derive(Debug)]
+pub struct Engine {
+    commands: Sender<Command>,
+    worker: Option<JoinHandle<()>>,
+    device: tch::Device,
+    device_name: String,
+    /// The last id handed out (0: none yet).
+    last_id: AtomicU64,
+    /// The newest interactive request's id (0: none yet).
+    latest_interactive: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl Engine {
+    /// Starts the engine thread on `device`. `loader` and `notify` are called on that thread.
+    pub fn start(device: tch::Device, loader: Loader, notify: Notify) -> io::Result<Engine> {
+        let (commands, inbox) = mpsc::channel();
+        let worker = std::thread::Builder::new()
+            .name("kneecam-engine".into())
+            .spawn(move || Worker::new(device, loader, notify, inbox).run())?;
+        Ok(Engine {
+            commands,
+            worker: Some(worker),
+            device,
+            device_name: crate::model::device::describe(device),
+            last_id: AtomicU64::new(0),
+            latest_interactive: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// [`Engine::start`] with the events delivered on a channel of their own.
+    pub fn with_channel(
+        device: tch::Device,
+        loader: Loader,
+    ) -> io::Result<(Engine, Receiver<EngineEvent>)> {
+        let (events, receiver) = mpsc::channel();
+        let notify: Notify = Box::new(move |event| {
+            // The receiver gone means nobody is listening any more; nothing to do.
+            let _ = events.send(event);
+        });
+        Ok((Engine::start(device, loader, notify)?, receiver))
+    }
+
+    /// Queues a request and returns its id (ids increase with each call).
+    pub fn submit(&self, request: CamRequest) -> Result<RequestId, Stopped> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Stopped);
+        }
+        let id = RequestId(self.last_id.fetch_add(1, Ordering::SeqCst) + 1);
+        if request.priority == Priority::Interactive {
+            self.latest_interactive.fetch_max(id.0, Ordering::SeqCst);
+        }
+        self.send(Command::Submit(Queued {
+            id,
+            request,
+            submitted: Instant::now(),
+        }))?;
+        Ok(id)
+    }
+
+    /// Cancels a request: a waiting one ends [`EngineError::Cancelled`] at once (when the
+    /// worker reads the command), a running one stops at its next stage boundary and ends
+    /// `Cancelled` too. Unknown or finished ids are ignored.
+    pub fn cancel(&self, id: RequestId) -> Result<(), Stopped> {
+        self.send(Command::Cancel(id))
+    }
+
+    /// Drops the cached model for `key`; the next request for it calls the loader again.
+    pub fn invalidate(&self, key: ModelKey) -> Result<(), Stopped> {
+        self.send(Command::Invalidate(Some(key)))
+    }
+
+    /// Drops every cached model (after the weights changed on disk, say).
+    pub fn reload(&self) -> Result<(), Stopped> {
+        self.send(Command::Invalidate(None))
+    }
+
+    /// Asks for an [`EngineEvent::Status`]; it comes after every command sent before it has
+    /// been read (while a request runs, at its next stage boundary).
+    pub fn request_status(&self) -> Result<(), Stopped> {
+        self.send(Command::Status)
+    }
+
+    /// Tells the worker to stop without waiting for it (dropping the handle waits); later
+    /// submissions fail with [`Stopped`].
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // A worker already gone has stopped anyway.
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
+    /// The newest interactive request submitted, for dropping stale results.
+    pub fn latest_interactive(&self) -> Option<RequestId> {
+        match self.latest_interactive.load(Ordering::SeqCst) {
+            0 => None,
+            id => Some(RequestId(id)),
+        }
+    }
+
+    pub fn device(&self) -> tch::Device {
+        self.device
+    }
+
+    /// The device as shown to people, e.g. `CPU` or `cuda:0 (NVIDIA H100 80GB HBM3)`.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    fn send(&self, command: Command) -> Result<(), Stopped> {
+        self.commands.send(command).map_err(|_| Stopped)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                warn!("the engine thread panicked");
+            }
+        }
+    }
+}
