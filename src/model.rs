@@ -5,4 +5,5 @@ pub mod manifest;
 pub mod mrnet;
 pub mod network;
 pub mod preprocess;
+pub mod script;
 pub mod weights;

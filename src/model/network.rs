@@ -4,6 +4,7 @@
 use tch::{Kind, Tensor};
 
 use super::mrnet::Mrnet;
+use super::script::ScriptNet;
 
 /// The feature extractor and classifier of one model, on its device.
 pub trait GapNetwork: std::fmt::Debug {
@@ -45,18 +46,22 @@ pub fn top_class(logits: &[f32]) -> usize {
 #[derive(Debug)]
 pub enum Network {
     Mrnet(Mrnet),
+    /// A TorchScript module named by an explicit manifest entry (`arch = "torchscript"`).
+    Script(ScriptNet),
 }
 
 impl GapNetwork for Network {
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
         match self {
             Network::Mrnet(net) => net.features(x),
+            Network::Script(net) => net.features(x),
         }
     }
 
     fn classifier(&self) -> (&Tensor, &Tensor) {
         match self {
             Network::Mrnet(net) => net.classifier(),
+            Network::Script(net) => net.classifier(),
         }
     }
 }
