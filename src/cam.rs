@@ -161,15 +161,30 @@ pub enum CamError {
     Shape(String),
 }
 
-/// One forward pass over x[S, 3, H, W] and the CAM of `spec`, all on the input's device; only
-/// the final maps and scores come back to the host.
-pub fn explain(
-    net: &dyn GapNetwork,
-    x: &Tensor,
-    spec: &CamSpec,
-    placement: Placement,
-) -> Result<Explanation, CamError> {
-    let features = tch::no_grad(|| net.features(x))?;
+/// The forward pass, kept on the device so that several CAMs can come from it.
+#[derive(Debug)]
+pub struct Forward {
+    /// A[S, C, h, w], on the model's device.
+    pub features: Tensor,
+    pub logits: Vec<f32>,
+}
+
+/// One forward pass over x[S, 3, H, W]: feature maps and logits.
+pub fn forward(net: &dyn GapNetwork, x: &Tensor) -> Result<Forward, CamError> {
+    // tch's layers panic on libtorch errors (e.g. a slice too small for the network): make
+    // that an error of this request, not a crash.
+    // The guard, unlike `tch::no_grad`, restores grad mode while a panic unwinds.
+    let features = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _no_grad = tch::no_grad_guard();
+        net.features(x)
+    }))
+    .map_err(|panic| {
+        CamError::Shape(format!(
+            "the network refused the input of shape {:?}: {}",
+            x.size(),
+            panic_text(&panic)
+        ))
+    })??;
     if features.dim() != 4 {
         return Err(CamError::Shape(format!(
             "features of shape {:?}, expected [S, C, h, w]",
@@ -179,25 +194,60 @@ pub fn explain(
     let (weight, bias) = net.classifier();
     let logits_t = tch::no_grad(|| network::head(&features, weight, bias));
     let logits = Vec::<f32>::try_from(logits_t.to_kind(Kind::Float).to_device(tch::Device::Cpu))?;
-    let class = spec.class.unwrap_or_else(|| network::top_class(&logits));
+    Ok(Forward { features, logits })
+}
+
+/// The CAM of `spec` from a forward pass, on the device; only the final maps and scores come
+/// back to the host.
+pub fn explain_forward(
+    net: &dyn GapNetwork,
+    pass: &Forward,
+    spec: &CamSpec,
+    placement: Placement,
+) -> Result<Explanation, CamError> {
+    let logits = &pass.logits;
+    let class = spec.class.unwrap_or_else(|| network::top_class(logits));
     if class >= logits.len() {
         return Err(CamError::NoSuchClass {
             class,
             classes: logits.len(),
         });
     }
-    let raw = methods::raw_maps(spec.method, &features, weight, bias, class as i64)?;
+    let (weight, bias) = net.classifier();
+    let raw = methods::raw_maps(spec.method, &pass.features, weight, bias, class as i64)?;
     let maps =
         tch::no_grad(|| methods::display_maps(&raw, spec.method, spec.normalization, placement));
     let scores = tch::no_grad(|| raw.mean_dim([1i64, 2].as_slice(), false, Kind::Float));
     Ok(Explanation {
-        probability: network::positive_probability(&logits),
-        logits,
+        probability: network::positive_probability(logits),
+        logits: logits.clone(),
         class,
         raw: to_array3_f32(&raw)?,
         scores: Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu))?,
         maps: to_array3_u8(&maps)?,
     })
+}
+
+/// One forward pass over x[S, 3, H, W] and the CAM of `spec`.
+pub fn explain(
+    net: &dyn GapNetwork,
+    x: &Tensor,
+    spec: &CamSpec,
+    placement: Placement,
+) -> Result<Explanation, CamError> {
+    explain_forward(net, &forward(net, x)?, spec, placement)
+}
+
+fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown error".into())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn to_array3_f32(t: &Tensor) -> Result<Array3<f32>, CamError> {

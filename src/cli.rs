@@ -5,9 +5,13 @@ use clap::{Parser, Subcommand};
 
 use crate::model::device::DeviceChoice;
 
+mod cam;
 mod dataset;
 mod doctor;
+pub mod models;
+mod predict;
 mod synth;
+mod train;
 
 #[derive(Debug, Parser)]
 #[command(name = "kneecam", version, about, long_about = None)]
@@ -31,6 +35,14 @@ pub enum Command {
     },
     /// Generate a synthetic knee-MRI cohort (MRNet layout) with ground-truth lesion masks.
     Synth(synth::SynthArgs),
+    /// CAMs of one exam's series: arrays, a JSON summary, optionally PNGs.
+    Cam(cam::CamArgs),
+    /// Probabilities per exam, task and plane, combined per task, with AUCs.
+    Predict(predict::PredictArgs),
+    /// Train one model (task × plane) and enter it in a models folder's manifest.
+    Train(train::TrainArgs),
+    /// Fit each task's combination of the three plane probabilities on the valid split.
+    FitCombiner(train::FitCombinerArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -38,6 +50,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor => doctor::run(cli.device),
         Command::Dataset { command } => dataset::run(command),
         Command::Synth(args) => synth::run(args),
+        Command::Cam(args) => cam::run(args, cli.device),
+        Command::Predict(args) => predict::run(args, cli.device),
+        Command::Train(args) => train::run(args, cli.device),
+        Command::FitCombiner(args) => train::fit_combiner(args, cli.device),
     }
 }
 
@@ -49,4 +65,22 @@ pub fn progress_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// An error in what the user gave (a file, a flag): exit code 2, where internal failures give 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct BadInput(pub anyhow::Error);
+
+pub fn bad_input(err: impl Into<anyhow::Error>) -> anyhow::Error {
+    BadInput(err.into()).into()
+}
+
+/// The exit code for an error: 2 for bad input, 1 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> std::process::ExitCode {
+    if err.chain().any(|e| e.is::<BadInput>()) {
+        std::process::ExitCode::from(2)
+    } else {
+        std::process::ExitCode::FAILURE
+    }
 }

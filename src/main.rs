@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("kneecam: {err:#}");
-            std::process::ExitCode::FAILURE
+            kneecam::cli::exit_code(&err)
         }
     }
 }

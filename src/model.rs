@@ -1,9 +1,13 @@
 //! Networks, weights, manifests and the device they run on.
+pub mod combine;
 pub mod device;
 pub mod libtorch;
 pub mod manifest;
+pub mod metrics;
 pub mod mrnet;
 pub mod network;
 pub mod preprocess;
 pub mod script;
+pub mod tiny;
+pub mod train;
 pub mod weights;

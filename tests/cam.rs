@@ -336,3 +336,30 @@ fn winning_slices_are_one_hot_per_channel() {
         .iter()
         .all(|&v| v == 1.0));
 }
+
+#[test]
+fn a_series_too_small_for_the_network_is_an_error_not_a_crash() {
+    let f = fixture();
+    let tiny_volume = Array3::<u8>::zeros((2, 20, 20));
+    let x = Preprocess::Raw.input(&tiny_volume, Device::Cpu);
+    let spec = CamSpec {
+        method: Method::GradCam,
+        class: None,
+        normalization: Normalization::Exam,
+    };
+    let placement = Placement {
+        window: (0, 0, 20, 20),
+        slice: (20, 20),
+    };
+    let err = explain(&f.net, &x, &spec, placement).expect_err("20 px is below AlexNet's minimum");
+    assert!(
+        err.to_string()
+            .contains("the network refused the input of shape [2, 3, 20, 20]"),
+        "{err}"
+    );
+    // Grad mode survived the panic: Grad-CAM still works on a proper series.
+    assert!(run(&f, Method::GradCam, Normalization::Exam)
+        .raw
+        .iter()
+        .any(|&v| v != 0.0));
+}

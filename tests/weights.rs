@@ -621,8 +621,14 @@ fn manifest_entries_load_into_networks_after_their_sha256_is_checked() {
 
     let mut tiny = m.model(Task::Acl, Plane::Sagittal).expect("entry").clone();
     tiny.arch = Arch::Tiny;
-    let err = manifest::load_network(dir.path(), &tiny, Device::Cpu).expect_err("tiny");
-    assert!(err.to_string().contains("not supported yet"), "{err}");
+    let err =
+        manifest::load_network(dir.path(), &tiny, Device::Cpu).expect_err("MRNet weights as tiny");
+    assert!(err.to_string().contains("features.0.weight"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("pretrained_model.features.0.weight"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@ use super::mrnet::Mrnet;
 use super::network::Network;
 use super::preprocess::Preprocess;
 use super::script::{ScriptError, ScriptNet};
+use super::tiny::Tiny;
 use super::weights::{self, WeightsError};
 use crate::data::{Plane, Task};
 
@@ -484,8 +485,6 @@ pub enum ModelError {
         path.display()
     )]
     NoClassifier { path: PathBuf },
-    #[error("{}: arch = \"{arch}\" is not supported yet", path.display())]
-    Unsupported { path: PathBuf, arch: Arch },
     #[error(
         "{}: arch = \"torchscript\" needs the manifest's classifier = \"<parameter name>\"",
         path.display()
@@ -505,6 +504,19 @@ fn probe_side(preprocess: Preprocess) -> i64 {
     }
 }
 
+/// A state dict whose classifier has the entry's number of outputs.
+fn read_checked_state(path: &Path, classes: i64) -> Result<weights::StateDict, ModelError> {
+    let state = weights::read_state_dict(path)?;
+    match state.classes() {
+        Some(found) if found != classes => Err(ModelError::ClassesMismatch {
+            path: path.to_path_buf(),
+            expected: classes,
+            found,
+        }),
+        _ => Ok(state),
+    }
+}
+
 /// Builds the network of a manifest entry on `device`, after checking the file's sha256.
 pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Network, ModelError> {
     let path = entry.path(dir);
@@ -521,20 +533,16 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
     }
     match entry.arch {
         Arch::Mrnet => {
-            let state = weights::read_state_dict(&path)?;
-            match state.classes() {
-                Some(found) if found != entry.classes => {
-                    return Err(ModelError::ClassesMismatch {
-                        path,
-                        expected: entry.classes,
-                        found,
-                    })
-                }
-                _ => {}
-            }
+            let state = read_checked_state(&path, entry.classes)?;
             let mut net = Mrnet::new(device, entry.classes);
             state.copy_into(&mut net.vs)?;
             Ok(Network::Mrnet(net))
+        }
+        Arch::Tiny => {
+            let state = read_checked_state(&path, entry.classes)?;
+            let mut net = Tiny::new(device, entry.classes);
+            state.copy_into(&mut net.vs)?;
+            Ok(Network::Tiny(net))
         }
         Arch::Torchscript => {
             let Some(classifier) = entry.classifier.as_deref() else {
@@ -551,10 +559,6 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
             net.check(probe_side(entry.preprocess))?;
             Ok(Network::Script(net))
         }
-        Arch::Tiny => Err(ModelError::Unsupported {
-            path,
-            arch: entry.arch,
-        }),
     }
 }
 

@@ -5,6 +5,7 @@ use tch::{Kind, Tensor};
 
 use super::mrnet::Mrnet;
 use super::script::ScriptNet;
+use super::tiny::Tiny;
 
 /// The feature extractor and classifier of one model, on its device.
 pub trait GapNetwork: std::fmt::Debug {
@@ -46,6 +47,8 @@ pub fn top_class(logits: &[f32]) -> usize {
 #[derive(Debug)]
 pub enum Network {
     Mrnet(Mrnet),
+    /// kneecam's small CNN (`arch = "tiny"`).
+    Tiny(Tiny),
     /// A TorchScript module named by an explicit manifest entry (`arch = "torchscript"`).
     Script(ScriptNet),
 }
@@ -54,6 +57,7 @@ impl GapNetwork for Network {
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
         match self {
             Network::Mrnet(net) => net.features(x),
+            Network::Tiny(net) => net.features(x),
             Network::Script(net) => net.features(x),
         }
     }
@@ -61,6 +65,7 @@ impl GapNetwork for Network {
     fn classifier(&self) -> (&Tensor, &Tensor) {
         match self {
             Network::Mrnet(net) => net.classifier(),
+            Network::Tiny(net) => net.classifier(),
             Network::Script(net) => net.classifier(),
         }
     }

@@ -1,0 +1,223 @@
+//! `kneecam cam`: CAMs of one exam's series, written as arrays, a JSON summary and (optionally)
+//! the reference code's PNG layout.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cam::colormap::{blend_reference, Colormap};
+use crate::cam::{self, CamSpec, Method, Normalization, Placement};
+use crate::cli::{bad_input, models::LoadedModel, BadInput};
+use crate::data::npy;
+use crate::model::device::{self, DeviceChoice};
+
+#[derive(Debug, clap::Args)]
+pub struct CamArgs {
+    /// A weights file, or MODELS_DIR:task:plane (a models folder with manifest.toml).
+    #[arg(long)]
+    pub model: String,
+    /// The exam's series: a uint8 (S, H, W) .npy file.
+    #[arg(long)]
+    pub exam: PathBuf,
+    #[arg(long, default_value = "cam")]
+    pub method: Method,
+    /// The class to explain [default: the top predicted class].
+    #[arg(long)]
+    pub class: Option<usize>,
+    #[arg(long, default_value = "exam")]
+    pub normalize: Normalization,
+    /// Output folder (new or empty, or --force).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write slices/{i}.png and cams/{i}.png (heatmap·0.3 + slice·0.5, as the reference code).
+    #[arg(long)]
+    pub png: bool,
+    #[arg(long, default_value = "jet")]
+    pub colormap: Colormap,
+    /// Write into a non-empty --out folder, replacing files of the same names.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary<'a> {
+    model: String,
+    model_sha256: &'a str,
+    exam: String,
+    device: String,
+    preprocess: &'static str,
+    method: &'static str,
+    normalization: &'static str,
+    logits: &'a [f32],
+    probability: f32,
+    class: usize,
+    slice_scores: &'a [f32],
+    bias: f32,
+    timings_ms: Timings,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Timings {
+    load_model: f64,
+    load_exam: f64,
+    forward: f64,
+    cam: f64,
+    write: f64,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
+    let device = device_choice.resolve().map_err(bad_input)?;
+    prepare_out(&args.out, args.force)?;
+    let mut timings = Timings::default();
+
+    let t = Instant::now();
+    let model = LoadedModel::open(&args.model, device)?;
+    timings.load_model = ms(t);
+
+    let t = Instant::now();
+    let volume = npy::read_volume(&args.exam).map_err(bad_input)?;
+    timings.load_exam = ms(t);
+
+    let t = Instant::now();
+    let x = model.preprocess.input(&volume.data, device);
+    let pass =
+        cam::forward(&model.network, &x).with_context(|| format!("running {}", model.label))?;
+    timings.forward = ms(t);
+
+    let t = Instant::now();
+    let spec = CamSpec {
+        method: args.method,
+        class: args.class,
+        normalization: args.normalize,
+    };
+    let (_, h, w) = volume.data.dim();
+    let placement = Placement {
+        window: model.preprocess.window(h, w),
+        slice: (h, w),
+    };
+    let explanation =
+        cam::explain_forward(&model.network, &pass, &spec, placement).map_err(|e| match e {
+            cam::CamError::NoSuchClass { .. } => bad_input(e),
+            other => anyhow::Error::new(other),
+        })?;
+    timings.cam = ms(t);
+
+    let t = Instant::now();
+    write_arrays(&args.out, &explanation)?;
+    if args.png {
+        write_pngs(&args.out, &volume.data, &explanation.maps, args.colormap)?;
+    }
+    timings.write = ms(t);
+    let summary = Summary {
+        model: model.label.clone(),
+        model_sha256: &model.sha256,
+        exam: args.exam.display().to_string(),
+        device: device::describe(device),
+        preprocess: model.preprocess.name(),
+        method: args.method.name(),
+        normalization: args.normalize.name(),
+        logits: &explanation.logits,
+        probability: explanation.probability,
+        class: explanation.class,
+        slice_scores: &explanation.scores,
+        bias: model.bias(explanation.class),
+        timings_ms: timings,
+    };
+    let json = serde_json::to_string_pretty(&summary)?;
+    let summary_path = args.out.join("summary.json");
+    crate::fsutil::atomic_write(&summary_path, |w| {
+        std::io::Write::write_all(w, json.as_bytes())
+    })
+    .with_context(|| format!("writing {}", summary_path.display()))?;
+    if let Some(note) = &volume.note {
+        eprintln!("note: {}: {note}", args.exam.display());
+    }
+    println!(
+        "P(positive) {:.4}, class {} ({}), {} slices; wrote {}",
+        explanation.probability,
+        explanation.class,
+        args.method,
+        explanation.scores.len(),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A new or empty folder, or any folder with --force; never a file.
+pub fn prepare_out(out: &Path, force: bool) -> anyhow::Result<()> {
+    match std::fs::read_dir(out) {
+        Ok(entries) => {
+            let occupied = entries.count() > 0;
+            if occupied && !force {
+                return Err(bad_input(anyhow::anyhow!(
+                    "{} is not empty: choose another --out, or --force to replace files in it",
+                    out.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))
+        }
+        Err(e) => {
+            Err(BadInput(anyhow::Error::new(e).context(format!("--out {}", out.display()))).into())
+        }
+    }
+}
+
+fn write_arrays(out: &Path, explanation: &cam::Explanation) -> anyhow::Result<()> {
+    let raw_path = out.join("cam.npy");
+    npy::write_f32_volume(&raw_path, &explanation.raw)
+        .with_context(|| format!("writing {}", raw_path.display()))?;
+    let maps_path = out.join("cam_u8.npy");
+    npy::write_u8_volume(&maps_path, &explanation.maps)
+        .with_context(|| format!("writing {}", maps_path.display()))
+}
+
+fn write_pngs(
+    out: &Path,
+    volume: &ndarray::Array3<u8>,
+    maps: &ndarray::Array3<u8>,
+    colormap: Colormap,
+) -> anyhow::Result<()> {
+    let (slices, h, w) = volume.dim();
+    for dir in ["slices", "cams"] {
+        std::fs::create_dir_all(out.join(dir))
+            .with_context(|| format!("creating {}", out.join(dir).display()))?;
+    }
+    for s in 0..slices {
+        let gray = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
+            image::Luma([volume[[s, y as usize, x as usize]]])
+        });
+        let overlay = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let (r, c) = (y as usize, x as usize);
+            image::Rgb(blend_reference(
+                volume[[s, r, c]],
+                colormap.rgb(maps[[s, r, c]]),
+            ))
+        });
+        save_png(
+            &out.join("slices").join(format!("{s}.png")),
+            &image::DynamicImage::ImageLuma8(gray),
+        )?;
+        save_png(
+            &out.join("cams").join(format!("{s}.png")),
+            &image::DynamicImage::ImageRgb8(overlay),
+        )?;
+    }
+    Ok(())
+}
+
+/// Encodes in memory, then writes atomically.
+pub fn save_png(path: &Path, picture: &image::DynamicImage) -> anyhow::Result<()> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    picture.write_to(&mut bytes, image::ImageFormat::Png)?;
+    crate::fsutil::atomic_write(path, |w| std::io::Write::write_all(w, bytes.get_ref()))
+        .with_context(|| format!("writing {}", path.display()))
+}

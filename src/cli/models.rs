@@ -1,0 +1,104 @@
+//! `--model` for the headless commands: a weights file, or `MODELS_DIR:task:plane`.
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::cli::bad_input;
+use crate::data::{Plane, Task};
+use crate::model::manifest::{self, Manifest};
+use crate::model::network::{GapNetwork, Network};
+use crate::model::preprocess::Preprocess;
+
+/// A model ready on its device, with what the outputs need to say about it.
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub network: Network,
+    pub preprocess: Preprocess,
+    /// How the user named it (file, or folder:task:plane).
+    pub label: String,
+    pub sha256: String,
+}
+
+impl LoadedModel {
+    pub fn open(spec: &str, device: tch::Device) -> anyhow::Result<Self> {
+        match parse_spec(spec)? {
+            ModelSpec::File(path) => Self::from_file(&path, device),
+            ModelSpec::Entry { dir, task, plane } => Self::from_manifest(&dir, task, plane, device),
+        }
+    }
+
+    /// A bare weights file: an MRNet state dict, outputs from its classifier, raw preprocessing.
+    pub fn from_file(path: &Path, device: tch::Device) -> anyhow::Result<Self> {
+        let (network, entry) = manifest::load_weights_file(path, device).map_err(bad_input)?;
+        Ok(LoadedModel {
+            network,
+            preprocess: entry.preprocess,
+            label: path.display().to_string(),
+            sha256: entry.sha256,
+        })
+    }
+
+    pub fn from_manifest(
+        dir: &Path,
+        task: Task,
+        plane: Plane,
+        device: tch::Device,
+    ) -> anyhow::Result<Self> {
+        let manifest = Manifest::load(dir).map_err(bad_input)?;
+        let entry = manifest.model(task, plane).ok_or_else(|| {
+            bad_input(anyhow::anyhow!(
+                "{}: manifest.toml has no model for {task}-{plane}",
+                dir.display()
+            ))
+        })?;
+        let network = manifest::load_network(dir, entry, device).map_err(bad_input)?;
+        Ok(LoadedModel {
+            network,
+            preprocess: entry.preprocess,
+            label: format!("{}:{task}:{plane}", dir.display()),
+            sha256: entry.sha256.clone(),
+        })
+    }
+
+    /// P(positive) for one series.
+    pub fn probability(&self, volume: &ndarray::Array3<u8>) -> anyhow::Result<f32> {
+        let device = self.network.classifier().0.device();
+        let x = self.preprocess.input(volume, device);
+        let pass = crate::cam::forward(&self.network, &x)
+            .with_context(|| format!("running {}", self.label))?;
+        Ok(crate::model::network::positive_probability(&pass.logits))
+    }
+
+    pub fn bias(&self, class: usize) -> f32 {
+        let (_, bias) = self.network.classifier();
+        bias.f_double_value(&[class as i64]).unwrap_or(f64::NAN) as f32
+    }
+}
+
+enum ModelSpec {
+    File(PathBuf),
+    Entry {
+        dir: PathBuf,
+        task: Task,
+        plane: Plane,
+    },
+}
+
+fn parse_spec(spec: &str) -> anyhow::Result<ModelSpec> {
+    let as_path = PathBuf::from(spec);
+    if as_path.is_file() {
+        return Ok(ModelSpec::File(as_path));
+    }
+    let mut parts = spec.rsplitn(3, ':');
+    let (plane, task, dir) = (parts.next(), parts.next(), parts.next());
+    match (dir, task, plane) {
+        (Some(dir), Some(task), Some(plane)) => Ok(ModelSpec::Entry {
+            dir: PathBuf::from(dir),
+            task: task.parse().map_err(bad_input)?,
+            plane: plane.parse().map_err(bad_input)?,
+        }),
+        _ => Err(bad_input(anyhow::anyhow!(
+            "--model {spec}: no such file; expected a weights file or MODELS_DIR:task:plane (e.g. models/demo:acl:sagittal)"
+        ))),
+    }
+}

@@ -1,0 +1,231 @@
+//! `kneecam predict`: per exam and task, the three plane probabilities, their combination and
+//! the label, as CSV; then AUCs per task and plane and for the combination.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::cam;
+use crate::cli::{bad_input, models::LoadedModel};
+use crate::data::dataset::{Dataset, Exam};
+use crate::data::{Plane, Split, Task};
+use crate::model::device::DeviceChoice;
+use crate::model::manifest::Manifest;
+use crate::model::metrics::auc;
+use crate::model::network::positive_probability;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitChoice {
+    Valid,
+    Train,
+    All,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PredictArgs {
+    /// The dataset folder (MRNet layout or a flat folder).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The models folder (weights + manifest.toml).
+    #[arg(long)]
+    pub models: PathBuf,
+    #[arg(long, value_enum, default_value = "valid")]
+    pub split: SplitChoice,
+    /// The CSV to write (replaced only with --force).
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Probabilities of one exam: [task][plane].
+type Probabilities = [[Option<f32>; 3]; 3];
+
+/// One exam's outcome: plane probabilities, the combination per task, the labels per task.
+struct Record {
+    planes: Probabilities,
+    combined: [Option<f32>; 3],
+    labels: [Option<bool>; 3],
+}
+
+pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
+    let device = device_choice.resolve().map_err(bad_input)?;
+    if args.out.exists() && !args.force {
+        return Err(bad_input(anyhow::anyhow!(
+            "{} exists: choose another --out, or --force to replace it",
+            args.out.display()
+        )));
+    }
+    let manifest = Manifest::load(&args.models).map_err(bad_input)?;
+    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let exams: Vec<&Exam> = dataset
+        .exams()
+        .iter()
+        .filter(|e| in_split(e.split, args.split))
+        .collect();
+    if exams.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "{}: no exams in the {:?} split",
+            args.data.display(),
+            args.split
+        )));
+    }
+    let models = load_models(&args.models, device)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // A second Ctrl-C handler cannot be installed in one process; then Ctrl-C simply kills.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+
+    let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
+    let mut records: Vec<Record> = Vec::new();
+    // Written through a temporary file renamed into place at the end (also after Ctrl-C), so
+    // the CSV is never seen half-written.
+    crate::fsutil::atomic_write(&args.out, |w| {
+        writeln!(
+            w,
+            "exam,split,task,label,p_axial,p_coronal,p_sagittal,p_combined"
+        )?;
+        for exam in &exams {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let probabilities = predict_exam(exam, &models).map_err(std::io::Error::other)?;
+            let combined = Task::ALL.map(|t| {
+                manifest
+                    .combiner(t)
+                    .and_then(|c| c.combine(probabilities[t.index()]))
+            });
+            for task in Task::ALL {
+                let cell = |p: Option<f32>| p.map_or(String::new(), |p| format!("{p:.6}"));
+                let label = exam
+                    .labels
+                    .get(task)
+                    .map_or(String::new(), |l| u8::from(l).to_string());
+                let [a, c, s] = probabilities[task.index()].map(cell);
+                writeln!(
+                    w,
+                    "{},{},{task},{label},{a},{c},{s},{}",
+                    exam.name(),
+                    exam.split,
+                    cell(combined[task.index()])
+                )?;
+            }
+            records.push(Record {
+                planes: probabilities,
+                combined,
+                labels: Task::ALL.map(|t| exam.labels.get(t)),
+            });
+            bar.inc(1);
+        }
+        Ok(())
+    })
+    .with_context(|| format!("writing {}", args.out.display()))?;
+    bar.finish_and_clear();
+    if stop.load(Ordering::SeqCst) {
+        eprintln!("interrupted: kept the {} exams done so far", records.len());
+    }
+    print_aucs(&records);
+    println!("wrote {} ({} exams)", args.out.display(), records.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn in_split(split: Split, choice: SplitChoice) -> bool {
+    match choice {
+        SplitChoice::All => true,
+        SplitChoice::Valid => split == Split::Valid || split == Split::Flat,
+        SplitChoice::Train => split == Split::Train || split == Split::Flat,
+    }
+}
+
+fn load_models(
+    dir: &Path,
+    device: tch::Device,
+) -> anyhow::Result<BTreeMap<(Task, Plane), LoadedModel>> {
+    let mut models = BTreeMap::new();
+    let manifest = Manifest::load(dir).map_err(bad_input)?;
+    for task in Task::ALL {
+        for plane in Plane::ALL {
+            if manifest.model(task, plane).is_some() {
+                models.insert(
+                    (task, plane),
+                    LoadedModel::from_manifest(dir, task, plane, device)?,
+                );
+            }
+        }
+    }
+    if models.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "{}: manifest.toml lists no models",
+            dir.display()
+        )));
+    }
+    Ok(models)
+}
+
+/// Each plane's series is read once and run through every task's model for that plane.
+fn predict_exam(
+    exam: &Exam,
+    models: &BTreeMap<(Task, Plane), LoadedModel>,
+) -> anyhow::Result<Probabilities> {
+    let mut probabilities: Probabilities = [[None; 3]; 3];
+    for plane in Plane::ALL {
+        let tasks: Vec<Task> = Task::ALL
+            .into_iter()
+            .filter(|t| models.contains_key(&(*t, plane)))
+            .collect();
+        if tasks.is_empty() || exam.path(plane).is_none() {
+            continue;
+        }
+        let volume = match exam.load(plane) {
+            Ok(volume) => volume,
+            Err(err) => {
+                tracing::warn!("{err}");
+                eprintln!("warning: {err}");
+                continue;
+            }
+        };
+        for task in tasks {
+            let model = &models[&(task, plane)];
+            let x = model.preprocess.input(&volume.data, device_of(model));
+            let pass = cam::forward(&model.network, &x)
+                .with_context(|| format!("{}: {}", exam.name(), model.label))?;
+            probabilities[task.index()][plane.index()] = Some(positive_probability(&pass.logits));
+        }
+    }
+    Ok(probabilities)
+}
+
+fn device_of(model: &LoadedModel) -> tch::Device {
+    use crate::model::network::GapNetwork;
+    model.network.classifier().0.device()
+}
+
+fn print_aucs(records: &[Record]) {
+    println!(
+        "{:<9} {:>7} {:>7} {:>8} {:>9}",
+        "AUC", "axial", "coronal", "sagittal", "combined"
+    );
+    for task in Task::ALL {
+        let column = |pick: &dyn Fn(&Record) -> Option<f32>| {
+            let (scores, labels): (Vec<f64>, Vec<bool>) = records
+                .iter()
+                .filter_map(|r| Some((f64::from(pick(r)?), r.labels[task.index()]?)))
+                .unzip();
+            auc(&scores, &labels).map_or("-".to_string(), |a| format!("{a:.3}"))
+        };
+        let planes = Plane::ALL.map(|plane| column(&|r| r.planes[task.index()][plane.index()]));
+        let combined = column(&|r| r.combined[task.index()]);
+        println!(
+            "{:<9} {:>7} {:>7} {:>8} {:>9}",
+            task.name(),
+            planes[0],
+            planes[1],
+            planes[2],
+            combined
+        );
+    }
+}

@@ -1,0 +1,301 @@
+//! `kneecam train` and `kneecam fit-combiner`.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+
+use crate::cli::bad_input;
+use crate::data::dataset::Dataset;
+use crate::data::{Plane, Split, Task};
+use crate::model::combine::fit_logistic;
+use crate::model::device::{self, DeviceChoice};
+use crate::model::manifest::{sha256_file, Arch, Combiner, Manifest, ModelEntry};
+use crate::model::mrnet::Mrnet;
+use crate::model::preprocess::Preprocess;
+use crate::model::tiny::Tiny;
+use crate::model::train::{samples, train, Sample, TrainConfig};
+use crate::model::weights;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArchChoice {
+    Tiny,
+    Mrnet,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The dataset folder (MRNet layout: trains on train, validates on valid).
+    #[arg(long)]
+    pub data: PathBuf,
+    #[arg(long)]
+    pub task: Task,
+    #[arg(long)]
+    pub plane: Plane,
+    #[arg(long, value_enum, default_value = "tiny")]
+    pub arch: ArchChoice,
+    #[arg(long, default_value_t = 12)]
+    pub epochs: usize,
+    /// Learning rate [default: 1e-3 for tiny, 1e-5 for mrnet, as the reference code].
+    #[arg(long)]
+    pub lr: Option<f64>,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Stop after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = 5)]
+    pub patience: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Start an MRNet from these weights (e.g. ImageNet AlexNet features you have).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Train without augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// The models folder: weights go to {task}-{plane}.safetensors, the entry into manifest.toml.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
+    let device = device_choice.resolve().map_err(bad_input)?;
+    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let train_set = samples(&dataset, Split::Train, args.task, args.plane);
+    let valid_set = samples(&dataset, Split::Valid, args.task, args.plane);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let file = format!("{}-{}.safetensors", args.task, args.plane);
+    let best_path = args.out.join(&file);
+    let config = TrainConfig {
+        task: args.task,
+        plane: args.plane,
+        epochs: args.epochs,
+        lr: args.lr.unwrap_or(if args.arch == ArchChoice::Tiny {
+            1e-3
+        } else {
+            1e-5
+        }),
+        weight_decay: args.weight_decay,
+        patience: args.patience,
+        lr_patience: 3,
+        seed: args.seed,
+        augment: !args.no_augment,
+        device,
+    };
+    tch::manual_seed(args.seed as i64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    println!(
+        "training {} {}-{} on {} ({} train, {} valid exams)",
+        args.arch.name(),
+        args.task,
+        args.plane,
+        device::describe(device),
+        train_set.len(),
+        valid_set.len()
+    );
+    let bar = crate::cli::progress_bar(train_set.len() as u64, "exams");
+    let on_step = |step: usize, loss: f64| {
+        bar.set_position(step as u64);
+        bar.set_message(format!("loss {loss:.3}"));
+    };
+    let on_epoch = |e: &crate::model::train::EpochReport| {
+        bar.suspend(|| {
+            let auc = e.valid_auc.map_or("-".into(), |a| format!("{a:.3}"));
+            let mark = if e.improved { " *" } else { "" };
+            println!(
+                "epoch {:>3}  train loss {:.4}  valid loss {:.4}  valid AUC {auc}  lr {:.1e}{mark}",
+                e.epoch, e.train_loss, e.valid_loss, e.lr
+            );
+        });
+    };
+    let report = match args.arch {
+        ArchChoice::Tiny => {
+            let net = Tiny::new(device, 2);
+            train(
+                &net, &net.vs, &train_set, &valid_set, &config, &best_path, &stop, on_step,
+                on_epoch,
+            )
+        }
+        ArchChoice::Mrnet => {
+            let mut net = Mrnet::new(device, 2);
+            if let Some(init) = &args.init {
+                weights::load_state_dict(&mut net.vs, init).map_err(bad_input)?;
+            }
+            train(
+                &net, &net.vs, &train_set, &valid_set, &config, &best_path, &stop, on_step,
+                on_epoch,
+            )
+        }
+    }
+    .map_err(|e| match e {
+        crate::model::train::TrainError::NoData(_)
+        | crate::model::train::TrainError::Exam { .. } => bad_input(e),
+        other => anyhow::Error::new(other),
+    })?;
+    bar.finish_and_clear();
+    let Some(best_epoch) = report.best_epoch else {
+        println!("stopped before the first epoch ended: nothing saved");
+        return Ok(ExitCode::FAILURE);
+    };
+    let mut entry = ModelEntry::new(
+        &file,
+        if args.arch == ArchChoice::Tiny {
+            Arch::Tiny
+        } else {
+            Arch::Mrnet
+        },
+        2,
+        Preprocess::Raw,
+        sha256_file(&best_path).with_context(|| format!("hashing {}", best_path.display()))?,
+    );
+    entry.auc = report.best_auc;
+    entry.epochs = Some(best_epoch as u32);
+    entry.seed = Some(args.seed);
+    entry.data_fingerprint = Some(fingerprint(&train_set, &valid_set));
+    entry.trained_with = Some(format!(
+        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --seed {}",
+        env!("CARGO_PKG_VERSION"),
+        args.task,
+        args.plane,
+        args.arch.name(),
+        args.epochs,
+        config.lr,
+        args.seed
+    ));
+    let mut manifest = load_or_new(&args.out)?;
+    manifest.set_model(args.task, args.plane, entry);
+    manifest
+        .save(&args.out)
+        .with_context(|| format!("writing {}", args.out.join("manifest.toml").display()))?;
+    let auc = report.best_auc.map_or("-".into(), |a| format!("{a:.3}"));
+    let how = if report.interrupted {
+        " (interrupted)"
+    } else if report.stopped_early {
+        " (stopped early)"
+    } else {
+        ""
+    };
+    println!(
+        "best epoch {best_epoch}, valid AUC {auc}{how}: {}",
+        best_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+impl ArchChoice {
+    fn name(self) -> &'static str {
+        match self {
+            ArchChoice::Tiny => "tiny",
+            ArchChoice::Mrnet => "mrnet",
+        }
+    }
+}
+
+fn load_or_new(dir: &Path) -> anyhow::Result<Manifest> {
+    if dir.join("manifest.toml").exists() {
+        Manifest::load(dir).map_err(bad_input)
+    } else {
+        Ok(Manifest::new())
+    }
+}
+
+/// sha256 over the training and validation files' names, sizes and labels.
+fn fingerprint(train_set: &[Sample], valid_set: &[Sample]) -> String {
+    let mut hasher = Sha256::new();
+    for (split, set) in [("train", train_set), ("valid", valid_set)] {
+        for sample in set {
+            let size = std::fs::metadata(&sample.path)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let name = sample
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            hasher.update(format!(
+                "{split},{name},{size},{}\n",
+                u8::from(sample.label)
+            ));
+        }
+    }
+    format!("sha256:{:x}", hasher.finalize())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FitCombinerArgs {
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The models folder whose manifest receives the combiners.
+    #[arg(long)]
+    pub models: PathBuf,
+}
+
+/// Per task, a logistic regression over the three plane probabilities on the valid split.
+pub fn fit_combiner(
+    args: FitCombinerArgs,
+    device_choice: DeviceChoice,
+) -> anyhow::Result<ExitCode> {
+    let device = device_choice.resolve().map_err(bad_input)?;
+    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let mut manifest = Manifest::load(&args.models).map_err(bad_input)?;
+    for task in Task::ALL {
+        let mut rows = Vec::new();
+        let models: Vec<_> = Plane::ALL
+            .iter()
+            .map(|&plane| {
+                crate::cli::models::LoadedModel::from_manifest(&args.models, task, plane, device)
+                    .ok()
+            })
+            .collect();
+        if models.iter().any(Option::is_none) {
+            println!("{task:<9} skipped: not all three planes have a model");
+            continue;
+        }
+        for exam in dataset.exams().iter().filter(|e| e.split == Split::Valid) {
+            let Some(label) = exam.labels.get(task) else {
+                continue;
+            };
+            let mut features = [0.0f64; 3];
+            let mut complete = true;
+            for (plane, model) in Plane::ALL.iter().zip(models.iter().flatten()) {
+                match exam.load(*plane) {
+                    Ok(volume) => {
+                        features[plane.index()] = f64::from(model.probability(&volume.data)?)
+                    }
+                    Err(_) => complete = false,
+                }
+            }
+            if complete {
+                rows.push((features, label));
+            }
+        }
+        let positives = rows.iter().filter(|r| r.1).count();
+        if positives == 0 || positives == rows.len() {
+            println!(
+                "{task:<9} skipped: the valid split needs positive and negative exams ({} rows)",
+                rows.len()
+            );
+            continue;
+        }
+        let [axial, coronal, sagittal, intercept] = fit_logistic(&rows);
+        let combiner = Combiner {
+            axial,
+            coronal,
+            sagittal,
+            intercept,
+        };
+        println!(
+            "{task:<9} {axial:>8.3} {coronal:>8.3} {sagittal:>8.3} {intercept:>9.3}  ({} exams)",
+            rows.len()
+        );
+        manifest.set_combiner(task, combiner);
+    }
+    manifest
+        .save(&args.models)
+        .with_context(|| format!("writing {}", args.models.join("manifest.toml").display()))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,90 @@
+//! `tiny`: a small GAP CNN with MRNet's slice-max-pool head, fast enough to train on phantom
+//! data on 2 CPU cores in minutes. Its 16×16 feature maps (for 256 px slices) give finer CAMs
+//! than AlexNet's 7×7.
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+use super::network::GapNetwork;
+
+pub const FEATURE_CHANNELS: i64 = 64;
+
+#[derive(Debug)]
+pub struct Tiny {
+    pub vs: nn::VarStore,
+    convs: Vec<nn::Conv2D>,
+    weight: Tensor,
+    bias: Tensor,
+}
+
+/// (in, out, kernel, stride, padding) of each conv, and whether a 2×2 max-pool follows it.
+const CONVS: [(i64, i64, i64, i64, i64, bool); 4] = [
+    (1, 16, 7, 4, 3, true),
+    (16, 32, 3, 1, 1, true),
+    (32, 64, 3, 1, 1, false),
+    (64, 64, 3, 1, 1, false),
+];
+
+impl Tiny {
+    pub fn new(device: Device, classes: i64) -> Self {
+        let vs = nn::VarStore::new(device);
+        let features = vs.root() / "features";
+        let convs = CONVS
+            .iter()
+            .enumerate()
+            .map(|(i, &(c_in, c_out, kernel, stride, padding, _))| {
+                let config = nn::ConvConfig {
+                    stride,
+                    padding,
+                    ..Default::default()
+                };
+                nn::conv2d(&features / i.to_string(), c_in, c_out, kernel, config)
+            })
+            .collect();
+        // Named like MRNet's (sic) so that one state-dict reader serves both.
+        let linear = nn::linear(
+            vs.root() / super::mrnet::CLASSIFIER,
+            FEATURE_CHANNELS,
+            classes,
+            Default::default(),
+        );
+        Tiny {
+            weight: linear.ws,
+            bias: linear
+                .bs
+                .unwrap_or_else(|| Tensor::zeros([classes], (Kind::Float, device))),
+            vs,
+            convs,
+        }
+    }
+}
+
+impl GapNetwork for Tiny {
+    fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
+        // The three input channels are copies of one MR slice: average them, scale to ~0..1.
+        let mut h = x.f_mean_dim([1i64].as_slice(), true, Kind::Float)? / 255.0;
+        for (conv, &(.., pooled)) in self.convs.iter().zip(CONVS.iter()) {
+            h = conv.forward(&h).relu();
+            if pooled {
+                h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            }
+        }
+        Ok(h)
+    }
+
+    fn classifier(&self) -> (&Tensor, &Tensor) {
+        (&self.weight, &self.bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_256_pixel_slice_gives_16_by_16_feature_maps() {
+        let net = Tiny::new(Device::Cpu, 2);
+        let x = Tensor::zeros([2, 3, 256, 256], (Kind::Float, Device::Cpu));
+        let a = tch::no_grad(|| net.features(&x)).expect("forward");
+        assert_eq!(a.size(), vec![2, 64, 16, 16]);
+    }
+}

@@ -1,0 +1,286 @@
+//! Training one model (task × plane) the way the reference script does: one exam per step,
+//! BCE with logits weighted by neg/pos, Adam with weight decay, learning rate cut on plateau,
+//! early stopping on validation loss, augmentation, the best epoch by validation AUC kept.
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+use crate::data::dataset::{Dataset, Exam};
+use crate::data::phantom::rng::Rng;
+use crate::data::{Plane, Split, Task};
+use crate::model::metrics::auc;
+use crate::model::network::{head, positive_probability, GapNetwork};
+use crate::model::preprocess::Preprocess;
+
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub task: Task,
+    pub plane: Plane,
+    pub epochs: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// Epochs without a better validation loss before stopping.
+    pub patience: usize,
+    /// Epochs without a better validation loss before the learning rate is cut (×0.3).
+    pub lr_patience: usize,
+    pub seed: u64,
+    pub augment: bool,
+    pub device: Device,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub valid_loss: f64,
+    pub valid_auc: Option<f64>,
+    pub lr: f64,
+    pub improved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainReport {
+    pub history: Vec<EpochReport>,
+    pub best_epoch: Option<usize>,
+    pub best_auc: Option<f64>,
+    pub stopped_early: bool,
+    pub interrupted: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    NoData(String),
+    #[error("{path}: {message}")]
+    Exam { path: PathBuf, message: String },
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("saving {path}: {source}")]
+    Save {
+        path: PathBuf,
+        source: tch::TchError,
+    },
+}
+
+/// One labelled series: its file and label.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub path: PathBuf,
+    pub label: bool,
+}
+
+/// The exams of `split` that have a label for `task` and a file for `plane`.
+pub fn samples(dataset: &Dataset, split: Split, task: Task, plane: Plane) -> Vec<Sample> {
+    dataset
+        .exams()
+        .iter()
+        .filter(|e| e.split == split)
+        .filter_map(|e: &Exam| {
+            Some(Sample {
+                path: e.path(plane)?.to_path_buf(),
+                label: e.labels.get(task)?,
+            })
+        })
+        .collect()
+}
+
+/// Trains `net` (whose variables live in `vs`) and saves the best epoch by validation AUC to
+/// `best_path` (safetensors, written to a temporary name and renamed). `stop` ends training
+/// after the current exam; the best model so far stays saved.
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    net: &dyn GapNetwork,
+    vs: &nn::VarStore,
+    train_set: &[Sample],
+    valid_set: &[Sample],
+    config: &TrainConfig,
+    best_path: &Path,
+    stop: &AtomicBool,
+    mut on_step: impl FnMut(usize, f64),
+    mut on_epoch: impl FnMut(&EpochReport),
+) -> Result<TrainReport, TrainError> {
+    let positives = train_set.iter().filter(|s| s.label).count();
+    if positives == 0 || positives == train_set.len() {
+        return Err(TrainError::NoData(format!(
+            "the train split has {positives} positive and {} negative {}-{} exams: need both",
+            train_set.len() - positives,
+            config.task,
+            config.plane
+        )));
+    }
+    if valid_set.is_empty() {
+        return Err(TrainError::NoData(format!(
+            "the valid split has no labelled {}-{} exams",
+            config.task, config.plane
+        )));
+    }
+    let pos_weight = (train_set.len() - positives) as f64 / positives as f64;
+    let mut optimizer = nn::Adam {
+        wd: config.weight_decay,
+        ..Default::default()
+    }
+    .build(vs, config.lr)?;
+    let mut rng = Rng::derive(
+        config.seed,
+        &[config.task.index() as u64, config.plane.index() as u64],
+    );
+    let mut report = TrainReport {
+        history: Vec::new(),
+        best_epoch: None,
+        best_auc: None,
+        stopped_early: false,
+        interrupted: false,
+    };
+    let (mut lr, mut best_loss, mut since_better) = (config.lr, f64::INFINITY, 0usize);
+    for epoch in 1..=config.epochs {
+        let order = shuffled(train_set.len(), &mut rng);
+        let mut loss_sum = 0.0;
+        for (step, &i) in order.iter().enumerate() {
+            if stop.load(Ordering::SeqCst) {
+                report.interrupted = true;
+                return Ok(report);
+            }
+            let sample = &train_set[i];
+            let x = load_input(sample, config.device)?;
+            let x = if config.augment {
+                augment(&x, &mut rng)
+            } else {
+                x
+            };
+            let loss = weighted_loss(&exam_logits(net, &x)?, sample.label, pos_weight);
+            optimizer.backward_step(&loss);
+            let value = loss.double_value(&[]);
+            loss_sum += value;
+            on_step(step + 1, value);
+        }
+        let (valid_loss, valid_auc) = evaluate(net, valid_set, pos_weight, config.device)?;
+        let better_auc = valid_auc.is_some_and(|a| report.best_auc.is_none_or(|b| a > b));
+        if better_auc || report.best_epoch.is_none() {
+            save(vs, best_path)?;
+            report.best_epoch = Some(epoch);
+            report.best_auc = valid_auc;
+        }
+        let epoch_report = EpochReport {
+            epoch,
+            train_loss: loss_sum / train_set.len() as f64,
+            valid_loss,
+            valid_auc,
+            lr,
+            improved: better_auc,
+        };
+        on_epoch(&epoch_report);
+        report.history.push(epoch_report);
+        if valid_loss < best_loss - 1e-4 {
+            (best_loss, since_better) = (valid_loss, 0);
+        } else {
+            since_better += 1;
+            if since_better % config.lr_patience == 0 {
+                lr *= 0.3;
+                optimizer.set_lr(lr);
+            }
+            if since_better >= config.patience {
+                report.stopped_early = true;
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn shuffled(n: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        order.swap(i, rng.int(0, i));
+    }
+    order
+}
+
+fn load_input(sample: &Sample, device: Device) -> Result<Tensor, TrainError> {
+    let volume = crate::data::npy::read_volume(&sample.path).map_err(|e| TrainError::Exam {
+        path: sample.path.clone(),
+        message: e.detail(),
+    })?;
+    Ok(Preprocess::Raw.input(&volume.data, device))
+}
+
+/// The same random rotation (±25°), translation (±11 %) and horizontal flip for every slice.
+pub fn augment(x: &Tensor, rng: &mut Rng) -> Tensor {
+    let angle = rng.range(-25.0, 25.0).to_radians();
+    let (tx, ty) = (rng.range(-0.22, 0.22), rng.range(-0.22, 0.22));
+    let flip = if rng.chance(0.5) { -1.0 } else { 1.0 };
+    let (sin, cos) = (angle.sin(), angle.cos());
+    let theta = Tensor::from_slice(&[
+        (cos * flip) as f32,
+        -sin as f32,
+        tx as f32,
+        (sin * flip) as f32,
+        cos as f32,
+        ty as f32,
+    ])
+    .view([1, 2, 3])
+    .to_device(x.device());
+    let slices = x.size()[0];
+    let theta = theta.expand([slices, 2, 3], false);
+    let grid = Tensor::affine_grid_generator(&theta, x.size(), false);
+    x.grid_sampler_2d(&grid, 0, 0, false)
+}
+
+fn exam_logits(net: &dyn GapNetwork, x: &Tensor) -> Result<Tensor, TrainError> {
+    let features = net.features(x)?;
+    let (weight, bias) = net.classifier();
+    Ok(head(&features, weight, bias))
+}
+
+/// BCE with logits on [1 − y, y] for two outputs (on y for one), positives weighted by neg/pos.
+fn weighted_loss(logits: &Tensor, label: bool, pos_weight: f64) -> Tensor {
+    let y = f32::from(u8::from(label));
+    let k = logits.size()[0];
+    let target = if k >= 2 {
+        Tensor::from_slice(&[1.0 - y, y])
+    } else {
+        Tensor::from_slice(&[y])
+    }
+    .to_device(logits.device());
+    let weight = if label { pos_weight } else { 1.0 };
+    logits.binary_cross_entropy_with_logits::<Tensor>(&target, None, None, tch::Reduction::Mean)
+        * weight
+}
+
+/// Mean validation loss and AUC, without gradients.
+pub fn evaluate(
+    net: &dyn GapNetwork,
+    valid_set: &[Sample],
+    pos_weight: f64,
+    device: Device,
+) -> Result<(f64, Option<f64>), TrainError> {
+    let mut loss_sum = 0.0;
+    let (mut scores, mut labels) = (Vec::new(), Vec::new());
+    for sample in valid_set {
+        let x = load_input(sample, device)?;
+        let logits = tch::no_grad(|| exam_logits(net, &x))?;
+        loss_sum += weighted_loss(&logits, sample.label, pos_weight).double_value(&[]);
+        let values = Vec::<f32>::try_from(logits.to_kind(Kind::Float).to_device(Device::Cpu))?;
+        scores.push(f64::from(positive_probability(&values)));
+        labels.push(sample.label);
+    }
+    Ok((loss_sum / valid_set.len() as f64, auc(&scores, &labels)))
+}
+
+fn save(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}.safetensors", std::process::id()));
+    let saved = vs
+        .save(&tmp)
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from));
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved.map_err(|source| TrainError::Save {
+        path: path.to_path_buf(),
+        source,
+    })
+}

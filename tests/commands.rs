@@ -1,0 +1,133 @@
+//! The headless commands as users run them: real weights files, real exams, the real binary.
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use kneecam::data::npy::{read_header, write_u8_volume};
+use kneecam::model::mrnet::Mrnet;
+use ndarray::Array3;
+use predicates::prelude::*;
+
+fn kneecam(home: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kneecam").expect("binary");
+    cmd.env("KNEECAM_DATA_DIR", home.join("data"))
+        .env("KNEECAM_CACHE_DIR", home.join("cache"));
+    cmd
+}
+
+/// A random-weight MRNet saved as safetensors, and a small exam.
+fn model_and_exam(dir: &Path) -> (PathBuf, PathBuf) {
+    tch::manual_seed(3);
+    let net = Mrnet::new(tch::Device::Cpu, 2);
+    let model = dir.join("mrnet.safetensors");
+    net.vs.save(&model).expect("save weights");
+    let exam = dir.join("0007.npy");
+    let volume = Array3::from_shape_fn((3, 128, 128), |(s, r, c)| {
+        ((r * 2 + c + s * 40) % 256) as u8
+    });
+    write_u8_volume(&exam, &volume).expect("write exam");
+    (model, exam)
+}
+
+#[test]
+fn cam_writes_arrays_summary_and_pngs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (model, exam) = model_and_exam(dir.path());
+    let out = dir.path().join("out");
+    kneecam(dir.path())
+        .args([
+            "cam", "--device", "cpu", "--method", "contrib", "--png", "--model",
+        ])
+        .arg(&model)
+        .arg("--exam")
+        .arg(&exam)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 slices"));
+    assert_eq!(
+        read_header(&out.join("cam.npy")).expect("cam.npy").shape,
+        [3, 3, 3]
+    );
+    assert_eq!(
+        read_header(&out.join("cam_u8.npy"))
+            .expect("cam_u8.npy")
+            .shape,
+        [3, 128, 128]
+    );
+    assert!(out.join("slices/2.png").is_file() && out.join("cams/2.png").is_file());
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary"))
+            .expect("json");
+    let class = summary["class"].as_u64().expect("class") as usize;
+    let logit = summary["logits"][class].as_f64().expect("logit");
+    let scores: f64 = summary["slice_scores"]
+        .as_array()
+        .expect("scores")
+        .iter()
+        .filter_map(|v| v.as_f64())
+        .sum();
+    let bias = summary["bias"].as_f64().expect("bias");
+    assert!(
+        (scores + bias - logit).abs() <= 1e-4 * logit.abs().max(1e-3),
+        "{scores} + {bias} vs {logit}"
+    );
+    for key in ["load_model", "load_exam", "forward", "cam", "write"] {
+        assert!(
+            summary["timings_ms"][key].as_f64().is_some(),
+            "timings_ms.{key}"
+        );
+    }
+    assert_eq!(summary["method"], "contrib");
+    assert_eq!(summary["model_sha256"].as_str().map(str::len), Some(64));
+}
+
+#[test]
+fn cam_refuses_bad_input_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (model, exam) = model_and_exam(dir.path());
+    let run = |extra: &[&str], model: &Path, out: &Path| {
+        let mut cmd = kneecam(dir.path());
+        cmd.args(["cam", "--device", "cpu", "--model"])
+            .arg(model)
+            .arg("--exam")
+            .arg(&exam)
+            .arg("--out")
+            .arg(out)
+            .args(extra);
+        cmd.assert()
+    };
+    let missing = dir.path().join("nope.safetensors");
+    run(&[], &missing, &dir.path().join("o1"))
+        .code(2)
+        .stderr(predicate::str::contains(
+            "expected a weights file or MODELS_DIR:task:plane",
+        ));
+    run(&["--class", "5"], &model, &dir.path().join("o2"))
+        .code(2)
+        .stderr(predicate::str::contains(
+            "class 5 asked for, but the model has 2 output(s)",
+        ));
+    let occupied = dir.path().join("o3");
+    std::fs::create_dir_all(&occupied).expect("mkdir");
+    std::fs::write(occupied.join("keep.txt"), "mine").expect("write");
+    run(&[], &model, &occupied)
+        .code(2)
+        .stderr(predicate::str::contains("is not empty"));
+    assert_eq!(
+        std::fs::read_to_string(occupied.join("keep.txt")).expect("kept"),
+        "mine"
+    );
+    run(
+        &[],
+        Path::new("models/demo:acl:sagital"),
+        &dir.path().join("o4"),
+    )
+    .code(2)
+    .stderr(predicate::str::contains("unknown plane 'sagital'"));
+    let not_a_model = dir.path().join("notes.safetensors");
+    std::fs::write(&not_a_model, "hello").expect("write");
+    run(&[], &not_a_model, &dir.path().join("o5"))
+        .code(2)
+        .stderr(predicate::str::contains("notes.safetensors"));
+}

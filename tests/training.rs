@@ -1,0 +1,222 @@
+//! Training, combining and predicting on a small real dataset (MRNet layout on disk): positive
+//! exams carry a bright blob, negatives do not.
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+use assert_cmd::Command;
+use kneecam::data::dataset::Dataset;
+use kneecam::data::npy::write_u8_volume;
+use kneecam::data::phantom::rng::Rng;
+use kneecam::data::{Plane, Split, Task};
+use kneecam::model::manifest::{self, Manifest};
+use kneecam::model::tiny::Tiny;
+use kneecam::model::train::{samples, train, TrainConfig};
+use ndarray::Array3;
+use predicates::prelude::*;
+
+fn volume(positive: bool, rng: &mut Rng) -> Array3<u8> {
+    let (cy, cx) = (rng.range(16.0, 48.0), rng.range(16.0, 48.0));
+    Array3::from_shape_fn((4, 64, 64), |(s, r, c)| {
+        let noise = rng.range(0.0, 60.0);
+        let inside = positive && s == 2 && (r as f64 - cy).powi(2) + (c as f64 - cx).powi(2) < 36.0;
+        (noise + if inside { 180.0 } else { 40.0 }) as u8
+    })
+}
+
+/// 16 train and 8 valid exams, every plane, the same label for all three tasks (alternating).
+fn dataset(root: &Path) {
+    let mut rng = Rng::new(5);
+    for (split, ids) in [("train", 0..16u32), ("valid", 16..24)] {
+        let mut rows = String::new();
+        for id in ids {
+            let positive = id % 2 == 1;
+            for plane in Plane::ALL {
+                let dir = root.join(split).join(plane.name());
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                write_u8_volume(
+                    &dir.join(format!("{id:04}.npy")),
+                    &volume(positive, &mut rng),
+                )
+                .expect("write");
+            }
+            rows.push_str(&format!("{id:04},{}\n", u8::from(positive)));
+        }
+        for task in Task::ALL {
+            std::fs::write(root.join(format!("{split}-{task}.csv")), &rows).expect("csv");
+        }
+    }
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        task: Task::Acl,
+        plane: Plane::Sagittal,
+        epochs,
+        lr: 3e-3,
+        weight_decay: 0.0,
+        patience: 100,
+        lr_patience: 100,
+        seed: 1,
+        augment: false,
+        device: tch::Device::Cpu,
+    }
+}
+
+#[test]
+fn a_short_training_run_lowers_the_loss_and_saves_the_best_epoch() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    dataset(dir.path());
+    let data = Dataset::open(dir.path()).expect("open");
+    let (train_set, valid_set) = (
+        samples(&data, Split::Train, Task::Acl, Plane::Sagittal),
+        samples(&data, Split::Valid, Task::Acl, Plane::Sagittal),
+    );
+    assert_eq!((train_set.len(), valid_set.len()), (16, 8));
+    tch::manual_seed(1);
+    let net = Tiny::new(tch::Device::Cpu, 2);
+    let best = dir.path().join("best.safetensors");
+    let report = train(
+        &net,
+        &net.vs,
+        &train_set,
+        &valid_set,
+        &config(8),
+        &best,
+        &AtomicBool::new(false),
+        |_, _| {},
+        |_| {},
+    )
+    .expect("train");
+    let first = report.history.first().expect("an epoch").train_loss;
+    let last = report.history.last().expect("an epoch").train_loss;
+    assert!(last < first * 0.8, "train loss {first} → {last}");
+    assert!(best.is_file());
+    assert!(report.best_auc.is_some_and(|a| a > 0.5), "{report:?}");
+}
+
+#[test]
+fn training_refuses_a_split_without_both_classes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    dataset(dir.path());
+    let data = Dataset::open(dir.path()).expect("open");
+    let only_negatives: Vec<_> = samples(&data, Split::Train, Task::Acl, Plane::Sagittal)
+        .into_iter()
+        .filter(|s| !s.label)
+        .collect();
+    let valid_set = samples(&data, Split::Valid, Task::Acl, Plane::Sagittal);
+    let net = Tiny::new(tch::Device::Cpu, 2);
+    let err = train(
+        &net,
+        &net.vs,
+        &only_negatives,
+        &valid_set,
+        &config(1),
+        &dir.path().join("x.safetensors"),
+        &AtomicBool::new(false),
+        |_, _| {},
+        |_| {},
+    )
+    .expect_err("no positives");
+    assert!(
+        err.to_string()
+            .contains("0 positive and 8 negative acl-sagittal exams"),
+        "{err}"
+    );
+}
+
+#[test]
+fn train_fit_combiner_predict_and_cam_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let models = dir.path().join("models");
+    dataset(&data);
+    let kneecam = || {
+        let mut cmd = Command::cargo_bin("kneecam").expect("binary");
+        cmd.env("KNEECAM_DATA_DIR", dir.path().join("home"))
+            .args(["--device", "cpu"]);
+        cmd
+    };
+    for plane in Plane::ALL {
+        kneecam()
+            .args([
+                "train",
+                "--task",
+                "acl",
+                "--epochs",
+                "2",
+                "--no-augment",
+                "--lr",
+                "0.003",
+                "--plane",
+                plane.name(),
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&models)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("best epoch"));
+    }
+    let manifest = Manifest::load(&models).expect("manifest");
+    let entry = manifest
+        .model(Task::Acl, Plane::Sagittal)
+        .expect("acl-sagittal entry");
+    assert_eq!(entry.arch, manifest::Arch::Tiny);
+    assert!(
+        entry.auc.is_some() && entry.data_fingerprint.is_some() && entry.trained_with.is_some()
+    );
+    manifest::load_network(&models, entry, tch::Device::Cpu).expect("the saved model loads");
+
+    kneecam()
+        .args(["fit-combiner", "--data"])
+        .arg(&data)
+        .arg("--models")
+        .arg(&models)
+        .assert()
+        .success();
+    assert!(Manifest::load(&models)
+        .expect("manifest")
+        .combiner(Task::Acl)
+        .is_some());
+
+    let preds = dir.path().join("preds.csv");
+    kneecam()
+        .args(["predict", "--data"])
+        .arg(&data)
+        .arg("--models")
+        .arg(&models)
+        .arg("--out")
+        .arg(&preds)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("AUC").and(predicate::str::contains("acl")));
+    let csv = std::fs::read_to_string(&preds).expect("preds");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "exam,split,task,label,p_axial,p_coronal,p_sagittal,p_combined"
+    );
+    assert_eq!(rows.len(), 1 + 8 * 3, "8 valid exams × 3 tasks");
+    let acl_row = rows
+        .iter()
+        .find(|r| r.contains(",acl,"))
+        .expect("an acl row");
+    assert_eq!(
+        acl_row.split(',').filter(|f| !f.is_empty()).count(),
+        8,
+        "all probabilities present: {acl_row}"
+    );
+
+    let out = dir.path().join("cam");
+    kneecam()
+        .args(["cam", "--method", "gradcam", "--model"])
+        .arg(format!("{}:acl:sagittal", models.display()))
+        .arg("--exam")
+        .arg(data.join("valid/sagittal/0017.npy"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    assert!(out.join("summary.json").is_file());
+}
