@@ -149,6 +149,8 @@ pub struct Explanation {
     pub scores: Vec<f32>,
     /// Normalised maps upsampled to the slice size (S, H, W), 0–255.
     pub maps: Array3<u8>,
+    /// The classifier's bias for `class` (for `contrib`: scores + bias = logit).
+    pub bias: f32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +227,7 @@ pub fn explain_forward(
         raw: to_array3_f32(&raw)?,
         scores: Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu))?,
         maps: to_array3_u8(&maps)?,
+        bias: bias.f_double_value(&[class as i64])? as f32,
     })
 }
 

@@ -8,10 +8,17 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::cam::colormap::{blend_reference, Colormap};
-use crate::cam::{self, CamSpec, Method, Normalization, Placement};
-use crate::cli::{bad_input, models::LoadedModel, BadInput};
-use crate::data::npy;
-use crate::model::device::{self, DeviceChoice};
+use crate::cam::{self, CamSpec, Method, Normalization};
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use crate::cli::models::{self, LoadedModel};
+use crate::cli::{bad_input, BadInput};
+use crate::data::{npy, Plane, Task};
+use crate::engine::{
+    CamRequest, Engine, EngineError, EngineEvent, EngineResult, Loader, Priority, RequestId,
+};
+use crate::model::device::DeviceChoice;
 
 #[derive(Debug, clap::Args)]
 pub struct CamArgs {
@@ -74,39 +81,47 @@ fn ms(since: Instant) -> f64 {
 pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let device = device_choice.resolve().map_err(bad_input)?;
     prepare_out(&args.out, args.force)?;
+    let described = models::describe_spec(&args.model)?;
     let mut timings = Timings::default();
-
-    let t = Instant::now();
-    let model = LoadedModel::open(&args.model, device)?;
-    timings.load_model = ms(t);
 
     let t = Instant::now();
     let volume = npy::read_volume(&args.exam).map_err(bad_input)?;
     timings.load_exam = ms(t);
 
-    let t = Instant::now();
-    let x = model.preprocess.input(&volume.data, device);
-    let pass =
-        cam::forward(&model.network, &x).with_context(|| format!("running {}", model.label))?;
-    timings.forward = ms(t);
-
-    let t = Instant::now();
+    // The model is loaded and run on the engine's thread, as in the explorer.
+    let spec_text = args.model.clone();
+    let loader: Loader = Box::new(move |_, device| {
+        LoadedModel::open(&spec_text, device)
+            .map(|m| (m.network, m.preprocess))
+            .map_err(|e| format!("{e:#}"))
+    });
+    let (engine, events) =
+        Engine::with_channel(device, loader).context("starting the engine thread")?;
+    // A bare weights file names no task or plane; the key only labels the engine's cache.
+    let (task, plane) = described.key.unwrap_or((Task::Abnormal, Plane::Axial));
     let spec = CamSpec {
         method: args.method,
         class: args.class,
         normalization: args.normalize,
     };
-    let (_, h, w) = volume.data.dim();
-    let placement = Placement {
-        window: model.preprocess.window(h, w),
-        slice: (h, w),
+    let request = CamRequest {
+        volume: Arc::new(volume.data.clone()),
+        task,
+        plane,
+        spec,
+        priority: Priority::Interactive,
     };
-    let explanation =
-        cam::explain_forward(&model.network, &pass, &spec, placement).map_err(|e| match e {
-            cam::CamError::NoSuchClass { .. } => bad_input(e),
-            other => anyhow::Error::new(other),
-        })?;
-    timings.cam = ms(t);
+    let id = engine.submit(request).context("the engine stopped")?;
+    let result = wait_for(&events, id)?;
+    timings.load_model = result.timings.load_model_ms;
+    timings.forward = result.timings.forward_ms;
+    timings.cam = result.timings.cam_ms;
+    let explanation = result.outcome.map_err(|e| match e {
+        EngineError::Load { .. } | EngineError::Cam(cam::CamError::NoSuchClass { .. }) => {
+            bad_input(e)
+        }
+        other => anyhow::Error::new(other),
+    })?;
 
     let t = Instant::now();
     write_arrays(&args.out, &explanation)?;
@@ -115,18 +130,18 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     }
     timings.write = ms(t);
     let summary = Summary {
-        model: model.label.clone(),
-        model_sha256: &model.sha256,
+        model: args.model.clone(),
+        model_sha256: &described.sha256,
         exam: args.exam.display().to_string(),
-        device: device::describe(device),
-        preprocess: model.preprocess.name(),
+        device: engine.device_name().to_string(),
+        preprocess: described.preprocess.name(),
         method: args.method.name(),
         normalization: args.normalize.name(),
         logits: &explanation.logits,
         probability: explanation.probability,
         class: explanation.class,
         slice_scores: &explanation.scores,
-        bias: model.bias(explanation.class),
+        bias: explanation.bias,
         timings_ms: timings,
     };
     let json = serde_json::to_string_pretty(&summary)?;
@@ -147,6 +162,19 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
         args.out.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engine's answer to request `id`.
+fn wait_for(events: &Receiver<EngineEvent>, id: RequestId) -> anyhow::Result<EngineResult> {
+    loop {
+        match events
+            .recv()
+            .context("the engine stopped without answering")?
+        {
+            EngineEvent::Finished(result) if result.id == id => return Ok(*result),
+            _ => {}
+        }
+    }
 }
 
 /// A new or empty folder, or any folder with --force; never a file.

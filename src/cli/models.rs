@@ -68,10 +68,39 @@ impl LoadedModel {
             .with_context(|| format!("running {}", self.label))?;
         Ok(crate::model::network::positive_probability(&pass.logits))
     }
+}
 
-    pub fn bias(&self, class: usize) -> f32 {
-        let (_, bias) = self.network.classifier();
-        bias.f_double_value(&[class as i64]).unwrap_or(f64::NAN) as f32
+/// What a spec names, found without loading the model (no tch).
+pub struct SpecInfo {
+    /// The file's sha256 (an entry's from the manifest, which loading checks against the file).
+    pub sha256: String,
+    /// The (task, plane) of a manifest entry; None for a bare file.
+    pub key: Option<(Task, Plane)>,
+    pub preprocess: Preprocess,
+}
+
+pub fn describe_spec(spec: &str) -> anyhow::Result<SpecInfo> {
+    match parse_spec(spec)? {
+        ModelSpec::File(path) => Ok(SpecInfo {
+            sha256: manifest::sha256_file(&path)
+                .with_context(|| format!("hashing {}", path.display()))?,
+            key: None,
+            preprocess: Preprocess::Raw,
+        }),
+        ModelSpec::Entry { dir, task, plane } => {
+            let manifest = Manifest::load(&dir).map_err(bad_input)?;
+            let entry = manifest.model(task, plane).ok_or_else(|| {
+                bad_input(anyhow::anyhow!(
+                    "{}: manifest.toml has no model for {task}-{plane}",
+                    dir.display()
+                ))
+            })?;
+            Ok(SpecInfo {
+                sha256: entry.sha256.clone(),
+                key: Some((task, plane)),
+                preprocess: entry.preprocess,
+            })
+        }
     }
 }
 

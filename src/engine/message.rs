@@ -61,7 +61,10 @@ impl CamRequest {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Timings {
     pub load_model_ms: f64,
-    pub forward_and_cam_ms: f64,
+    /// Preprocessing and the forward pass (features and logits).
+    pub forward_ms: f64,
+    /// The CAM from the forward pass, and its transfer to the host.
+    pub cam_ms: f64,
 }
 
 /// Why a request produced no explanation.
