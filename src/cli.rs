@@ -8,6 +8,7 @@ use crate::model::device::DeviceChoice;
 mod cam;
 mod dataset;
 mod doctor;
+mod image_cam;
 pub mod models;
 mod predict;
 mod synth;

@@ -131,3 +131,99 @@ fn cam_refuses_bad_input_with_exit_code_2() {
         .code(2)
         .stderr(predicate::str::contains("notes.safetensors"));
 }
+
+/// A TorchScript GAP classifier with 3 classes, made by the virtualenv's PyTorch.
+fn toy_torchscript(path: &Path) {
+    let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.kneecam-python");
+    assert!(
+        Path::new(python).exists(),
+        "{python} is missing: run scripts/setup-libtorch"
+    );
+    let script = r#"
+import sys, torch
+from torch import nn
+torch.manual_seed(0)
+class Toy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 16, 3, stride=2), nn.ReLU())
+        self.fc = nn.Linear(16, 3)
+    def forward(self, x):
+        f = self.body(x)
+        return self.fc(f.mean((2, 3))), f
+with torch.no_grad():
+    torch.jit.save(torch.jit.trace(Toy().eval(), torch.rand(1, 3, 224, 224)), sys.argv[1])
+"#;
+    let status = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .status()
+        .expect("python runs");
+    assert!(status.success());
+}
+
+#[test]
+fn cam_on_a_photo_ranks_classes_and_writes_one_overlay_each() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let models = dir.path().join("models");
+    std::fs::create_dir_all(&models).expect("mkdir");
+    toy_torchscript(&models.join("toy.pt"));
+    let sha = kneecam::model::manifest::sha256_file(&models.join("toy.pt")).expect("hash");
+    let manifest = format!("format = 1\n\n[images.toy]\nfile = \"toy.pt\"\narch = \"torchscript\"\nclasses = 3\nsha256 = \"{sha}\"\nclassifier = \"fc.weight\"\n");
+    std::fs::write(models.join("manifest.toml"), manifest).expect("manifest");
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(120, 90, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 2) as u8, 90])
+    })
+    .save(&photo)
+    .expect("png");
+    let labels = dir.path().join("classes.txt");
+    std::fs::write(&labels, "tabby cat\ngolden retriever\ntoaster\n").expect("labels");
+    let out = dir.path().join("out");
+    let assert = kneecam(dir.path())
+        .args(["cam", "--device", "cpu", "--topk", "2", "--image"])
+        .arg(&photo)
+        .arg("--model")
+        .arg(format!("{}:toy", models.display()))
+        .arg("--labels")
+        .arg(&labels)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+    assert_eq!(
+        stdout.lines().filter(|l| l.contains(" %")).count(),
+        2,
+        "{stdout}"
+    );
+    let mut written: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(
+        written[0].starts_with("1_") && written[1].starts_with("2_"),
+        "{written:?}"
+    );
+    let overlay = image::open(out.join(&written[0])).expect("overlay png");
+    assert_eq!(
+        (overlay.width(), overlay.height()),
+        (120, 90),
+        "the overlay has the photo's size"
+    );
+
+    // Without a manifest entry, a TorchScript file is never loaded.
+    kneecam(dir.path())
+        .args(["cam", "--device", "cpu", "--image"])
+        .arg(&photo)
+        .arg("--model")
+        .arg(format!("{}:resnet18", models.display()))
+        .arg("--out")
+        .arg(dir.path().join("out2"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no [images.resnet18] entry"));
+}

@@ -51,7 +51,7 @@ const INVALID: &[(&str, &[&str])] = &[
     ),
     (
         "bad_classes.toml",
-        &["models.acl-axial: classes = 3, expected 1 or 2"],
+        &["models.acl-axial: classes = 3, expected 1 to 2"],
     ),
     (
         "bad_sha256.toml",

@@ -26,8 +26,18 @@ pub struct CamArgs {
     #[arg(long)]
     pub model: String,
     /// The exam's series: a uint8 (S, H, W) .npy file.
+    #[arg(long, required_unless_present = "image", conflicts_with = "image")]
+    pub exam: Option<PathBuf>,
+    /// A photo (PNG or JPEG) for a 2-D image model: --model MODELS_DIR:NAME names its
+    /// [images.NAME] TorchScript entry; writes one overlay per top class.
     #[arg(long)]
-    pub exam: PathBuf,
+    pub image: Option<PathBuf>,
+    /// With --image: class names, one per line.
+    #[arg(long, requires = "image")]
+    pub labels: Option<PathBuf>,
+    /// With --image: how many top classes to show.
+    #[arg(long, default_value_t = 5, requires = "image")]
+    pub topk: usize,
     #[arg(long, default_value = "cam")]
     pub method: Method,
     /// The class to explain [default: the top predicted class].
@@ -81,11 +91,24 @@ fn ms(since: Instant) -> f64 {
 pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let device = device_choice.resolve().map_err(bad_input)?;
     prepare_out(&args.out, args.force)?;
+    let Some(exam) = args.exam.clone() else {
+        let image = args.image.as_deref().unwrap_or(Path::new(""));
+        let job = super::image_cam::ImageJob {
+            image,
+            model: &args.model,
+            labels: args.labels.as_deref(),
+            topk: args.topk,
+            method: args.method,
+            colormap: args.colormap,
+            out: &args.out,
+        };
+        return super::image_cam::run(job, device);
+    };
     let described = models::describe_spec(&args.model)?;
     let mut timings = Timings::default();
 
     let t = Instant::now();
-    let volume = npy::read_volume(&args.exam).map_err(bad_input)?;
+    let volume = npy::read_volume(&exam).map_err(bad_input)?;
     timings.load_exam = ms(t);
 
     // The model is loaded and run on the engine's thread, as in the explorer.
@@ -132,7 +155,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     let summary = Summary {
         model: args.model.clone(),
         model_sha256: &described.sha256,
-        exam: args.exam.display().to_string(),
+        exam: exam.display().to_string(),
         device: engine.device_name().to_string(),
         preprocess: described.preprocess.name(),
         method: args.method.name(),
@@ -151,7 +174,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     })
     .with_context(|| format!("writing {}", summary_path.display()))?;
     if let Some(note) = &volume.note {
-        eprintln!("note: {}: {note}", args.exam.display());
+        eprintln!("note: {}: {note}", exam.display());
     }
     println!(
         "P(positive) {:.4}, class {} ({}), {} slices; wrote {}",

@@ -125,13 +125,18 @@ impl ModelEntry {
     }
 
     /// What is wrong with this entry, for people.
-    fn problems(&self) -> Vec<String> {
+    /// What is wrong with this entry; `max_classes` is 2 for MRNet tasks (positive or not),
+    /// larger for image classifiers.
+    fn problems(&self, max_classes: i64) -> Vec<String> {
         let mut problems = Vec::new();
         if self.file.as_os_str().is_empty() {
             problems.push("file is empty".to_string());
         }
-        if !matches!(self.classes, 1 | 2) {
-            problems.push(format!("classes = {}, expected 1 or 2", self.classes));
+        if !(1..=max_classes).contains(&self.classes) {
+            problems.push(format!(
+                "classes = {}, expected 1 to {max_classes}",
+                self.classes
+            ));
         }
         if !is_sha256(&self.sha256) {
             problems.push(format!(
@@ -238,6 +243,8 @@ pub enum ManifestError {
 pub struct Manifest {
     models: BTreeMap<(Task, Plane), ModelEntry>,
     combiners: BTreeMap<Task, Combiner>,
+    /// 2-D image classifiers (`[images.NAME]`, e.g. an ImageNet resnet18 for `cam --image`).
+    images: BTreeMap<String, ModelEntry>,
 }
 
 /// The file as written: keys as strings, checked after parsing so errors can name them.
@@ -248,6 +255,8 @@ struct ManifestFile<'a> {
     models: BTreeMap<String, &'a ModelEntry>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     combiners: BTreeMap<String, &'a Combiner>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    images: BTreeMap<String, &'a ModelEntry>,
 }
 
 fn de_message(e: &toml::de::Error) -> String {
@@ -295,8 +304,9 @@ impl Manifest {
                 "format" => {}
                 "models" => manifest.parse_models(value, &mut problems),
                 "combiners" => manifest.parse_combiners(value, &mut problems),
+                "images" => manifest.parse_images(value, &mut problems),
                 other => problems.push(format!(
-                    "unknown key '{other}', expected format, models, combiners"
+                    "unknown key '{other}', expected format, models, combiners, images"
                 )),
             }
         }
@@ -326,7 +336,7 @@ impl Manifest {
                 (Err(e), _) => problems.push(at(e)),
                 (_, Err(e)) => problems.push(at(e)),
                 (Ok(key), Ok(entry)) => {
-                    let entry_problems = entry.problems();
+                    let entry_problems = entry.problems(2);
                     if entry_problems.is_empty() {
                         self.models.insert(key, entry);
                     } else {
@@ -335,6 +345,40 @@ impl Manifest {
                 }
             }
         }
+    }
+
+    fn parse_images(&mut self, value: &toml::Value, problems: &mut Vec<String>) {
+        let Some(images) = value.as_table() else {
+            problems.push("images: expected a table of [images.NAME]".into());
+            return;
+        };
+        for (name, value) in images {
+            let at = |message: String| format!("images.{name}: {message}");
+            match value
+                .clone()
+                .try_into::<ModelEntry>()
+                .map_err(|e| de_message(&e))
+            {
+                Err(e) => problems.push(at(e)),
+                Ok(entry) if entry.arch != Arch::Torchscript => problems.push(at(format!(
+                    "arch = \"{}\": image models are TorchScript (arch = \"torchscript\")",
+                    entry.arch
+                ))),
+                Ok(entry) => {
+                    let entry_problems = entry.problems(100_000);
+                    if entry_problems.is_empty() {
+                        self.images.insert(name.clone(), entry);
+                    } else {
+                        problems.extend(entry_problems.into_iter().map(at));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The 2-D image model `[images.NAME]`.
+    pub fn image(&self, name: &str) -> Option<&ModelEntry> {
+        self.images.get(name)
     }
 
     fn parse_combiners(&mut self, value: &toml::Value, problems: &mut Vec<String>) {
@@ -384,6 +428,11 @@ impl Manifest {
                 .combiners
                 .iter()
                 .map(|(task, combiner)| (task.name().to_string(), combiner))
+                .collect(),
+            images: self
+                .images
+                .iter()
+                .map(|(name, entry)| (name.clone(), entry))
                 .collect(),
         };
         // Plain data with string keys always serialises; keep the fallback honest anyway.
