@@ -47,6 +47,16 @@ fn dataset(root: &Path) {
     }
 }
 
+/// libtorch's generator is global and tests run in parallel threads: seed and build under a lock.
+fn seeded_tiny(seed: i64) -> Tiny {
+    static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = SEEDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed);
+    Tiny::new(tch::Device::Cpu, 2)
+}
+
 fn config(epochs: usize) -> TrainConfig {
     TrainConfig {
         task: Task::Acl,
@@ -72,8 +82,7 @@ fn a_short_training_run_lowers_the_loss_and_saves_the_best_epoch() {
         samples(&data, Split::Valid, Task::Acl, Plane::Sagittal),
     );
     assert_eq!((train_set.len(), valid_set.len()), (16, 8));
-    tch::manual_seed(1);
-    let net = Tiny::new(tch::Device::Cpu, 2);
+    let net = seeded_tiny(1);
     let best = dir.path().join("best.safetensors");
     let report = train(
         &net,
@@ -104,7 +113,7 @@ fn training_refuses_a_split_without_both_classes() {
         .filter(|s| !s.label)
         .collect();
     let valid_set = samples(&data, Split::Valid, Task::Acl, Plane::Sagittal);
-    let net = Tiny::new(tch::Device::Cpu, 2);
+    let net = seeded_tiny(2);
     let err = train(
         &net,
         &net.vs,
