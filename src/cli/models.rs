@@ -45,6 +45,17 @@ impl LoadedModel {
         device: tch::Device,
     ) -> anyhow::Result<Self> {
         let manifest = Manifest::load(dir).map_err(bad_input)?;
+        Self::from_loaded_manifest(dir, &manifest, task, plane, device)
+    }
+
+    /// As `from_manifest`, with the manifest already read.
+    pub fn from_loaded_manifest(
+        dir: &Path,
+        manifest: &Manifest,
+        task: Task,
+        plane: Plane,
+        device: tch::Device,
+    ) -> anyhow::Result<Self> {
         let entry = manifest.model(task, plane).ok_or_else(|| {
             bad_input(anyhow::anyhow!(
                 "{}: manifest.toml has no model for {task}-{plane}",

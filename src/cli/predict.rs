@@ -9,14 +9,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::cam;
 use crate::cli::{bad_input, models::LoadedModel};
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::{Plane, Split, Task};
 use crate::model::device::DeviceChoice;
 use crate::model::manifest::Manifest;
 use crate::model::metrics::auc;
-use crate::model::network::positive_probability;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitChoice {
@@ -74,7 +72,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
             args.split
         )));
     }
-    let models = load_models(&args.models, device)?;
+    let models = load_models(&args.models, &manifest, device)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     // A second Ctrl-C handler cannot be installed in one process; then Ctrl-C simply kills.
@@ -143,19 +141,15 @@ fn in_split(split: Split, choice: SplitChoice) -> bool {
 
 fn load_models(
     dir: &Path,
+    manifest: &Manifest,
     device: tch::Device,
 ) -> anyhow::Result<BTreeMap<(Task, Plane), LoadedModel>> {
     let mut models = BTreeMap::new();
-    let manifest = Manifest::load(dir).map_err(bad_input)?;
-    for task in Task::ALL {
-        for plane in Plane::ALL {
-            if manifest.model(task, plane).is_some() {
-                models.insert(
-                    (task, plane),
-                    LoadedModel::from_manifest(dir, task, plane, device)?,
-                );
-            }
-        }
+    for ((task, plane), _) in manifest.models() {
+        models.insert(
+            (task, plane),
+            LoadedModel::from_loaded_manifest(dir, manifest, task, plane, device)?,
+        );
     }
     if models.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
@@ -190,18 +184,13 @@ fn predict_exam(
         };
         for task in tasks {
             let model = &models[&(task, plane)];
-            let x = model.preprocess.input(&volume.data, device_of(model));
-            let pass = cam::forward(&model.network, &x)
-                .with_context(|| format!("{}: {}", exam.name(), model.label))?;
-            probabilities[task.index()][plane.index()] = Some(positive_probability(&pass.logits));
+            let probability = model
+                .probability(&volume.data)
+                .with_context(|| exam.name())?;
+            probabilities[task.index()][plane.index()] = Some(probability);
         }
     }
     Ok(probabilities)
-}
-
-fn device_of(model: &LoadedModel) -> tch::Device {
-    use crate::model::network::GapNetwork;
-    model.network.classifier().0.device()
 }
 
 fn print_aucs(records: &[Record]) {
