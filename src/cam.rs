@@ -9,6 +9,7 @@ use tch::{Kind, Tensor};
 use crate::model::network::{self, GapNetwork};
 
 pub mod colormap;
+pub mod evaluation;
 pub mod localization;
 pub mod methods;
 

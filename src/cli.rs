@@ -7,9 +7,12 @@ use crate::model::device::DeviceChoice;
 
 mod cam;
 mod dataset;
+mod demo;
 mod doctor;
+mod eval_cam;
 mod image_cam;
 pub mod models;
+mod picture;
 mod predict;
 mod synth;
 mod train;
@@ -27,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The demo: a phantom cohort, the shipped demo models, predictions and CAMs.
+    Demo(demo::DemoArgs),
     /// Check the installation: libtorch, CUDA, folders, terminal graphics.
     Doctor,
     /// Inspect a dataset folder.
@@ -44,10 +49,13 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Fit each task's combination of the three plane probabilities on the valid split.
     FitCombiner(train::FitCombinerArgs),
+    /// Score CAM localisation and faithfulness against ground-truth lesion masks.
+    EvalCam(eval_cam::EvalCamArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(args, cli.device),
         Command::Doctor => doctor::run(cli.device),
         Command::Dataset { command } => dataset::run(command),
         Command::Synth(args) => synth::run(args),
@@ -55,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Predict(args) => predict::run(args, cli.device),
         Command::Train(args) => train::run(args, cli.device),
         Command::FitCombiner(args) => train::fit_combiner(args, cli.device),
+        Command::EvalCam(args) => eval_cam::run(args, cli.device),
     }
 }
 

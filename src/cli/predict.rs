@@ -44,7 +44,8 @@ pub struct PredictArgs {
 type Probabilities = [[Option<f32>; 3]; 3];
 
 /// One exam's outcome: plane probabilities, the combination per task, the labels per task.
-struct Record {
+pub(crate) struct Record {
+    name: String,
     planes: Probabilities,
     combined: [Option<f32>; 3],
     labels: [Option<bool>; 3],
@@ -113,6 +114,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
                 )?;
             }
             records.push(Record {
+                name: exam.name(),
                 planes: probabilities,
                 combined,
                 labels: Task::ALL.map(|t| exam.labels.get(t)),
@@ -131,12 +133,72 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn in_split(split: Split, choice: SplitChoice) -> bool {
+pub(crate) fn in_split(split: Split, choice: SplitChoice) -> bool {
     match choice {
         SplitChoice::All => true,
         SplitChoice::Valid => split == Split::Valid || split == Split::Flat,
         SplitChoice::Train => split == Split::Train || split == Split::Flat,
     }
+}
+
+/// Every valid exam of `dataset` through every model of the manifest.
+pub(crate) fn predict_dataset(
+    dataset: &Dataset,
+    models_dir: &Path,
+    manifest: &Manifest,
+    device: tch::Device,
+) -> anyhow::Result<Vec<Record>> {
+    let models = load_models(models_dir, manifest, device)?;
+    let exams: Vec<&Exam> = dataset
+        .exams()
+        .iter()
+        .filter(|e| in_split(e.split, SplitChoice::Valid))
+        .collect();
+    let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
+    let mut records = Vec::with_capacity(exams.len());
+    for exam in exams {
+        let planes = predict_exam(exam, &models)?;
+        let combined = Task::ALL.map(|t| {
+            manifest
+                .combiner(t)
+                .and_then(|c| c.combine(planes[t.index()]))
+        });
+        records.push(Record {
+            name: exam.name(),
+            planes,
+            combined,
+            labels: Task::ALL.map(|t| exam.labels.get(t)),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(records)
+}
+
+/// One line per exam: the labels and each task's combined probability, marked where the call
+/// at 0.5 is wrong.
+pub(crate) fn print_table(records: &[Record]) {
+    println!(
+        "{:<6} {:>14} {:>14} {:>14}",
+        "exam", "abnormal", "acl", "meniscus"
+    );
+    for record in records {
+        let cells = Task::ALL.map(|task| {
+            let label = record.labels[task.index()].map_or("?", |l| if l { "+" } else { "-" });
+            match record.combined[task.index()] {
+                Some(p) => {
+                    let wrong = record.labels[task.index()].is_some_and(|l| l != (p >= 0.5));
+                    format!("{label} {p:.3}{}", if wrong { " !" } else { "  " })
+                }
+                None => format!("{label} -"),
+            }
+        });
+        println!(
+            "{:<6} {:>14} {:>14} {:>14}",
+            record.name, cells[0], cells[1], cells[2]
+        );
+    }
+    println!("(label +/-, combined P(positive); ! marks a wrong call at 0.5)");
 }
 
 fn load_models(
@@ -193,7 +255,7 @@ fn predict_exam(
     Ok(probabilities)
 }
 
-fn print_aucs(records: &[Record]) {
+pub(crate) fn print_aucs(records: &[Record]) {
     println!(
         "{:<9} {:>7} {:>7} {:>8} {:>9}",
         "AUC", "axial", "coronal", "sagittal", "combined"

@@ -20,7 +20,7 @@ use render::{Appearance, Pose, SeriesGeometry};
 use rng::Rng;
 
 /// Bumped whenever the same seed would give different files.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// The file that marks a folder as a kneecam phantom cohort (and records how it was made).
 pub const MARKER_FILE: &str = "phantom.toml";
 

@@ -60,8 +60,10 @@ impl Tiny {
 
 impl GapNetwork for Tiny {
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
-        // The three input channels are copies of one MR slice: average them, scale to ~0..1.
-        let mut h = x.f_mean_dim([1i64].as_slice(), true, Kind::Float)? / 255.0;
+        // The three input channels are copies of one MR slice: average them. Standardising
+        // over the whole series makes the net indifferent to scanner gain and window.
+        let gray = x.f_mean_dim([1i64].as_slice(), true, Kind::Float)?;
+        let mut h = (&gray - gray.mean(Kind::Float)) / (gray.std(true) + 1e-3);
         for (conv, &(.., pooled)) in self.convs.iter().zip(CONVS.iter()) {
             h = conv.forward(&h).relu();
             if pooled {

@@ -24,6 +24,8 @@ mod pd {
     pub const TENDON: f32 = 0.07;
     pub const FLUID: f32 = 0.97;
     pub const EDEMA: f32 = 0.95;
+    /// A torn ACL's swollen, haemorrhagic remnant: intermediate signal, unlike fat or ligament.
+    pub const TORN_ACL: f32 = 0.45;
     pub const ARTERY: f32 = 0.12;
     pub const VEIN: f32 = 0.40;
 }
@@ -177,7 +179,8 @@ pub struct Knee {
     boxes: Vec<(Part, Aabb)>,
 }
 
-const ACL_TEAR_SPREAD: f64 = 1.7;
+// A torn ACL is a swollen mass about twice as thick as the ligament (format version 2).
+const ACL_TEAR_SPREAD: f64 = 2.3;
 const TEAR_HALF_THICKNESS: f64 = 0.5;
 
 impl Knee {
@@ -535,7 +538,7 @@ impl Knee {
         if let Some(tear) = self.lesions.acl_tear {
             let length = (b - a).norm();
             if d < radius * ACL_TEAR_SPREAD && ((t - tear.at) * length).abs() < tear.half_gap {
-                return lesion(pd::EDEMA, MASK_ACL_TEAR);
+                return lesion(pd::TORN_ACL, MASK_ACL_TEAR);
             }
         }
         (d < radius).then_some(Hit {
@@ -734,7 +737,7 @@ pub fn random_lesions(rng: &mut Rng) -> Lesions {
     if acl {
         lesions.acl_tear = Some(AclTear {
             at: rng.range(0.3, 0.7),
-            half_gap: rng.range(2.5, 4.5),
+            half_gap: rng.range(4.5, 7.0),
         });
     }
     if meniscus {
