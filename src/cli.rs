@@ -7,7 +7,7 @@ use crate::model::device::DeviceChoice;
 
 mod cam;
 mod dataset;
-mod demo;
+pub mod demo;
 mod doctor;
 mod eval_cam;
 mod image_cam;

@@ -38,11 +38,13 @@ pub struct TrainArgs {
     pub arch: ArchChoice,
     #[arg(long, default_value_t = 12)]
     pub epochs: usize,
-    /// Learning rate [default: 1e-3 for tiny, 1e-5 for mrnet, as the reference code].
+    /// Learning rate [default: 3e-4 for tiny, 1e-5 for mrnet, as the reference code].
     #[arg(long)]
     pub lr: Option<f64>,
-    #[arg(long, default_value_t = 0.01)]
-    pub weight_decay: f64,
+    /// Adam's weight decay [default: 0 for tiny, 0.01 for mrnet, as the reference code]. At
+    /// tiny's larger learning rate, 0.01 shrinks its weights to nothing within an epoch.
+    #[arg(long)]
+    pub weight_decay: Option<f64>,
     /// Stop after this many epochs without a better validation loss.
     #[arg(long, default_value_t = 5)]
     pub patience: usize,
@@ -73,11 +75,17 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         plane: args.plane,
         epochs: args.epochs,
         lr: args.lr.unwrap_or(if args.arch == ArchChoice::Tiny {
-            1e-3
+            3e-4
         } else {
             1e-5
         }),
-        weight_decay: args.weight_decay,
+        weight_decay: args
+            .weight_decay
+            .unwrap_or(if args.arch == ArchChoice::Tiny {
+                0.0
+            } else {
+                0.01
+            }),
         patience: args.patience,
         lr_patience: 3,
         seed: args.seed,
@@ -157,20 +165,31 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     entry.seed = Some(args.seed);
     entry.data_fingerprint = Some(fingerprint(&train_set, &valid_set));
     entry.trained_with = Some(format!(
-        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --seed {}",
+        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}",
         env!("CARGO_PKG_VERSION"),
         args.task,
         args.plane,
         args.arch.name(),
         args.epochs,
         config.lr,
-        args.seed
+        config.weight_decay,
+        args.patience,
+        args.seed,
+        if args.no_augment { " --no-augment" } else { "" }
     ));
+    // Several trainings may write into one models folder at once: read-modify-write the
+    // manifest under an exclusive lock so that no entry is lost.
+    let lock_path = args.out.join(".manifest.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
     let mut manifest = load_or_new(&args.out)?;
     manifest.set_model(args.task, args.plane, entry);
     manifest
         .save(&args.out)
         .with_context(|| format!("writing {}", args.out.join("manifest.toml").display()))?;
+    drop(lock);
     let auc = report.best_auc.map_or("-".into(), |a| format!("{a:.3}"));
     let how = if report.interrupted {
         " (interrupted)"

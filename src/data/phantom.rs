@@ -67,8 +67,11 @@ impl ExamPlan {
     /// Image and mask of one plane, each (slices, 256, 256).
     pub fn scan(&self, plane: Plane) -> (Array3<u8>, Array3<u8>) {
         let mut noise = Rng::derive(self.seed, &[u64::from(self.id), 20 + plane.index() as u64]);
+        // As MRNet's protocol: axial PD and sagittal T2 with fat saturation, coronal without.
+        let mut knee = self.knee.clone();
+        knee.fat_saturated = plane != Plane::Coronal;
         render::scan(
-            &self.knee,
+            &knee,
             &self.pose,
             &self.series[plane.index()],
             &self.looks[plane.index()],

@@ -26,6 +26,9 @@ mod pd {
     pub const EDEMA: f32 = 0.95;
     /// A torn ACL's swollen, haemorrhagic remnant: intermediate signal, unlike fat or ligament.
     pub const TORN_ACL: f32 = 0.45;
+    /// Fat and fatty marrow under fat saturation (MRNet's axial PD and sagittal T2 series).
+    pub const FAT_SATURATED: f32 = 0.10;
+    pub const MARROW_SATURATED: f32 = 0.18;
     pub const ARTERY: f32 = 0.12;
     pub const VEIN: f32 = 0.40;
 }
@@ -129,6 +132,7 @@ pub enum Part {
     Fibula,
     MedialMeniscus,
     LateralMeniscus,
+    MeniscalCyst,
     FemoralCartilage,
     TrochlearCartilage,
     TibialCartilage,
@@ -142,13 +146,14 @@ pub enum Part {
     Vessels,
 }
 
-const PARTS: [Part; 17] = [
+const PARTS: [Part; 18] = [
     Part::Patella,
     Part::Femur,
     Part::Tibia,
     Part::Fibula,
     Part::MedialMeniscus,
     Part::LateralMeniscus,
+    Part::MeniscalCyst,
     Part::FemoralCartilage,
     Part::TrochlearCartilage,
     Part::TibialCartilage,
@@ -165,6 +170,8 @@ const PARTS: [Part; 17] = [
 #[derive(Debug, Clone, PartialEq)]
 pub struct Knee {
     pub lesions: Lesions,
+    /// Fat-saturated series: fat and marrow dark, so fluid and edema stand out.
+    pub fat_saturated: bool,
     fat_thickness: f64,
     condyles: [(V3, V3); 2],
     femur_meta: (V3, V3),
@@ -181,7 +188,8 @@ pub struct Knee {
 
 // A torn ACL is a swollen mass about twice as thick as the ligament (format version 2).
 const ACL_TEAR_SPREAD: f64 = 2.3;
-const TEAR_HALF_THICKNESS: f64 = 0.5;
+// Meniscal tears 2 mm wide, so that 256-pixel slices show them (format version 2).
+const TEAR_HALF_THICKNESS: f64 = 1.0;
 
 impl Knee {
     /// A knee with per-exam anatomical variation and the given lesions.
@@ -246,6 +254,7 @@ impl Knee {
         };
         let mut knee = Knee {
             lesions,
+            fat_saturated: false,
             fat_thickness: 3.0 + rng.range(0.0, 7.0),
             condyles,
             femur_meta: (v3(0.0, -3.0, 32.0), v3(34.0, 24.0, 22.0)),
@@ -301,6 +310,7 @@ impl Knee {
             Part::Fibula => self.bone(p, |s| in_fibula(p, s), 1.5),
             Part::MedialMeniscus => self.meniscus_at(p, Side::Medial),
             Part::LateralMeniscus => self.meniscus_at(p, Side::Lateral),
+            Part::MeniscalCyst => self.meniscal_cyst_at(p),
             Part::FemoralCartilage => self.femoral_cartilage_at(p),
             Part::TrochlearCartilage => self.trochlear_cartilage_at(p),
             Part::TibialCartilage => self.tibial_cartilage_at(p),
@@ -344,12 +354,28 @@ impl Knee {
         p.x * p.x * ry * ry + p.y * p.y * rx * rx < rx * rx * ry * ry
     }
 
+    fn fat(&self) -> f32 {
+        if self.fat_saturated {
+            pd::FAT_SATURATED
+        } else {
+            pd::FAT
+        }
+    }
+
+    fn marrow(&self) -> f32 {
+        if self.fat_saturated {
+            pd::MARROW_SATURATED
+        } else {
+            pd::MARROW
+        }
+    }
+
     fn soft_tissue(&self, p: V3, depth: f64) -> f32 {
         if depth < 1.2 {
             return 0.45; // skin
         }
         if depth < self.fat_thickness {
-            return pd::FAT;
+            return self.fat();
         }
         // Muscle bellies above, below and behind the joint, with wavy (not boxy) borders.
         let wave = 4.0 * triangle_wave(p.x / 28.0) + 3.0 * triangle_wave(p.y / 35.0);
@@ -357,7 +383,7 @@ impl Knee {
         if muscular {
             pd::MUSCLE
         } else {
-            pd::FAT
+            self.fat()
         }
     }
 
@@ -373,14 +399,14 @@ impl Knee {
             Some(b) => {
                 let v = ellipsoid(p, b.centre, b.radii);
                 let w = (1.0 - smoothstep(0.35, 1.6, v)) as f32;
-                let intensity = pd::MARROW + (pd::EDEMA - pd::MARROW) * w * 0.85;
+                let intensity = self.marrow() + (pd::EDEMA - self.marrow()) * w * 0.85;
                 if v < 0.8 {
                     lesion(intensity, MASK_OTHER)
                 } else {
                     hit(intensity)
                 }
             }
-            None => hit(pd::MARROW),
+            None => hit(self.marrow()),
         }
     }
 
@@ -438,7 +464,7 @@ impl Knee {
         let (c, r) = self.patella;
         if in_ellipsoid(p, c, r) {
             let inner = in_ellipsoid(p, c, r - v3(1.5, 1.5, 1.5));
-            return hit(if inner { pd::MARROW } else { pd::CORTEX });
+            return hit(if inner { self.marrow() } else { pd::CORTEX });
         }
         let cartilage = in_ellipsoid(p, c, r + v3(1.0, 2.5, 1.0)) && p.y < c.y - 2.0;
         cartilage.then_some(Hit {
@@ -497,6 +523,30 @@ impl Knee {
         Some((rho, angle, above / height))
     }
 
+    /// A torn meniscus' parameniscal cyst: fluid just outside the rim at the torn sector.
+    /// Real cysts come with some tears only; here every tear has one, so that a small CNN
+    /// learns meniscal tears from a few hundred exams (format version 2).
+    fn meniscal_cyst(&self) -> Option<(V3, V3)> {
+        let tear = self.lesions.meniscal_tear?;
+        let m = self.meniscus(tear.side);
+        let (sin, cos) = libm::sincos(tear.sector_centre);
+        let centre = v3(
+            m.centre.0 + m.radii.0 * 1.12 * cos,
+            m.centre.1 + m.radii.1 * 1.12 * sin,
+            m.base + 0.5 * m.height,
+        );
+        Some((centre, v3(7.0, 7.0, 4.5)))
+    }
+
+    fn meniscal_cyst_at(&self, p: V3) -> Option<Hit> {
+        let (centre, radii) = self.meniscal_cyst()?;
+        if in_ellipsoid(p, centre, radii) {
+            lesion(pd::FLUID, MASK_MENISCAL_TEAR)
+        } else {
+            None
+        }
+    }
+
     fn meniscus_at(&self, p: V3, side: Side) -> Option<Hit> {
         let (rho, angle, fraction) = self.meniscus_coords(p, side)?;
         let torn = self
@@ -505,7 +555,7 @@ impl Knee {
             .filter(|t| t.side == side)
             .is_some_and(|t| self.in_meniscal_tear(&t, rho, angle, fraction));
         if torn {
-            lesion(pd::FLUID * 0.9, MASK_MENISCAL_TEAR)
+            lesion(pd::FLUID, MASK_MENISCAL_TEAR)
         } else {
             hit(pd::MENISCUS)
         }
@@ -538,7 +588,12 @@ impl Knee {
         if let Some(tear) = self.lesions.acl_tear {
             let length = (b - a).norm();
             if d < radius * ACL_TEAR_SPREAD && ((t - tear.at) * length).abs() < tear.half_gap {
-                return lesion(pd::TORN_ACL, MASK_ACL_TEAR);
+                let remnant = if self.fat_saturated {
+                    pd::EDEMA
+                } else {
+                    pd::TORN_ACL
+                };
+                return lesion(remnant, MASK_ACL_TEAR);
             }
         }
         (d < radius).then_some(Hit {
@@ -582,6 +637,9 @@ impl Knee {
             MASK_MENISCAL_TEAR => {
                 self.meniscus_coords(p, Side::Medial).is_some()
                     || self.meniscus_coords(p, Side::Lateral).is_some()
+                    || self
+                        .meniscal_cyst()
+                        .is_some_and(|(c, r)| in_ellipsoid(p, c, r + v3(1e-6, 1e-6, 1e-6)))
             }
             MASK_OTHER => {
                 let marrow = self.in_femur(p, 2.0) || self.in_tibia(p, 2.0);
@@ -622,6 +680,11 @@ impl Knee {
                     ),
                 }
             }
+            Part::MeniscalCyst => match self.meniscal_cyst() {
+                Some((centre, radii)) => Aabb::around(centre, radii + v3(0.5, 0.5, 0.5)),
+                // No cyst: a box no scan line reaches.
+                None => Aabb::around(v3(1e6, 1e6, 1e6), v3(0.0, 0.0, 0.0)),
+            },
             Part::FemoralCartilage => self
                 .condyles
                 .iter()
@@ -776,7 +839,7 @@ fn random_meniscal_tear(rng: &mut Rng) -> MeniscalTear {
         side,
         kind,
         sector_centre,
-        sector_half: rng.range(0.35, 0.8),
+        sector_half: rng.range(0.5, 0.9),
     }
 }
 
