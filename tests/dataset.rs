@@ -17,7 +17,7 @@ use predicates::prelude::*;
 fn npy_bytes(version: u8, dict: &str, body: &[u8]) -> Vec<u8> {
     let len_field = if version == 1 { 2 } else { 4 };
     let mut header = dict.to_string();
-    while (8 + len_field + header.len() + 1) % 64 != 0 {
+    while !(8 + len_field + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

@@ -1118,7 +1118,7 @@ mod unpickle {
     }
 
     fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("odd number of dict items".into());
         }
         let mut out = Vec::with_capacity(items.len() / 2);
