@@ -914,12 +914,12 @@ mod tests {
     }
 
     #[test]
-    fn an_acl_tear_replaces_the_ligament_with_edema_and_is_labelled() {
+    fn an_acl_tear_replaces_the_ligament_with_its_remnant_and_is_labelled() {
         let tear = AclTear {
             at: 0.5,
             half_gap: 3.0,
         };
-        let knee = knee_with(Lesions {
+        let mut knee = knee_with(Lesions {
             acl_tear: Some(tear),
             ..Lesions::default()
         });
@@ -928,13 +928,42 @@ mod tests {
         assert_eq!(
             mid,
             Hit {
-                intensity: pd::EDEMA,
+                intensity: pd::TORN_ACL,
                 lesion: MASK_ACL_TEAR
             }
         );
+        knee.fat_saturated = true;
+        assert_eq!(
+            sample(&knee, (a + b) * 0.5),
+            Hit {
+                intensity: pd::EDEMA,
+                lesion: MASK_ACL_TEAR
+            },
+            "fat-saturated: the remnant is bright edema"
+        );
+        knee.fat_saturated = false;
         let intact = sample(&knee, a + (b - a) * 0.2);
         assert_eq!(intact.intensity, pd::ACL);
         assert!(knee.structure_contains(MASK_ACL_TEAR, (a + b) * 0.5));
+    }
+
+    #[test]
+    fn a_meniscal_tear_comes_with_a_labelled_cyst_at_the_rim() {
+        let mut rng = Rng::new(3);
+        let knee = knee_with(Lesions {
+            meniscal_tear: Some(random_meniscal_tear(&mut rng)),
+            ..Lesions::default()
+        });
+        let (centre, _) = knee.meniscal_cyst().expect("a cyst");
+        assert_eq!(
+            sample(&knee, centre),
+            Hit {
+                intensity: pd::FLUID,
+                lesion: MASK_MENISCAL_TEAR
+            }
+        );
+        assert!(knee.structure_contains(MASK_MENISCAL_TEAR, centre));
+        assert!(knee_with(Lesions::default()).meniscal_cyst().is_none());
     }
 
     #[test]
