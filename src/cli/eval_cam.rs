@@ -78,7 +78,7 @@ pub struct ExamRow {
 struct Report<'a> {
     data: String,
     models: String,
-    split: &'a str,
+    split: String,
     steps: usize,
     rows: &'a [Row],
 }
@@ -292,11 +292,9 @@ fn print_table(rows: &[Row]) {
 }
 
 fn write_report(args: &EvalCamArgs, rows: &[Row]) -> anyhow::Result<()> {
-    let split = match args.split {
-        super::predict::SplitChoice::Valid => "valid",
-        super::predict::SplitChoice::Train => "train",
-        super::predict::SplitChoice::All => "all",
-    };
+    let split = clap::ValueEnum::to_possible_value(&args.split)
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
     let report = Report {
         data: args.data.display().to_string(),
         models: args.models.display().to_string(),

@@ -34,13 +34,9 @@ pub fn side_by_side(
     DynamicImage::ImageRgb8(canvas)
 }
 
-/// The index of the highest score (0 when there are none).
+/// The index of the highest score (0 when there are none): the same argmax as the top class.
 pub fn top_slice(scores: &[f32]) -> usize {
-    scores
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map_or(0, |(i, _)| i)
+    crate::model::network::top_class(scores)
 }
 
 /// A lesion voxel (any non-zero label) with a 4-neighbour outside the lesion or the slice.
