@@ -94,14 +94,16 @@ pub fn evaluate_exam(input: &EvalInput, methods: &[Method]) -> Result<ExamEvalua
             pointing: pointing_game(&explanation.raw, &target),
             energy_share: energy_share(&display, input.lesion, 1),
             slice_hit: slice_hit(&explanation.scores, input.lesion, 1),
-            deletion_auc: deletion_area(input, &ranking)?,
+            deletion_auc: deletion_area(input, &ranking, explanation.probability)?,
         });
     }
     let mut rng = Rng::new(input.seed);
     let feature_size = pass.features.size();
     let (cells_h, cells_w) = (feature_size[2] as usize, feature_size[3] as usize);
     let random = Array3::from_shape_fn((slices, cells_h, cells_w), |_| rng.range(0.0, 1.0) as f32);
-    let random_deletion_auc = deletion_area(input, &cells_to_pixels(&random, placement))?;
+    let unchanged = positive_probability(&pass.logits);
+    let random_deletion_auc =
+        deletion_area(input, &cells_to_pixels(&random, placement), unchanged)?;
     Ok(ExamEvaluation {
         scores,
         random_deletion_auc,
@@ -109,13 +111,19 @@ pub fn evaluate_exam(input: &EvalInput, methods: &[Method]) -> Result<ExamEvalua
 }
 
 /// P(positive) as the `ranking`'s highest voxels are zeroed in `steps` equal steps; the area.
-fn deletion_area(input: &EvalInput, ranking: &Array3<f32>) -> Result<f64, CamError> {
+/// `unchanged` is P(positive) of the whole series, the curve's first point (no re-prediction).
+fn deletion_area(
+    input: &EvalInput,
+    ranking: &Array3<f32>,
+    unchanged: f32,
+) -> Result<f64, CamError> {
     let device = input.net.classifier().0.device();
     let mut curve = Vec::with_capacity(input.steps + 1);
-    for keep in deletion_masks(ranking, input.steps) {
+    curve.push(f64::from(unchanged));
+    for keep in deletion_masks(ranking, input.steps).iter().skip(1) {
         let x = input
             .preprocess
-            .input(&apply_deletion(input.volume, &keep), device);
+            .input(&apply_deletion(input.volume, keep), device);
         curve.push(f64::from(positive_probability(
             &forward(input.net, &x)?.logits,
         )));

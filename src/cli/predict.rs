@@ -92,33 +92,23 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let probabilities = predict_exam(exam, &models).map_err(std::io::Error::other)?;
-            let combined = Task::ALL.map(|t| {
-                manifest
-                    .combiner(t)
-                    .and_then(|c| c.combine(probabilities[t.index()]))
-            });
+            let record = record_exam(exam, &models, &manifest).map_err(std::io::Error::other)?;
             for task in Task::ALL {
                 let cell = |p: Option<f32>| p.map_or(String::new(), |p| format!("{p:.6}"));
                 let label = exam
                     .labels
                     .get(task)
                     .map_or(String::new(), |l| u8::from(l).to_string());
-                let [a, c, s] = probabilities[task.index()].map(cell);
+                let [a, c, s] = record.planes[task.index()].map(cell);
                 writeln!(
                     w,
                     "{},{},{task},{label},{a},{c},{s},{}",
-                    exam.name(),
+                    record.name,
                     exam.split,
-                    cell(combined[task.index()])
+                    cell(record.combined[task.index()])
                 )?;
             }
-            records.push(Record {
-                name: exam.name(),
-                planes: probabilities,
-                combined,
-                labels: Task::ALL.map(|t| exam.labels.get(t)),
-            });
+            records.push(record);
             bar.inc(1);
         }
         Ok(())
@@ -157,22 +147,31 @@ pub(crate) fn predict_dataset(
     let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
     let mut records = Vec::with_capacity(exams.len());
     for exam in exams {
-        let planes = predict_exam(exam, &models)?;
-        let combined = Task::ALL.map(|t| {
-            manifest
-                .combiner(t)
-                .and_then(|c| c.combine(planes[t.index()]))
-        });
-        records.push(Record {
-            name: exam.name(),
-            planes,
-            combined,
-            labels: Task::ALL.map(|t| exam.labels.get(t)),
-        });
+        records.push(record_exam(exam, &models, manifest)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(records)
+}
+
+/// One exam through every model, each task's planes combined, with its labels.
+fn record_exam(
+    exam: &Exam,
+    models: &BTreeMap<(Task, Plane), LoadedModel>,
+    manifest: &Manifest,
+) -> anyhow::Result<Record> {
+    let planes = predict_exam(exam, models)?;
+    let combined = Task::ALL.map(|t| {
+        manifest
+            .combiner(t)
+            .and_then(|c| c.combine(planes[t.index()]))
+    });
+    Ok(Record {
+        name: exam.name(),
+        planes,
+        combined,
+        labels: Task::ALL.map(|t| exam.labels.get(t)),
+    })
 }
 
 /// One line per exam: the labels and each task's combined probability, marked where the call
