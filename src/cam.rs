@@ -12,6 +12,7 @@ pub mod colormap;
 pub mod evaluation;
 pub mod localization;
 pub mod methods;
+pub mod png;
 
 /// How the evidence for a class is turned into a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -16,6 +16,7 @@ mod picture;
 mod predict;
 mod synth;
 mod train;
+pub mod view;
 
 #[derive(Debug, Parser)]
 #[command(name = "kneecam", version, about, long_about = None)]
@@ -49,6 +50,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Fit each task's combination of the three plane probabilities on the valid split.
     FitCombiner(train::FitCombinerArgs),
+    /// The explorer: patient list, plane tabs, slices with CAM overlays in the terminal.
+    View(view::ViewArgs),
     /// Score CAM localisation and faithfulness against ground-truth lesion masks.
     EvalCam(eval_cam::EvalCamArgs),
 }
@@ -57,6 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo(args) => demo::run(args, cli.device),
         Command::Doctor => doctor::run(cli.device),
+        Command::View(args) => view::run(args, cli.device),
         Command::Dataset { command } => dataset::run(command),
         Command::Synth(args) => synth::run(args),
         Command::Cam(args) => cam::run(args, cli.device),

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cam::colormap::{blend_reference, Colormap};
+use crate::cam::colormap::Colormap;
 use crate::cam::{self, CamSpec, Method, Normalization};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -149,7 +149,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     let t = Instant::now();
     write_arrays(&args.out, &explanation)?;
     if args.png {
-        write_pngs(&args.out, &volume.data, &explanation.maps, args.colormap)?;
+        crate::cam::png::write_pngs(&args.out, &volume.data, &explanation.maps, args.colormap)?;
     }
     timings.write = ms(t);
     let summary = Summary {
@@ -229,46 +229,4 @@ fn write_arrays(out: &Path, explanation: &cam::Explanation) -> anyhow::Result<()
     let maps_path = out.join("cam_u8.npy");
     npy::write_u8_volume(&maps_path, &explanation.maps)
         .with_context(|| format!("writing {}", maps_path.display()))
-}
-
-fn write_pngs(
-    out: &Path,
-    volume: &ndarray::Array3<u8>,
-    maps: &ndarray::Array3<u8>,
-    colormap: Colormap,
-) -> anyhow::Result<()> {
-    let (slices, h, w) = volume.dim();
-    for dir in ["slices", "cams"] {
-        std::fs::create_dir_all(out.join(dir))
-            .with_context(|| format!("creating {}", out.join(dir).display()))?;
-    }
-    for s in 0..slices {
-        let gray = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
-            image::Luma([volume[[s, y as usize, x as usize]]])
-        });
-        let overlay = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
-            let (r, c) = (y as usize, x as usize);
-            image::Rgb(blend_reference(
-                volume[[s, r, c]],
-                colormap.rgb(maps[[s, r, c]]),
-            ))
-        });
-        save_png(
-            &out.join("slices").join(format!("{s}.png")),
-            &image::DynamicImage::ImageLuma8(gray),
-        )?;
-        save_png(
-            &out.join("cams").join(format!("{s}.png")),
-            &image::DynamicImage::ImageRgb8(overlay),
-        )?;
-    }
-    Ok(())
-}
-
-/// Encodes in memory, then writes atomically.
-pub fn save_png(path: &Path, picture: &image::DynamicImage) -> anyhow::Result<()> {
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    picture.write_to(&mut bytes, image::ImageFormat::Png)?;
-    crate::fsutil::atomic_write(path, |w| std::io::Write::write_all(w, bytes.get_ref()))
-        .with_context(|| format!("writing {}", path.display()))
 }

@@ -1,13 +1,17 @@
 //! `kneecam demo`: the README's main command. Generates the demo phantom cohort into the cache
-//! folder (once), loads the shipped demo models, prints the predictions and writes the CAMs of
-//! the first ACL-positive exam.
+//! folder (once), loads the shipped demo models and opens the explorer on it; with `--print`
+//! (or without a terminal) it prints the predictions and writes the CAMs of the first
+//! ACL-positive exam instead.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use std::io::IsTerminal;
 
 use anyhow::Context;
 
 use crate::cam::{self, CamSpec, Method, Normalization, Placement};
 use crate::cli::{bad_input, models::LoadedModel};
+use crate::config::Config;
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::phantom::{self, CohortSpec};
 use crate::data::{Plane, Task};
@@ -30,9 +34,16 @@ pub struct DemoArgs {
     /// Where the cohort is kept [default: demo/ in the cache folder].
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Where the CAM pictures go [default: demo/ in the data folder].
+    /// Where the CAM pictures go with --print [default: demo/ in the data folder].
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Print the predictions and write CAM pictures instead of opening the explorer (the
+    /// default when stdout is not a terminal).
+    #[arg(long)]
+    pub print: bool,
+    /// A config file for the explorer (over the defaults and your config.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub fn default_models() -> PathBuf {
@@ -57,6 +68,11 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
         .unwrap_or_else(|| folders.cache.join("demo"));
     let cohort = ensure_cohort(&cache, &spec)?;
     let dataset = Dataset::open(&cohort).map_err(bad_input)?;
+    if !args.print && std::io::stdout().is_terminal() {
+        let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
+        super::view::explore(&dataset, &models_dir, manifest, device, config, &folders)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let predictions = super::predict::predict_dataset(&dataset, &models_dir, &manifest, device)?;
     super::predict::print_table(&predictions);
     super::predict::print_aucs(&predictions);
@@ -161,7 +177,7 @@ fn write_acl_cams(
             mask.as_ref().map(|m| &m.data),
             crate::cam::colormap::Colormap::Jet,
         );
-        super::cam::save_png(&dir.join(format!("{plane}.png")), &picture)?;
+        crate::cam::png::save_png(&dir.join(format!("{plane}.png")), &picture)?;
     }
     Ok(dir)
 }

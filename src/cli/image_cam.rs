@@ -52,7 +52,7 @@ pub fn run(job: ImageJob<'_>, device: Device) -> anyhow::Result<ExitCode> {
         let explanation = cam::explain_forward(&network, &pass, &spec, placement)?;
         let name = format!("{}_{}_{}.png", rank + 1, class, file_safe(&labels[class]));
         let overlay = overlay(&picture, &explanation.maps, job.colormap);
-        super::cam::save_png(
+        crate::cam::png::save_png(
             &job.out.join(&name),
             &image::DynamicImage::ImageRgb8(overlay),
         )?;

@@ -1,0 +1,158 @@
+//! `kneecam view`: the explorer on a dataset with a models folder.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::{bad_input, models::LoadedModel};
+use crate::config::{Config, SplitChoice};
+use crate::data::dataset::{Dataset, Exam};
+use crate::data::{Plane, Split, Task};
+use crate::engine::Loader;
+use crate::model::device::DeviceChoice;
+use crate::model::manifest::Manifest;
+use crate::paths::Folders;
+use crate::tui::app::{App, Case, Info};
+use crate::tui::{Scorer, Session};
+
+#[derive(Debug, clap::Args)]
+pub struct ViewArgs {
+    /// The dataset folder (MRNet layout or a flat folder).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The models folder (weights + manifest.toml).
+    #[arg(long)]
+    pub models: PathBuf,
+    /// A config file over the defaults and your config folder's config.toml.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
+    let device = device_choice.resolve().map_err(bad_input)?;
+    let folders = Folders::locate().map_err(bad_input)?;
+    let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
+    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let manifest = Manifest::load(&args.models).map_err(bad_input)?;
+    explore(&dataset, &args.models, manifest, device, config, &folders)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the explorer on `dataset`'s exams (the config's split) with the models of `dir`.
+pub fn explore(
+    dataset: &Dataset,
+    dir: &Path,
+    manifest: Manifest,
+    device: tch::Device,
+    config: Config,
+    folders: &Folders,
+) -> anyhow::Result<()> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        anyhow::bail!("the explorer needs a terminal: stdout is not one");
+    }
+    let session = session(dataset, dir, manifest, device, config, folders);
+    crate::tui::run(session)
+}
+
+/// The explorer's session for `dataset` and the models of `dir`: the list, the engine's
+/// loader and the scorer.
+pub fn session(
+    dataset: &Dataset,
+    dir: &Path,
+    manifest: Manifest,
+    device: tch::Device,
+    config: Config,
+    folders: &Folders,
+) -> Session {
+    let exams: Vec<Exam> = dataset
+        .exams()
+        .iter()
+        .filter(|e| in_split(e.split, config.view.split))
+        .cloned()
+        .collect();
+    let cases = exams.iter().map(case_of).collect();
+    let info = Info {
+        models: dir.display().to_string(),
+        data: dataset.root().display().to_string(),
+        ..Info::default()
+    };
+    let mut app = App::new(cases, &config, info);
+    for task in Task::ALL {
+        app.combiners[task.index()] = manifest.combiner(task).copied();
+        for plane in Plane::ALL {
+            app.positive_class[task.index()][plane.index()] = manifest
+                .model(task, plane)
+                .map(|entry| usize::from(entry.classes >= 2));
+        }
+    }
+    let export_folder = config
+        .export_folder
+        .clone()
+        .unwrap_or_else(|| folders.data.join("exports"));
+    Session {
+        app,
+        exams,
+        device,
+        loader: loader(dir.to_path_buf(), manifest.clone()),
+        scorer: Some(scorer(dir.to_path_buf(), manifest, device)),
+        config,
+        export_folder,
+    }
+}
+
+fn in_split(split: Split, choice: SplitChoice) -> bool {
+    match choice {
+        SplitChoice::All => true,
+        SplitChoice::Valid => split == Split::Valid || split == Split::Flat,
+        SplitChoice::Train => split == Split::Train || split == Split::Flat,
+    }
+}
+
+fn case_of(exam: &Exam) -> Case {
+    Case {
+        name: exam.name(),
+        labels: Task::ALL.map(|t| exam.labels.get(t)),
+        planes: [[None; 3]; 3],
+        failed: None,
+    }
+}
+
+/// Builds a model from the manifest on the engine thread.
+pub fn loader(dir: PathBuf, manifest: Manifest) -> Loader {
+    Box::new(move |(task, plane), device| {
+        LoadedModel::from_loaded_manifest(&dir, &manifest, task, plane, device)
+            .map(|m| (m.network, m.preprocess))
+            .map_err(|e| format!("{e:#}"))
+    })
+}
+
+/// Scores exams for the list with every model of the manifest, loaded on the scorer's thread
+/// at its first exam.
+pub fn scorer(dir: PathBuf, manifest: Manifest, device: tch::Device) -> Scorer {
+    let mut models: Option<Vec<((Task, Plane), LoadedModel)>> = None;
+    Box::new(move |exam| {
+        if models.is_none() {
+            let mut loaded = Vec::new();
+            for ((task, plane), _) in manifest.models() {
+                let model = LoadedModel::from_loaded_manifest(&dir, &manifest, task, plane, device)
+                    .map_err(|e| format!("{e:#}"))?;
+                loaded.push(((task, plane), model));
+            }
+            models = Some(loaded);
+        }
+        let mut scores = [[None; 3]; 3];
+        for plane in Plane::ALL {
+            let Some(models) = models.as_ref() else { break };
+            let wanted: Vec<_> = models.iter().filter(|((_, p), _)| *p == plane).collect();
+            if wanted.is_empty() || exam.path(plane).is_none() {
+                continue;
+            }
+            let volume = exam.load(plane).map_err(|e| e.to_string())?;
+            for ((task, _), model) in wanted {
+                let p = model
+                    .probability(&volume.data)
+                    .map_err(|e| format!("{e:#}"))?;
+                scores[task.index()][plane.index()] = Some(p);
+            }
+        }
+        Ok(scores)
+    })
+}

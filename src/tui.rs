@@ -1,0 +1,332 @@
+//! The explorer: a patient list, task and plane tabs, slices with their CAM overlays drawn
+//! inline (sixel / kitty / iTerm2, halfblocks otherwise), the slice-attribution strip.
+//!
+//! Threads: the UI (this loop: state, drawing), the engine (models, CAMs), the encoder
+//! (terminal images), the scorer (probabilities for the whole list), the input reader and
+//! an export writer when asked. All talk to the UI through one [`Event`] channel; the UI
+//! redraws only after events, and draws a frame inside a synchronized update.
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
+use crossterm::terminal::{
+    BeginSynchronizedUpdate, Clear, ClearType, EndSynchronizedUpdate, EnterAlternateScreen,
+    LeaveAlternateScreen,
+};
+use crossterm::{cursor, execute};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::Terminal;
+use ratatui_image::picker::{Picker, ProtocolType};
+
+use crate::config::{Config, ProtocolChoice};
+use crate::data::dataset::Exam;
+use crate::engine::{Engine, Loader};
+
+pub mod action;
+pub mod app;
+pub mod cache;
+pub mod driver;
+pub mod export;
+pub mod images;
+pub mod keymap;
+pub mod ui;
+
+pub use driver::{Driver, Event, ImageSink, Scores};
+
+/// Scores one exam for the list (every task and plane it has a model for).
+pub type Scorer = Box<dyn FnMut(&Exam) -> Result<Scores, String> + Send>;
+
+/// Everything the explorer needs, prepared by the command line.
+pub struct Session {
+    pub app: app::App,
+    pub exams: Vec<Exam>,
+    pub device: tch::Device,
+    pub loader: Loader,
+    pub scorer: Option<Scorer>,
+    pub config: Config,
+    pub export_folder: PathBuf,
+}
+
+/// The terminal's graphics, decided once after entering the alternate screen.
+pub struct Graphics {
+    pub picker: Picker,
+    pub name: String,
+    pub note: Option<String>,
+}
+
+/// Runs the explorer in this terminal until the user quits (or a signal arrives); the
+/// terminal is restored on every way out, panics included.
+pub fn run(session: Session) -> anyhow::Result<()> {
+    let mut terminal = enter()?;
+    let result = run_in(&mut terminal, session);
+    leave();
+    result
+}
+
+fn run_in(
+    terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
+    session: Session,
+) -> anyhow::Result<()> {
+    let graphics = detect_graphics(session.config.protocol);
+    let (events, inbox) = mpsc::channel();
+    let mut driver = start(session, graphics, &events)?;
+    spawn_input(events.clone())?;
+    spawn_signals(events);
+    let size = terminal.size()?;
+    driver.app.size = (size.width, size.height);
+    let mut last_layout = None;
+    loop {
+        driver.sync();
+        driver.touch_visible();
+        draw(terminal, &driver, &mut last_layout)?;
+        if driver.app.quit {
+            return Ok(());
+        }
+        wait_for_events(&mut driver, &inbox);
+    }
+}
+
+/// Starts the workers around the session's state.
+pub fn start(
+    session: Session,
+    graphics: Graphics,
+    events: &Sender<Event>,
+) -> anyhow::Result<Driver> {
+    let Session {
+        mut app,
+        exams,
+        device,
+        loader,
+        scorer,
+        export_folder,
+        ..
+    } = session;
+    app.info.protocol = graphics.name;
+    app.info.protocol_note = graphics.note;
+    let engine_events = events.clone();
+    let engine = Engine::start(
+        device,
+        loader,
+        Box::new(move |event| {
+            let _ = engine_events.send(Event::Engine(event));
+        }),
+    )?;
+    app.info.device = engine.device_name().to_string();
+    let encoded = events.clone();
+    let encoder = images::Encoder::spawn(graphics.picker, move |image| {
+        let _ = encoded.send(Event::Encoded(image));
+    })?;
+    let mut driver = Driver::new(
+        app,
+        exams.clone(),
+        engine,
+        ImageSink::Thread(encoder),
+        export_folder,
+        events.clone(),
+    );
+    if let Some(scorer) = scorer {
+        driver.scoring = exams.len();
+        driver.scorer = Some(spawn_scorer(scorer, exams, events.clone())?);
+    }
+    Ok(driver)
+}
+
+/// The scoring thread; dropping the handle stops it after the exam it is on and waits for
+/// it (libtorch must not be running when the process exits).
+pub struct ScorerHandle {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for ScorerHandle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Scores every exam in list order on a thread of its own.
+pub fn spawn_scorer(
+    mut scorer: Scorer,
+    exams: Vec<Exam>,
+    events: Sender<Event>,
+) -> io::Result<ScorerHandle> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("kneecam-scorer".into())
+        .spawn(move || {
+            for (case, exam) in exams.iter().enumerate() {
+                if stopping.load(Ordering::SeqCst) {
+                    return;
+                }
+                if events.send(Event::Scored(case, scorer(exam))).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(ScorerHandle {
+        stop,
+        thread: Some(thread),
+    })
+}
+
+/// Blocks until an event comes (waking every 100 ms while workers run, for the spinner),
+/// then handles every event already queued, so a burst of keys costs one frame.
+fn wait_for_events(driver: &mut Driver, inbox: &Receiver<Event>) {
+    let first = if driver.app.is_busy() {
+        match inbox.recv_timeout(Duration::from_millis(100)) {
+            Ok(event) => Some(event),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                driver.app.quit = true;
+                None
+            }
+        }
+    } else {
+        match inbox.recv() {
+            Ok(event) => Some(event),
+            Err(_) => {
+                driver.app.quit = true;
+                None
+            }
+        }
+    };
+    driver.app.tick += 1;
+    for event in first.into_iter().chain(inbox.try_iter()) {
+        driver.handle(event);
+        if driver.app.quit {
+            return;
+        }
+    }
+}
+
+/// One frame inside a synchronized update. When the layout changes, the screen is cleared
+/// first: a terminal image stays on the glass until something is drawn over it.
+fn draw(
+    terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
+    driver: &Driver,
+    last_layout: &mut Option<(Option<ui::Layout>, bool)>,
+) -> io::Result<()> {
+    let size = terminal.size()?;
+    let area = Rect::new(0, 0, size.width, size.height);
+    let layout = (ui::layout(area, &driver.app), driver.app.help);
+    execute!(io::stdout(), BeginSynchronizedUpdate)?;
+    if last_layout.as_ref() != Some(&layout) {
+        // Not `Terminal::clear`: it asks the terminal for the cursor position, and the input
+        // thread would take the answer. A blank frame makes the next one redraw every cell.
+        execute!(io::stdout(), Clear(ClearType::All))?;
+        terminal.draw(|frame| frame.render_widget(ratatui::widgets::Clear, frame.area()))?;
+        *last_layout = Some(layout);
+    }
+    let drawn = terminal.draw(|frame| ui::draw(frame, &driver.app));
+    execute!(io::stdout(), EndSynchronizedUpdate)?;
+    drawn.map(|_| ())
+}
+
+/// Raw mode, alternate screen, mouse; a panic hook that restores the terminal first.
+fn enter() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        leave();
+        previous(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
+}
+
+/// Restores the terminal; safe to call more than once.
+pub fn leave() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
+    let _ = io::stdout().flush();
+}
+
+/// The terminal's graphics protocol: asked of the terminal (before the input reader
+/// starts, which would swallow the answers), or as configured. Inside tmux without
+/// passthrough, images fall back to halfblocks and the status line says why.
+fn detect_graphics(choice: ProtocolChoice) -> Graphics {
+    let mut picker = Picker::from_query_stdio().unwrap_or_else(|_| Picker::halfblocks());
+    let mut note = None;
+    match choice {
+        ProtocolChoice::Auto => {}
+        ProtocolChoice::Halfblocks => picker.set_protocol_type(ProtocolType::Halfblocks),
+        ProtocolChoice::Sixel => picker.set_protocol_type(ProtocolType::Sixel),
+        ProtocolChoice::Kitty => picker.set_protocol_type(ProtocolType::Kitty),
+        ProtocolChoice::Iterm2 => picker.set_protocol_type(ProtocolType::Iterm2),
+    }
+    if picker.tmux_detected()
+        && picker.protocol_type() != ProtocolType::Halfblocks
+        && !tmux_passthrough_on()
+    {
+        picker.set_protocol_type(ProtocolType::Halfblocks);
+        note = Some("tmux allow-passthrough is off: halfblocks".into());
+    }
+    let mut name = protocol_name(picker.protocol_type()).to_string();
+    if picker.tmux_detected() {
+        name.push_str(" via tmux");
+    }
+    Graphics { picker, name, note }
+}
+
+pub fn protocol_name(protocol: ProtocolType) -> &'static str {
+    match protocol {
+        ProtocolType::Halfblocks => "halfblocks",
+        ProtocolType::Sixel => "sixel",
+        ProtocolType::Kitty => "kitty",
+        ProtocolType::Iterm2 => "iTerm2",
+    }
+}
+
+fn tmux_passthrough_on() -> bool {
+    std::process::Command::new("tmux")
+        .args(["show", "-Apv", "allow-passthrough"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .is_some_and(|value| value == "on" || value == "all")
+}
+
+/// Terminal input on a thread of its own; it ends with the process.
+fn spawn_input(events: Sender<Event>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("kneecam-input".into())
+        .spawn(move || loop {
+            let event = match crossterm::event::read() {
+                Ok(crossterm::event::Event::Key(key)) => Event::Key(key),
+                Ok(crossterm::event::Event::Mouse(mouse)) => Event::Mouse(mouse),
+                Ok(crossterm::event::Event::Resize(w, h)) => Event::Resize(w, h),
+                Ok(_) => continue,
+                Err(_) => Event::Terminate,
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        })?;
+    Ok(())
+}
+
+/// SIGTERM, SIGHUP (an SSH drop) and SIGINT end the loop like `q`, so the terminal is
+/// restored. Only one handler can exist per process; if one does, signals keep their
+/// default action.
+fn spawn_signals(events: Sender<Event>) {
+    let events = std::sync::Mutex::new(events);
+    let _ = ctrlc::set_handler(move || {
+        if let Ok(events) = events.lock() {
+            let _ = events.send(Event::Terminate);
+        }
+    });
+}

@@ -1,0 +1,107 @@
+//! `e`: the current case's CAMs as PNGs, the `cam` command's layout for every plane whose
+//! CAM is computed, into a new folder (never over an earlier export).
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cam::colormap::Colormap;
+use crate::cam::Explanation;
+use crate::data::dataset::Exam;
+use crate::data::Plane;
+
+use super::app::App;
+
+/// What one export writes, gathered on the UI thread; `run` does the writing elsewhere.
+pub struct Job {
+    pub folder: PathBuf,
+    /// e.g. `0002-acl-contrib`.
+    pub name: String,
+    pub planes: Vec<(Plane, Option<Exam>, Option<Arc<Explanation>>)>,
+    pub colormap: Colormap,
+}
+
+impl Job {
+    pub fn from_app(app: &App, case: usize, exams: &[Exam], folder: &Path) -> Job {
+        let name = format!(
+            "{}-{}-{}",
+            app.cases[case].name,
+            app.task,
+            app.display.method.name().replace('+', "pp")
+        );
+        let planes = crate::data::Plane::ALL
+            .into_iter()
+            .map(|plane| {
+                let key = app.cam_key(case, plane, app.display.method);
+                (
+                    plane,
+                    exams.get(case).cloned(),
+                    app.cams.peek(&key).cloned(),
+                )
+            })
+            .collect();
+        Job {
+            folder: folder.to_path_buf(),
+            name,
+            planes,
+            colormap: app.display.colormap,
+        }
+    }
+}
+
+/// Writes the export under a temporary name, then renames it to the first free
+/// `NAME`, `NAME-2`, …; the message says where it went and which planes were missing.
+pub fn run(job: Job) -> Result<String, String> {
+    std::fs::create_dir_all(&job.folder)
+        .map_err(|e| format!("creating {}: {e}", job.folder.display()))?;
+    let tmp = job
+        .folder
+        .join(format!(".{}.tmp.{}", job.name, std::process::id()));
+    let written = write_planes(&job, &tmp);
+    let outcome = written.and_then(|(done, missing)| {
+        let target = free_name(&job.folder, &job.name);
+        std::fs::rename(&tmp, &target)
+            .map_err(|e| format!("renaming into {}: {e}", target.display()))?;
+        let mut text = format!("exported {} to {}", done.join(", "), target.display());
+        if !missing.is_empty() {
+            text.push_str(&format!(" ({} not computed yet)", missing.join(", ")));
+        }
+        Ok(text)
+    });
+    if outcome.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    outcome
+}
+
+fn write_planes(job: &Job, tmp: &Path) -> Result<(Vec<String>, Vec<String>), String> {
+    let (mut done, mut missing) = (Vec::new(), Vec::new());
+    for (plane, exam, explanation) in &job.planes {
+        let (Some(exam), Some(explanation)) = (exam, explanation) else {
+            missing.push(plane.to_string());
+            continue;
+        };
+        let volume = exam.load(*plane).map_err(|e| e.to_string())?;
+        crate::cam::png::write_pngs(
+            &tmp.join(plane.name()),
+            &volume.data,
+            &explanation.maps,
+            job.colormap,
+        )
+        .map_err(|e| e.to_string())?;
+        done.push(plane.to_string());
+    }
+    if done.is_empty() {
+        return Err("no CAM of this case is computed yet; wait for the overlay".into());
+    }
+    Ok((done, missing))
+}
+
+fn free_name(folder: &Path, name: &str) -> PathBuf {
+    let first = folder.join(name);
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| folder.join(format!("{name}-{n}")))
+        .find(|p| !p.exists())
+        .unwrap_or(first)
+}

@@ -1,0 +1,99 @@
+//! The status line: device, models, method and display settings, worker state, protocol —
+//! or the search prompt while searching.
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::app::App;
+
+const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+
+pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    if app.search.editing {
+        let prompt = Line::from(vec![
+            Span::styled("search exam id: ", Style::default().fg(Color::Yellow)),
+            Span::raw(format!("{}█", app.search.query)),
+            Span::styled(
+                "  (enter keeps, esc clears)",
+                Style::default().fg(Color::DarkGray),
+            ),
+        ]);
+        frame.render_widget(Paragraph::new(prompt), area);
+        return;
+    }
+    let separator = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
+    let display = &app.display;
+    let overlay = if display.overlay {
+        format!(
+            "{} {:.0}%",
+            display.colormap.name(),
+            display.opacity * 100.0
+        )
+    } else {
+        "overlay off".into()
+    };
+    let mut spans = vec![
+        Span::raw(app.info.device.clone()),
+        separator(),
+        Span::raw(app.info.models.clone()),
+        separator(),
+        Span::raw(format!(
+            "{} · {}",
+            display.method.name(),
+            display.normalization.name()
+        )),
+        separator(),
+        Span::raw(overlay),
+        separator(),
+        worker(app),
+        separator(),
+        Span::raw(app.info.protocol.clone()),
+    ];
+    if let Some(note) = &app.info.protocol_note {
+        spans.push(Span::styled(
+            format!(" ({note})"),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    if !app.search.query.is_empty() {
+        spans.push(separator());
+        spans.push(Span::raw(format!("search '{}'", app.search.query)));
+    }
+    if let Some(message) = &app.message {
+        spans.push(separator());
+        spans.push(Span::styled(
+            message.clone(),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    spans.push(separator());
+    spans.push(Span::styled(
+        format!(
+            "{} help",
+            app.keymap.key_of(crate::tui::action::Action::Help)
+        ),
+        Style::default().fg(Color::DarkGray),
+    ));
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn worker(app: &App) -> Span<'static> {
+    if let Some((_, key)) = app.interactive.or(app.prefetch) {
+        let spinner = SPINNER[(app.tick % SPINNER.len() as u64) as usize];
+        let what = if app.interactive.is_some() {
+            "computing"
+        } else {
+            "prefetching"
+        };
+        return Span::styled(
+            format!("{spinner} {what} {} {}", key.task, key.plane),
+            Style::default().fg(Color::Cyan),
+        );
+    }
+    match &app.worker_error {
+        Some(err) => Span::styled(format!("error: {err}"), Style::default().fg(Color::Red)),
+        None => Span::styled("idle", Style::default().fg(Color::Green)),
+    }
+}
