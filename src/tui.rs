@@ -91,12 +91,34 @@ fn run_in(
     }
 }
 
-/// Starts the workers around the session's state.
+/// Starts the workers around the session's state, images encoded on a thread.
 pub fn start(
-    session: Session,
+    mut session: Session,
     graphics: Graphics,
     events: &Sender<Event>,
 ) -> anyhow::Result<Driver> {
+    session.app.info.protocol = graphics.name;
+    session.app.info.protocol_note = graphics.note;
+    let encoded = events.clone();
+    let encoder = images::Encoder::spawn(graphics.picker, move |image| {
+        let _ = encoded.send(Event::Encoded(image));
+    })?;
+    assemble(session, ImageSink::Thread(encoder), events)
+}
+
+/// The explorer without a terminal (tests, benchmarks): images encoded inline with
+/// `picker`, events left on the returned channel for [`Driver::settle`].
+pub fn start_headless(
+    mut session: Session,
+    picker: Picker,
+) -> anyhow::Result<(Driver, Receiver<Event>)> {
+    let (events, inbox) = mpsc::channel();
+    session.app.info.protocol = protocol_name(picker.protocol_type()).to_string();
+    let driver = assemble(session, ImageSink::Inline(picker), &events)?;
+    Ok((driver, inbox))
+}
+
+fn assemble(session: Session, images: ImageSink, events: &Sender<Event>) -> anyhow::Result<Driver> {
     let Session {
         mut app,
         exams,
@@ -106,8 +128,6 @@ pub fn start(
         export_folder,
         ..
     } = session;
-    app.info.protocol = graphics.name;
-    app.info.protocol_note = graphics.note;
     let engine_events = events.clone();
     let engine = Engine::start(
         device,
@@ -117,15 +137,11 @@ pub fn start(
         }),
     )?;
     app.info.device = engine.device_name().to_string();
-    let encoded = events.clone();
-    let encoder = images::Encoder::spawn(graphics.picker, move |image| {
-        let _ = encoded.send(Event::Encoded(image));
-    })?;
     let mut driver = Driver::new(
         app,
         exams.clone(),
         engine,
-        ImageSink::Thread(encoder),
+        images,
         export_folder,
         events.clone(),
     );

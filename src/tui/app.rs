@@ -638,7 +638,6 @@ impl App {
     pub fn plan(&self) -> Vec<EngineCommand> {
         let interactive = self.interactive_wants();
         let prefetch = self.prefetch_wants();
-        let wanted = |key: &CamKey| interactive.contains(key) || prefetch.contains(key);
         let in_flight: Vec<CamKey> = [self.interactive, self.prefetch]
             .into_iter()
             .flatten()
@@ -650,7 +649,13 @@ impl App {
             (self.prefetch, &prefetch, Priority::Prefetch),
         ] {
             if let Some((id, key)) = slot {
-                if wanted(&key) {
+                // An interactive request must still be for what is on screen; a prefetch
+                // may have become what is on screen.
+                let keep = match priority {
+                    Priority::Interactive => interactive.contains(&key),
+                    Priority::Prefetch => interactive.contains(&key) || prefetch.contains(&key),
+                };
+                if keep {
                     continue;
                 }
                 commands.push(EngineCommand::Cancel(id));

@@ -31,7 +31,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         ),
         Span::raw("wheel: slices; click: select an exam"),
     ]));
-    let width = 64.min(area.width);
+    let width = 70.min(area.width);
     let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(1));
     let popup = Rect {
         x: area.x + (area.width - width) / 2,

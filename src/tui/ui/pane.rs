@@ -44,7 +44,12 @@ pub fn draw(frame: &mut Frame, app: &App, pane: &PaneLayout, show_image: bool) {
 fn image(frame: &mut Frame, app: &App, pane: &PaneLayout) {
     let plane = pane.plane;
     let Some(case) = app.current() else {
-        return;
+        let text = if app.cases.is_empty() {
+            "no exams to show"
+        } else {
+            "no exam matches the filter"
+        };
+        return message(frame, pane.image, text);
     };
     if !app.has_model(app.task, plane) {
         message(frame, pane.image, "no model for this task and plane");
