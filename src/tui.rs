@@ -224,16 +224,30 @@ fn wait_for_events(driver: &mut Driver, inbox: &Receiver<Event>) {
     }
 }
 
-/// One frame inside a synchronized update. When the layout changes, the screen is cleared
-/// first: a terminal image stays on the glass until something is drawn over it.
+/// What decides whether the screen must be cleared before a frame: the layout, the help
+/// overlay, the size of each image drawn.
+type Screen = (Option<ui::Layout>, bool, Vec<(u16, u16)>);
+
+/// One frame inside a synchronized update. When the layout or an image's size changes, the
+/// screen is cleared first: a terminal image stays on the glass until something covers it.
 fn draw(
     terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
     driver: &Driver,
-    last_layout: &mut Option<(Option<ui::Layout>, bool)>,
+    last_layout: &mut Option<Screen>,
 ) -> io::Result<()> {
     let size = terminal.size()?;
     let area = Rect::new(0, 0, size.width, size.height);
-    let layout = (ui::layout(area, &driver.app), driver.app.help);
+    let app = &driver.app;
+    let panes = ui::layout(area, app);
+    let image_sizes = panes
+        .iter()
+        .flat_map(|l| l.panes.iter())
+        .filter_map(|pane| {
+            let wanted = images::wanted_key(app, pane.plane, pane.image);
+            let protocol = app.images.for_pane(wanted, pane.plane)?;
+            Some((protocol.size().width, protocol.size().height))
+        });
+    let layout = (panes.clone(), app.help, image_sizes.collect());
     execute!(io::stdout(), BeginSynchronizedUpdate)?;
     if last_layout.as_ref() != Some(&layout) {
         // Not `Terminal::clear`: it asks the terminal for the cursor position, and the input

@@ -349,7 +349,7 @@ fn explorer(size: (u16, u16), config: Config, root: &Path) -> (Driver, Receiver<
 }
 
 /// The screen as text, with the images' cells replaced by '#' (their halfblock glyphs depend
-/// on the last bits of the CAM) — after checking they carry colour.
+/// on the last bits of the CAM; `coloured_cells` checks their colours).
 fn screen(driver: &Driver) -> String {
     let (width, height) = driver.app.size;
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
@@ -377,7 +377,7 @@ fn mask(buffer: &mut Buffer, area: Rect) {
     for y in area.y..area.y + area.height {
         for x in area.x..area.x + area.width {
             let cell = &mut buffer[(x, y)];
-            if cell.symbol() == "▀" || cell.symbol() == "▄" {
+            if cell.bg != ratatui::style::Color::Reset {
                 cell.set_symbol("#");
             }
         }
@@ -432,6 +432,31 @@ fn main_screen_with_overlay_and_without() {
     assert!(
         with_overlay > 200 && without == 0,
         "coloured cells: {with_overlay} with the overlay, {without} without"
+    );
+
+    // The mouse: a click on the list's fifth row selects it, the wheel moves the slice.
+    let click = |kind, column, row| {
+        Event::Mouse(crossterm::event::MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: crossterm::event::KeyModifiers::NONE,
+        })
+    };
+    use crossterm::event::{MouseButton, MouseEventKind};
+    let rows = 2; // border and column header
+    driver.handle(click(MouseEventKind::Down(MouseButton::Left), 5, rows + 4));
+    assert_eq!(driver.app.selected, 4);
+    driver.settle(&inbox, PATIENCE).expect("settles");
+    let slice = driver.app.slices[driver.app.plane.index()];
+    driver.handle(click(MouseEventKind::ScrollDown, 60, 10));
+    driver.handle(click(MouseEventKind::ScrollDown, 60, 10));
+    driver.handle(click(MouseEventKind::ScrollUp, 60, 10));
+    assert_eq!(driver.app.slices[driver.app.plane.index()], slice + 1);
+    driver.handle(click(MouseEventKind::Down(MouseButton::Left), 60, 10));
+    assert_eq!(
+        driver.app.selected, 4,
+        "a click outside the list selects nothing"
     );
 }
 

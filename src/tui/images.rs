@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use ratatui::layout::{Rect, Size};
-use ratatui_image::picker::Picker;
+use ratatui_image::picker::{Picker, ProtocolType};
+use ratatui_image::protocol::halfblocks::Halfblocks;
 use ratatui_image::protocol::Protocol;
 use ratatui_image::Resize;
 
@@ -169,29 +170,46 @@ pub fn compose(job: &ImageJob) -> RgbImage {
     canvas
 }
 
-/// Composes, scales to fit the pane (keeping the aspect, smooth filter), pads to the whole
-/// pane so a new image covers the old one completely, and encodes for `picker`'s protocol.
+/// The most an MRI slice is enlarged: more adds bytes, not detail (and a sixel over 1 MiB is
+/// dropped by tmux's passthrough).
+const MAX_SCALE: f64 = 2.0;
+
+/// Composes, scales to fit the pane (keeping the aspect, smooth filter, whole cells) and
+/// encodes for `picker`'s protocol. Halfblocks are made straight from one pixel per half
+/// cell, not from a font-sized picture.
 pub fn encode(picker: &Picker, job: &ImageJob) -> Result<Protocol, String> {
     let composed = compose(job);
-    let font = picker.font_size();
-    let (cols, rows) = (job.key.cols, job.key.rows);
-    let pane_w = u32::from(cols) * u32::from(font.width);
-    let pane_h = u32::from(rows) * u32::from(font.height);
+    let halfblocks = picker.protocol_type() == ProtocolType::Halfblocks;
+    let (cell_w, cell_h) = if halfblocks {
+        (1, 2)
+    } else {
+        let font = picker.font_size();
+        (u32::from(font.width.max(1)), u32::from(font.height.max(1)))
+    };
+    let (cols, rows) = (u32::from(job.key.cols), u32::from(job.key.rows));
+    let (width, height) = (f64::from(composed.width()), f64::from(composed.height()));
     let scale = f64::min(
-        f64::from(pane_w) / f64::from(composed.width()),
-        f64::from(pane_h) / f64::from(composed.height()),
+        f64::from(cols * cell_w) / width,
+        f64::from(rows * cell_h) / height,
+    )
+    .min(if halfblocks { f64::INFINITY } else { MAX_SCALE });
+    let fit_cols = ((width * scale) as u32 / cell_w).clamp(1, cols);
+    let fit_rows = ((height * scale) as u32 / cell_h).clamp(1, rows);
+    let resized = imageops::resize(
+        &composed,
+        fit_cols * cell_w,
+        fit_rows * cell_h,
+        imageops::FilterType::Triangle,
     );
-    let fit_w = ((f64::from(composed.width()) * scale) as u32).clamp(1, pane_w.max(1));
-    let fit_h = ((f64::from(composed.height()) * scale) as u32).clamp(1, pane_h.max(1));
-    let resized = imageops::resize(&composed, fit_w, fit_h, imageops::FilterType::Triangle);
-    let mut pane = RgbImage::new(pane_w.max(1), pane_h.max(1));
-    imageops::overlay(&mut pane, &resized, i64::from((pane_w - fit_w) / 2), 0);
+    let size = Size::new(fit_cols as u16, fit_rows as u16);
+    let image = DynamicImage::ImageRgb8(resized);
+    if halfblocks {
+        return Halfblocks::new(image, size)
+            .map(Protocol::Halfblocks)
+            .map_err(|e| format!("encoding the image: {e}"));
+    }
     picker
-        .new_protocol(
-            DynamicImage::ImageRgb8(pane),
-            Size::new(cols, rows),
-            Resize::Fit(None),
-        )
+        .new_protocol(image, size, Resize::Fit(None))
         .map_err(|e| format!("encoding the image: {e}"))
 }
 
@@ -299,10 +317,19 @@ mod tests {
     }
 
     #[test]
-    fn encoding_fills_the_pane() {
+    fn encoding_fits_the_pane_keeping_the_aspect() {
         let picker = Picker::halfblocks();
+        // 8×8 pixels into 10×5 cells of 1×2 pixels: 10×10 pixels, 10×5 cells.
         let protocol = encode(&picker, &job(true, false)).expect("halfblocks");
         let area = protocol.size();
         assert_eq!((area.width, area.height), (10, 5));
+        // Side by side, 16×8 into 10×5: 10 wide, 5 pixels high → 2 rows.
+        let protocol = encode(&picker, &job(true, true)).expect("halfblocks");
+        assert_eq!((protocol.size().width, protocol.size().height), (10, 2));
+        let mut sixel = Picker::halfblocks();
+        sixel.set_protocol_type(ProtocolType::Sixel);
+        // 10×20-pixel cells: 8×8 pixels at most doubled: 16×16 pixels → 1×0.8 cells → 1×1.
+        let protocol = encode(&sixel, &job(true, false)).expect("sixel");
+        assert_eq!((protocol.size().width, protocol.size().height), (1, 1));
     }
 }

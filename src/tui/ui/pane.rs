@@ -61,7 +61,17 @@ fn image(frame: &mut Frame, app: &App, pane: &PaneLayout) {
     }
     let wanted = images::wanted_key(app, plane, pane.image);
     match app.images.for_pane(wanted, plane) {
-        Some(protocol) => frame.render_widget(Image::new(protocol), pane.image),
+        Some(protocol) => {
+            // Centred across the pane, from its top.
+            let size = protocol.size();
+            let area = Rect {
+                x: pane.image.x + pane.image.width.saturating_sub(size.width) / 2,
+                width: size.width.min(pane.image.width),
+                height: size.height.min(pane.image.height),
+                ..pane.image
+            };
+            frame.render_widget(Image::new(protocol), area);
+        }
         None => message(frame, pane.image, "drawing…"),
     }
     if let Some(err) = app.cam_error(plane) {

@@ -1,0 +1,158 @@
+//! The explorer, headless (TestBackend, the real engine on the CPU, the demo models, the
+//! 8-exam demo cohort):
+//! - next patient → overlay on screen, with the CAM cache emptied first (cold) and as the
+//!   explorer really runs (the neighbours prefetched);
+//! - one slice flip with the exam's CAMs cached: compose + encode + draw, for halfblocks and
+//!   sixel at 100×40 cells, and the draw alone when the image is cached too.
+//!
+//! Targets: next patient ≤ 150 ms with the tiny demo models; slice flip ≤ 16 ms.
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kneecam::config::Config;
+use kneecam::data::dataset::Dataset;
+use kneecam::data::phantom::CohortSpec;
+use kneecam::model::manifest::Manifest;
+use kneecam::paths::Folders;
+use kneecam::tui::action::Action;
+use kneecam::tui::{ui, Driver, Event};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use ratatui_image::picker::{Picker, ProtocolType};
+
+const PATIENCE: Duration = Duration::from_secs(120);
+const SIZE: (u16, u16) = (100, 40);
+
+fn cohort() -> PathBuf {
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-cohort");
+    let spec = CohortSpec {
+        cases: 8,
+        valid: 8,
+        seed: kneecam::cli::demo::DEMO_SEED,
+    };
+    kneecam::cli::demo::ensure_cohort(&cache, &spec).expect("the cohort")
+}
+
+fn explorer(picker: Picker, root: &Path) -> (Driver, Receiver<Event>) {
+    let models = kneecam::cli::demo::default_models();
+    let dataset = Dataset::open(cohort()).expect("the cohort opens");
+    let manifest = Manifest::load(&models).expect("the demo manifest");
+    let folders = Folders {
+        config: root.join("config"),
+        cache: root.join("cache"),
+        data: root.join("data"),
+    };
+    let session = kneecam::cli::view::session(
+        &dataset,
+        &models,
+        manifest,
+        tch::Device::Cpu,
+        Config::defaults(),
+        &folders,
+    );
+    let (mut driver, inbox) = kneecam::tui::start_headless(session, picker).expect("starts");
+    driver.app.size = SIZE;
+    driver.settle(&inbox, PATIENCE).expect("settles");
+    (driver, inbox)
+}
+
+/// Handles events until the shown plane's image with its overlay is encoded.
+fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        driver.sync();
+        let ready = driver
+            .wanted_images()
+            .iter()
+            .all(|key| key.overlay.is_some() && driver.app.images.store.contains(key));
+        if ready {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = inbox.recv_timeout(left).expect("the overlay arrives");
+        driver.handle(event);
+    }
+}
+
+fn draw(terminal: &mut Terminal<TestBackend>, driver: &Driver) {
+    terminal
+        .draw(|frame| ui::draw(frame, &driver.app))
+        .expect("draws");
+}
+
+fn next_patient(c: &mut Criterion) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (mut driver, inbox) = explorer(Picker::halfblocks(), root.path());
+    let mut terminal = Terminal::new(TestBackend::new(SIZE.0, SIZE.1)).expect("terminal");
+    let mut group = c.benchmark_group("explorer: next patient to overlay (tiny demo models, CPU)");
+    group.sample_size(20);
+    let mut forward = true;
+    let mut step = |driver: &mut Driver, cold: bool| {
+        driver.settle(&inbox, PATIENCE).expect("settles");
+        if cold {
+            driver.app.cams.clear();
+        }
+        let start = Instant::now();
+        driver.act(if forward {
+            Action::NextPatient
+        } else {
+            Action::PrevPatient
+        });
+        until_overlay(driver, &inbox);
+        draw(&mut terminal, driver);
+        let took = start.elapsed();
+        if driver.app.selected == 0 || driver.app.selected + 1 == driver.app.view.len() {
+            forward = !forward;
+        }
+        took
+    };
+    group.bench_function("cold (no CAM cached)", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| step(&mut driver, true)).sum())
+    });
+    group.bench_function("prefetched (as the explorer runs)", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| step(&mut driver, false)).sum())
+    });
+    group.finish();
+}
+
+fn slice_flip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("explorer: slice flip, CAMs cached, 100x40 cells");
+    group.sample_size(30);
+    for protocol in [ProtocolType::Halfblocks, ProtocolType::Sixel] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let mut picker = Picker::halfblocks();
+        picker.set_protocol_type(protocol);
+        let (mut driver, inbox) = explorer(picker, root.path());
+        let mut terminal = Terminal::new(TestBackend::new(SIZE.0, SIZE.1)).expect("terminal");
+        let name = kneecam::tui::protocol_name(protocol);
+        let mut forward = true;
+        let mut flip = |driver: &mut Driver, encode: bool| {
+            if encode {
+                driver.app.images.store.clear();
+            }
+            let start = Instant::now();
+            driver.act(if forward {
+                Action::NextSlice
+            } else {
+                Action::PrevSlice
+            });
+            forward = !forward;
+            driver.sync();
+            draw(&mut terminal, driver);
+            start.elapsed()
+        };
+        driver.settle(&inbox, PATIENCE).expect("settles");
+        group.bench_function(format!("{name}: compose + encode + draw"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| flip(&mut driver, true)).sum())
+        });
+        group.bench_function(format!("{name}: draw a cached image"), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| flip(&mut driver, false)).sum())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, next_patient, slice_flip);
+criterion_main!(benches);
