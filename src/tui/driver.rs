@@ -89,7 +89,8 @@ impl Driver {
             Event::Engine(EngineEvent::Finished(result)) => self.app.engine_result(*result),
             Event::Engine(_) => {}
             Event::Encoded(encoded) => {
-                if let Some(err) = self.app.images.received(encoded) {
+                let on_screen = self.wanted_images().contains(&encoded.key);
+                if let Some(err) = self.app.images.received(encoded, on_screen) {
                     self.app.message = Some(err);
                 }
             }
@@ -234,10 +235,34 @@ impl Driver {
             .collect()
     }
 
+    /// The slices next to those on screen (±1, ±2), encoded ahead when images are encoded on
+    /// a thread, so that holding a slice key finds them ready.
+    fn neighbour_images(&self) -> Vec<images::ImageKey> {
+        if !matches!(self.images, ImageSink::Thread(_)) {
+            return Vec::new();
+        }
+        let mut keys = Vec::new();
+        for key in self.wanted_images() {
+            let count = self.app.slice_count(key.plane);
+            for delta in [1isize, -1, 2, -2] {
+                let slice = key.slice as isize + delta;
+                if (0..count as isize).contains(&slice) {
+                    keys.push(images::ImageKey {
+                        slice: slice as usize,
+                        ..key
+                    });
+                }
+            }
+        }
+        keys
+    }
+
     fn sync_images(&mut self) {
-        let wanted: Vec<_> = self
-            .wanted_images()
-            .into_iter()
+        let visible = self.wanted_images();
+        let wanted: Vec<_> = visible
+            .iter()
+            .copied()
+            .chain(self.neighbour_images())
             .filter(|key| {
                 !self.app.images.store.contains(key) && !self.app.images.pending.contains(key)
             })
@@ -259,7 +284,8 @@ impl Driver {
                 }
                 ImageSink::Inline(picker) => {
                     let image = Some(images::encode(picker, &job));
-                    if let Some(err) = self.app.images.received(Encoded { key, image }) {
+                    let on_screen = visible.contains(&key);
+                    if let Some(err) = self.app.images.received(Encoded { key, image }, on_screen) {
                         self.app.message = Some(err);
                     }
                 }

@@ -85,11 +85,15 @@ impl Images {
         })
     }
 
-    pub fn received(&mut self, encoded: Encoded) -> Option<String> {
+    /// Stores an encoded image; `on_screen` says it is one the panes want now (it then stays
+    /// shown until its successor is encoded). Returns the encoding error, if any.
+    pub fn received(&mut self, encoded: Encoded, on_screen: bool) -> Option<String> {
         self.pending.remove(&encoded.key);
         match encoded.image? {
             Ok(protocol) => {
-                self.last[encoded.key.plane.index()] = Some(encoded.key);
+                if on_screen {
+                    self.last[encoded.key.plane.index()] = Some(encoded.key);
+                }
                 self.store.insert(encoded.key, protocol, 1);
                 None
             }
