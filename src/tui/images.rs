@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use image::{imageops, DynamicImage, Rgb, RgbImage};
 use ratatui::layout::{Rect, Size};
+use ratatui_image::picker::cap_parser::Parser;
 use ratatui_image::picker::{Picker, ProtocolType};
 use ratatui_image::protocol::halfblocks::Halfblocks;
+use ratatui_image::protocol::sixel::Sixel;
 use ratatui_image::protocol::Protocol;
 use ratatui_image::Resize;
 
@@ -177,6 +179,9 @@ pub fn compose(job: &ImageJob) -> RgbImage {
 /// The most an MRI slice is enlarged: more adds bytes, not detail (and a sixel over 1 MiB is
 /// dropped by tmux's passthrough).
 const MAX_SCALE: f64 = 2.0;
+/// Pixels on a side at most: xterm drops larger sixel images (its `maxGraphicSize` defaults
+/// to 1000×1000).
+const MAX_SIDE: u32 = 1000;
 
 /// Composes, scales to fit the pane (keeping the aspect, smooth filter, whole cells) and
 /// encodes for `picker`'s protocol. Halfblocks are made straight from one pixel per half
@@ -196,25 +201,105 @@ pub fn encode(picker: &Picker, job: &ImageJob) -> Result<Protocol, String> {
         f64::from(cols * cell_w) / width,
         f64::from(rows * cell_h) / height,
     )
-    .min(if halfblocks { f64::INFINITY } else { MAX_SCALE });
+    .min(if halfblocks {
+        f64::INFINITY
+    } else {
+        MAX_SCALE
+            .min(f64::from(MAX_SIDE) / width)
+            .min(f64::from(MAX_SIDE) / height)
+    });
     let fit_cols = ((width * scale) as u32 / cell_w).clamp(1, cols);
     let fit_rows = ((height * scale) as u32 / cell_h).clamp(1, rows);
-    let resized = imageops::resize(
-        &composed,
-        fit_cols * cell_w,
-        fit_rows * cell_h,
-        imageops::FilterType::Triangle,
-    );
+    let (out_w, out_h) = (fit_cols * cell_w, fit_rows * cell_h);
+    let resized = if out_w >= composed.width() && out_h >= composed.height() {
+        enlarge_bilinear(&composed, out_w, out_h)
+    } else {
+        imageops::resize(&composed, out_w, out_h, imageops::FilterType::Triangle)
+    };
     let size = Size::new(fit_cols as u16, fit_rows as u16);
-    let image = DynamicImage::ImageRgb8(resized);
-    if halfblocks {
-        return Halfblocks::new(image, size)
+    let failed = |e: ratatui_image::errors::Errors| format!("encoding the image: {e}");
+    match picker.protocol_type() {
+        ProtocolType::Halfblocks => Halfblocks::new(DynamicImage::ImageRgb8(resized), size)
             .map(Protocol::Halfblocks)
-            .map_err(|e| format!("encoding the image: {e}"));
+            .map_err(failed),
+        ProtocolType::Sixel => sixel(&resized, size, picker.tmux_detected()).map(Protocol::Sixel),
+        _ => picker
+            .new_protocol(DynamicImage::ImageRgb8(resized), size, Resize::Fit(None))
+            .map_err(failed),
     }
-    picker
-        .new_protocol(image, size, Resize::Fit(None))
-        .map_err(|e| format!("encoding the image: {e}"))
+}
+
+/// Bilinear enlargement with half-pixel centres (as OpenCV's resize), several times faster
+/// than `imageops::resize` for the 1–2× enlargements the panes need.
+pub fn enlarge_bilinear(source: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (src_w, src_h) = (source.width() as usize, source.height() as usize);
+    let taps = |out: u32, src: usize| -> Vec<(usize, usize, f32)> {
+        let ratio = src as f32 / out as f32;
+        (0..out)
+            .map(|i| {
+                let at = ((i as f32 + 0.5) * ratio - 0.5).clamp(0.0, (src - 1) as f32);
+                let low = at.floor() as usize;
+                (low, (low + 1).min(src - 1), at - low as f32)
+            })
+            .collect()
+    };
+    let (columns, rows) = (taps(width, src_w), taps(height, src_h));
+    let pixels = source.as_raw();
+    let mut out = vec![0u8; width as usize * height as usize * 3];
+    for (y, &(top, bottom, wy)) in rows.iter().enumerate() {
+        let line = &mut out[y * width as usize * 3..(y + 1) * width as usize * 3];
+        for (x, &(left, right, wx)) in columns.iter().enumerate() {
+            for channel in 0..3 {
+                let at = |r: usize, c: usize| f32::from(pixels[(r * src_w + c) * 3 + channel]);
+                let upper = at(top, left) + (at(top, right) - at(top, left)) * wx;
+                let lower = at(bottom, left) + (at(bottom, right) - at(bottom, left)) * wx;
+                line[x * 3 + channel] = (upper + (lower - upper) * wy).round() as u8;
+            }
+        }
+    }
+    RgbImage::from_raw(width, height, out).unwrap_or_else(|| RgbImage::new(width, height))
+}
+
+/// A sixel image as ratatui-image's `Sixel` protocol draws it (its cells erased first, the
+/// whole wrapped for tmux passthrough), encoded without dithering: half the time of
+/// ratatui-image's default and half the bytes, with a 256-colour palette.
+fn sixel(image: &RgbImage, size: Size, is_tmux: bool) -> Result<Sixel, String> {
+    let rgba = DynamicImage::ImageRgb8(image.clone()).to_rgba8();
+    let options = icy_sixel::EncodeOptions {
+        diffusion: 0.0,
+        ..icy_sixel::EncodeOptions::default()
+    };
+    let encoded = icy_sixel::sixel_encode(
+        rgba.as_raw(),
+        image.width() as usize,
+        image.height() as usize,
+        &options,
+    )
+    .map_err(|e| format!("sixel encoding: {e}"))?;
+    let (start, escape, end) = Parser::tmux_start_escape_end(is_tmux);
+    let mut data = String::with_capacity(encoded.len() + 64 * usize::from(size.height));
+    data.push_str(start);
+    // Erase the image's cells first, as ratatui-image does.
+    if size.height == 1 {
+        data.push_str(&format!("{escape}[{}X", size.width));
+    } else {
+        for _ in 0..size.height {
+            data.push_str(&format!("{escape}[{}X{escape}[1B", size.width));
+        }
+        data.push_str(&format!("{escape}[{}A", size.height));
+    }
+    if is_tmux {
+        // Inside the passthrough every ESC is doubled, the sixel's own included.
+        data.push_str(&encoded.replace('\x1b', "\x1b\x1b"));
+    } else {
+        data.push_str(&encoded);
+    }
+    data.push_str(end);
+    Ok(Sixel {
+        data,
+        size,
+        is_tmux,
+    })
 }
 
 /// The encoder thread's handle; dropping it ends the thread.
@@ -318,6 +403,33 @@ mod tests {
             &Rgb(Colormap::Jet.rgb(255)),
             "right: heat"
         );
+    }
+
+    #[test]
+    fn bilinear_enlargement_matches_opencv_half_pixel_centres() {
+        let source = RgbImage::from_fn(2, 1, |x, _| Rgb([if x == 0 { 0 } else { 100 }; 3]));
+        let wide = enlarge_bilinear(&source, 4, 2);
+        let row: Vec<u8> = (0..4).map(|x| wide.get_pixel(x, 1)[0]).collect();
+        assert_eq!(row, [0, 25, 75, 100]);
+        let flat = RgbImage::from_pixel(3, 3, Rgb([7, 8, 9]));
+        assert!(enlarge_bilinear(&flat, 7, 5)
+            .pixels()
+            .all(|p| *p == Rgb([7, 8, 9])));
+    }
+
+    #[test]
+    fn sixel_is_wrapped_for_tmux_with_every_escape_doubled() {
+        let image = RgbImage::from_pixel(8, 12, Rgb([200, 10, 10]));
+        let plain = sixel(&image, Size::new(2, 2), false).expect("sixel");
+        assert!(plain.data.contains("\x1bP") && plain.data.ends_with("\x1b\\"));
+        let wrapped = sixel(&image, Size::new(2, 2), true).expect("sixel");
+        assert!(
+            wrapped.data.starts_with("\x1bPtmux;\x1b\x1b["),
+            "{:?}",
+            &wrapped.data[..12]
+        );
+        let inner = &wrapped.data["\x1bPtmux;".len()..wrapped.data.len() - 2];
+        assert!(inner.split("\x1b\x1b").all(|part| !part.contains('\x1b')));
     }
 
     #[test]

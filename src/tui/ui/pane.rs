@@ -108,13 +108,18 @@ fn caption(app: &App, pane: &PaneLayout) -> Line<'static> {
     if let Some(explanation) = app.contributions(plane) {
         let score = explanation.scores.get(slice).copied().unwrap_or(0.0);
         let colour = if score > 0.0 { Color::Red } else { Color::Blue };
-        spans.push(Span::raw("  contribution "));
+        let label = if pane.caption.width >= 36 {
+            "  contribution "
+        } else {
+            "  "
+        };
+        spans.push(Span::raw(label));
         spans.push(Span::styled(
             format!("{score:+.3}"),
             Style::default().fg(colour),
         ));
         let logit = explanation.logits.get(explanation.class).copied();
-        if let Some(logit) = logit {
+        if let Some(logit) = logit.filter(|_| pane.caption.width >= 48) {
             spans.push(Span::raw(format!(" of logit {logit:+.2}")));
         }
     } else if let Some(explanation) = app.explanation(plane) {
