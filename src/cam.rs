@@ -13,6 +13,7 @@ pub mod evaluation;
 pub mod localization;
 pub mod methods;
 pub mod png;
+pub mod store;
 
 /// How the evidence for a class is turned into a map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

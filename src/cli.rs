@@ -13,6 +13,7 @@ mod eval_cam;
 mod image_cam;
 pub mod models;
 mod picture;
+mod precompute;
 mod predict;
 mod synth;
 mod train;
@@ -44,6 +45,8 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// CAMs of one exam's series: arrays, a JSON summary, optionally PNGs.
     Cam(cam::CamArgs),
+    /// Compute every exam's CAMs into the CAM store ahead of browsing (shardable).
+    Precompute(precompute::PrecomputeArgs),
     /// Probabilities per exam, task and plane, combined per task, with AUCs.
     Predict(predict::PredictArgs),
     /// Train one model (task × plane) and enter it in a models folder's manifest.
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dataset { command } => dataset::run(command),
         Command::Synth(args) => synth::run(args),
         Command::Cam(args) => cam::run(args, cli.device),
+        Command::Precompute(args) => precompute::run(args, cli.device),
         Command::Predict(args) => predict::run(args, cli.device),
         Command::Train(args) => train::run(args, cli.device),
         Command::FitCombiner(args) => train::fit_combiner(args, cli.device),

@@ -29,8 +29,8 @@ mod ticket;
 mod worker;
 
 pub use message::{
-    CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus, Loader, ModelKey, Notify,
-    Priority, RequestId, Stopped, Timings,
+    CacheRef, CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus, Loader, ModelKey,
+    Notify, Priority, RequestId, Stopped, Timings,
 };
 pub use ticket::Latest;
 pub use worker::install_panic_filter;

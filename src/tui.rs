@@ -36,7 +36,7 @@ pub mod images;
 pub mod keymap;
 pub mod ui;
 
-pub use driver::{Driver, Event, ImageSink, Scores};
+pub use driver::{Driver, Event, ImageSink, Scores, StoreSetup};
 
 /// Scores one exam for the list (every task and plane it has a model for).
 pub type Scorer = Box<dyn FnMut(&Exam) -> Result<Scores, String> + Send>;
@@ -50,6 +50,8 @@ pub struct Session {
     pub scorer: Option<Scorer>,
     pub config: Config,
     pub export_folder: PathBuf,
+    /// The CAM store read before the engine computes (and filled by it).
+    pub store: Option<StoreSetup>,
 }
 
 /// The terminal's graphics, decided once after entering the alternate screen.
@@ -126,6 +128,7 @@ fn assemble(session: Session, images: ImageSink, events: &Sender<Event>) -> anyh
         loader,
         scorer,
         export_folder,
+        store,
         ..
     } = session;
     let engine_events = events.clone();
@@ -144,7 +147,8 @@ fn assemble(session: Session, images: ImageSink, events: &Sender<Event>) -> anyh
         images,
         export_folder,
         events.clone(),
-    );
+    )
+    .with_store(store);
     if let Some(scorer) = scorer {
         driver.scoring = exams.len();
         driver.scorer = Some(spawn_scorer(scorer, exams, events.clone())?);

@@ -98,6 +98,7 @@ impl Harness {
                 normalization: Normalization::Exam,
             },
             priority,
+            cache: None,
         }
     }
 

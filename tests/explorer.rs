@@ -489,6 +489,16 @@ fn help_overlay_lists_every_binding() {
         );
     }
     insta::assert_snapshot!("help", text);
+    // A short terminal gets two columns, every binding still there.
+    driver.app.size = (100, 20);
+    let text = screen(&driver);
+    for (action, _, description) in Action::ALL {
+        let start: String = description.chars().take(20).collect();
+        assert!(
+            text.contains(&start),
+            "{action:?} missing from the short help:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -512,6 +522,7 @@ fn an_empty_dataset_shows_an_empty_list() {
         scorer: None,
         config: Config::defaults(),
         export_folder: root.path().join("exports"),
+        store: None,
     };
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
@@ -564,6 +575,61 @@ fn an_engine_error_is_shown_and_the_explorer_goes_on() {
     driver.act(Action::NextSlice);
     driver.settle(&inbox, PATIENCE).expect("settles");
     assert_eq!(driver.app.selected, 1);
+}
+
+#[test]
+fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().expect("tempdir");
+    let store_dir = root.path().join("store");
+    let models = kneecam::cli::demo::default_models();
+    let dataset = Dataset::open(cohort()).expect("the cohort opens");
+    let manifest = Manifest::load(&models).expect("the demo manifest");
+    let open = || {
+        let mut session = kneecam::cli::view::session(
+            &dataset,
+            &models,
+            manifest.clone(),
+            tch::Device::Cpu,
+            Config::defaults(),
+            &folders(root.path()),
+        );
+        session.store = Some(kneecam::cli::view::store_setup(&manifest, &store_dir));
+        session.scorer = None;
+        let (mut driver, inbox) =
+            kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
+        driver.app.size = (120, 40);
+        driver.settle(&inbox, PATIENCE).expect("settles");
+        (driver, inbox)
+    };
+    let (first, _inbox) = open();
+    let kept = walk(&store_dir);
+    // The first exam's three planes (contrib) and the neighbour prefetched.
+    assert!(kept >= 3, "{kept} entries kept");
+    let shown = first.app.explanation(Plane::Sagittal).expect("computed").clone();
+    drop(first);
+    // A second session finds them: nothing new computed for the same exams.
+    let (second, _inbox) = open();
+    assert_eq!(walk(&store_dir), kept);
+    let again = second.app.explanation(Plane::Sagittal).expect("from the store");
+    assert_eq!(again.scores, shown.scores);
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        usize::from(e.path().extension().is_some_and(|x| x == "kcam"))
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 #[test]

@@ -133,6 +133,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
         plane,
         spec,
         priority: Priority::Interactive,
+        cache: None,
     };
     let id = engine.submit(request).context("the engine stopped")?;
     let result = wait_for(&events, id)?;

@@ -70,10 +70,21 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let dataset = Dataset::open(&cohort).map_err(bad_input)?;
     if !args.print && std::io::stdout().is_terminal() {
         let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
-        super::view::explore(&dataset, &models_dir, manifest, device, config, &folders)?;
+        let store = folders.cache.join("cams");
+        super::view::explore(
+            &dataset,
+            &models_dir,
+            manifest,
+            device,
+            config,
+            &folders,
+            &store,
+        )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let predictions = super::predict::predict_dataset(&dataset, &models_dir, &manifest, device)?;
+    let store = crate::cam::store::Store::new(folders.cache.join("cams"), Default::default());
+    let predictions =
+        super::predict::predict_dataset(&dataset, &models_dir, &manifest, device, Some(&store))?;
     super::predict::print_table(&predictions);
     super::predict::print_aucs(&predictions);
     let out = args

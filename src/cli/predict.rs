@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::cam::store::{CacheKey, Precision, Store};
+use crate::cam::Method;
 use crate::cli::{bad_input, models::LoadedModel};
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::{Plane, Split, Task};
@@ -38,6 +40,10 @@ pub struct PredictArgs {
     pub out: PathBuf,
     #[arg(long)]
     pub force: bool,
+    /// The CAM store read first: exams already there are not run through the models
+    /// [default: cams/ in the cache folder].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 /// Probabilities of one exam: [task][plane].
@@ -74,6 +80,13 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
         )));
     }
     let models = load_models(&args.models, &manifest, device)?;
+    let folders = crate::paths::Folders::locate().map_err(bad_input)?;
+    let store = Store::new(
+        args.cache
+            .clone()
+            .unwrap_or_else(|| folders.cache.join("cams")),
+        Precision::default(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     // A second Ctrl-C handler cannot be installed in one process; then Ctrl-C simply kills.
@@ -92,7 +105,8 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let record = record_exam(exam, &models, &manifest).map_err(std::io::Error::other)?;
+            let record = record_exam(exam, &models, &manifest, Some(&store))
+                .map_err(std::io::Error::other)?;
             for task in Task::ALL {
                 let cell = |p: Option<f32>| p.map_or(String::new(), |p| format!("{p:.6}"));
                 let label = exam
@@ -137,6 +151,7 @@ pub(crate) fn predict_dataset(
     models_dir: &Path,
     manifest: &Manifest,
     device: tch::Device,
+    store: Option<&Store>,
 ) -> anyhow::Result<Vec<Record>> {
     let models = load_models(models_dir, manifest, device)?;
     let exams: Vec<&Exam> = dataset
@@ -147,7 +162,7 @@ pub(crate) fn predict_dataset(
     let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
     let mut records = Vec::with_capacity(exams.len());
     for exam in exams {
-        records.push(record_exam(exam, &models, manifest)?);
+        records.push(record_exam(exam, &models, manifest, store)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -159,8 +174,9 @@ fn record_exam(
     exam: &Exam,
     models: &BTreeMap<(Task, Plane), LoadedModel>,
     manifest: &Manifest,
+    store: Option<&Store>,
 ) -> anyhow::Result<Record> {
-    let planes = predict_exam(exam, models)?;
+    let planes = predict_exam(exam, models, manifest, store)?;
     let combined = Task::ALL.map(|t| {
         manifest
             .combiner(t)
@@ -221,10 +237,13 @@ fn load_models(
     Ok(models)
 }
 
-/// Each plane's series is read once and run through every task's model for that plane.
+/// Each plane's series is read once and run through every task's model for that plane,
+/// unless the CAM store already holds that model's result for it.
 fn predict_exam(
     exam: &Exam,
     models: &BTreeMap<(Task, Plane), LoadedModel>,
+    manifest: &Manifest,
+    store: Option<&Store>,
 ) -> anyhow::Result<Probabilities> {
     let mut probabilities: Probabilities = [[None; 3]; 3];
     for plane in Plane::ALL {
@@ -235,8 +254,8 @@ fn predict_exam(
         if tasks.is_empty() || exam.path(plane).is_none() {
             continue;
         }
-        let volume = match exam.load(plane) {
-            Ok(volume) => volume,
+        let (volume, sha) = match exam.load_hashed(plane) {
+            Ok(loaded) => loaded,
             Err(err) => {
                 tracing::warn!("{err}");
                 eprintln!("warning: {err}");
@@ -244,14 +263,38 @@ fn predict_exam(
             }
         };
         for task in tasks {
-            let model = &models[&(task, plane)];
-            let probability = model
-                .probability(&volume.data)
-                .with_context(|| exam.name())?;
+            let stored = store.and_then(|s| stored_probability(s, manifest, task, plane, &sha));
+            let probability = match stored {
+                Some(p) => p,
+                None => models[&(task, plane)]
+                    .probability(&volume.data)
+                    .with_context(|| exam.name())?,
+            };
             probabilities[task.index()][plane.index()] = Some(probability);
         }
     }
     Ok(probabilities)
+}
+
+/// P(positive) from any method's entry in the store (they share the forward pass).
+pub(crate) fn stored_probability(
+    store: &Store,
+    manifest: &Manifest,
+    task: Task,
+    plane: Plane,
+    exam_sha256: &str,
+) -> Option<f32> {
+    let entry = manifest.model(task, plane)?;
+    Method::ALL.into_iter().find_map(|method| {
+        let key = CacheKey {
+            model_sha256: entry.sha256.clone(),
+            exam_sha256: exam_sha256.to_string(),
+            method,
+            class: usize::from(entry.classes >= 2),
+            preprocess: entry.preprocess,
+        };
+        store.get(&key).ok().flatten().map(|e| e.probability)
+    })
 }
 
 pub(crate) fn print_aucs(records: &[Record]) {

@@ -2,6 +2,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::cam::store::{Precision, Store};
 use crate::cli::{bad_input, models::LoadedModel};
 use crate::config::{Config, SplitChoice};
 use crate::data::dataset::{Dataset, Exam};
@@ -9,9 +10,11 @@ use crate::data::{Plane, Split, Task};
 use crate::engine::Loader;
 use crate::model::device::DeviceChoice;
 use crate::model::manifest::Manifest;
+use crate::model::preprocess::Preprocess;
 use crate::paths::Folders;
 use crate::tui::app::{App, Case, Info};
-use crate::tui::{Scorer, Session};
+use crate::tui::{Scorer, Session, StoreSetup};
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct ViewArgs {
@@ -24,6 +27,9 @@ pub struct ViewArgs {
     /// A config file over the defaults and your config folder's config.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The CAM store to read first and fill [default: cams/ in the cache folder].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
@@ -32,7 +38,19 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
     let dataset = Dataset::open(&args.data).map_err(bad_input)?;
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
-    explore(&dataset, &args.models, manifest, device, config, &folders)?;
+    let store = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| folders.cache.join("cams"));
+    explore(
+        &dataset,
+        &args.models,
+        manifest,
+        device,
+        config,
+        &folders,
+        &store,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -44,11 +62,20 @@ pub fn explore(
     device: tch::Device,
     config: Config,
     folders: &Folders,
+    store: &Path,
 ) -> anyhow::Result<()> {
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!("the explorer needs a terminal: stdout is not one");
     }
-    let session = session(dataset, dir, manifest, device, config, folders);
+    let setup = store_setup(&manifest, store);
+    let mut session = session(dataset, dir, manifest.clone(), device, config, folders);
+    session.scorer = Some(scorer(
+        dir.to_path_buf(),
+        manifest,
+        device,
+        Some(Arc::clone(&setup.store)),
+    ));
+    session.store = Some(setup);
     crate::tui::run(session)
 }
 
@@ -92,9 +119,22 @@ pub fn session(
         exams,
         device,
         loader: loader(dir.to_path_buf(), manifest.clone()),
-        scorer: Some(scorer(dir.to_path_buf(), manifest, device)),
+        scorer: Some(scorer(dir.to_path_buf(), manifest, device, None)),
         config,
         export_folder,
+        store: None,
+    }
+}
+
+/// The CAM store at `root`, with what its keys need from each model of `manifest`.
+pub fn store_setup(manifest: &Manifest, root: &Path) -> StoreSetup {
+    let mut models: [[Option<(String, Preprocess)>; 3]; 3] = Default::default();
+    for ((task, plane), entry) in manifest.models() {
+        models[task.index()][plane.index()] = Some((entry.sha256.clone(), entry.preprocess));
+    }
+    StoreSetup {
+        store: Arc::new(Store::new(root, Precision::default())),
+        models,
     }
 }
 
@@ -124,32 +164,47 @@ pub fn loader(dir: PathBuf, manifest: Manifest) -> Loader {
     })
 }
 
-/// Scores exams for the list with every model of the manifest, loaded on the scorer's thread
-/// at its first exam.
-pub fn scorer(dir: PathBuf, manifest: Manifest, device: tch::Device) -> Scorer {
-    let mut models: Option<Vec<((Task, Plane), LoadedModel)>> = None;
+/// Scores exams for the list: from the CAM store when it holds them, else with the models
+/// of the manifest, loaded on the scorer's thread when first needed.
+pub fn scorer(
+    dir: PathBuf,
+    manifest: Manifest,
+    device: tch::Device,
+    store: Option<Arc<Store>>,
+) -> Scorer {
+    let mut models: std::collections::HashMap<(Task, Plane), LoadedModel> = Default::default();
     Box::new(move |exam| {
-        if models.is_none() {
-            let mut loaded = Vec::new();
-            for ((task, plane), _) in manifest.models() {
-                let model = LoadedModel::from_loaded_manifest(&dir, &manifest, task, plane, device)
-                    .map_err(|e| format!("{e:#}"))?;
-                loaded.push(((task, plane), model));
-            }
-            models = Some(loaded);
-        }
         let mut scores = [[None; 3]; 3];
         for plane in Plane::ALL {
-            let Some(models) = models.as_ref() else { break };
-            let wanted: Vec<_> = models.iter().filter(|((_, p), _)| *p == plane).collect();
-            if wanted.is_empty() || exam.path(plane).is_none() {
+            let tasks: Vec<Task> = Task::ALL
+                .into_iter()
+                .filter(|t| manifest.model(*t, plane).is_some())
+                .collect();
+            if tasks.is_empty() || exam.path(plane).is_none() {
                 continue;
             }
-            let volume = exam.load(plane).map_err(|e| e.to_string())?;
-            for ((task, _), model) in wanted {
-                let p = model
-                    .probability(&volume.data)
-                    .map_err(|e| format!("{e:#}"))?;
+            let (volume, sha) = exam.load_hashed(plane).map_err(|e| e.to_string())?;
+            for task in tasks {
+                let stored = store.as_deref().and_then(|s| {
+                    crate::cli::predict::stored_probability(s, &manifest, task, plane, &sha)
+                });
+                let p = match stored {
+                    Some(p) => p,
+                    None => {
+                        let model = match models.entry((task, plane)) {
+                            std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
+                            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
+                                LoadedModel::from_loaded_manifest(
+                                    &dir, &manifest, task, plane, device,
+                                )
+                                .map_err(|e| format!("{e:#}"))?,
+                            ),
+                        };
+                        model
+                            .probability(&volume.data)
+                            .map_err(|e| format!("{e:#}"))?
+                    }
+                };
                 scores[task.index()][plane.index()] = Some(p);
             }
         }

@@ -11,6 +11,7 @@
 //! phantom writes them) are attached to their exams. Opening lists folders and reads the label
 //! CSVs only; a volume is read when [`Exam::load`] asks for it. Everything odd found on the way
 //! is a [`Problem`]; only a missing folder or one without any exams is an `Err`.
+use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs;
@@ -180,6 +181,29 @@ impl Exam {
                 reason: reason.clone(),
             }),
         }
+    }
+
+    /// Reads `plane`'s volume and the sha256 of its file, from one read of the file (the CAM
+    /// store's keys name exams by content).
+    pub fn load_hashed(&self, plane: Plane) -> Result<(Volume, String), NpyError> {
+        let path = match self.source(plane) {
+            PlaneSource::File(path) => path,
+            PlaneSource::Unavailable { expected, reason } => {
+                return Err(NpyError::Unavailable {
+                    path: expected.clone(),
+                    reason: reason.clone(),
+                })
+            }
+        };
+        let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        Ok((npy::parse_volume(path, &bytes)?, sha))
     }
 
     /// Reads the header of `plane`'s volume only.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ndarray::Array3;
 
+use crate::cam::store::{CacheKey, Store};
 use crate::cam::{CamError, CamSpec, Explanation};
 use crate::data::{Plane, Task};
 use crate::model::network::Network;
@@ -48,6 +49,16 @@ pub struct CamRequest {
     pub plane: Plane,
     pub spec: CamSpec,
     pub priority: Priority,
+    /// Where the result may already be (and is then kept): the CAM store and this request's
+    /// key in it. The key names the model the loader gives for this request's task and plane.
+    pub cache: Option<CacheRef>,
+}
+
+/// A request's place in the CAM store.
+#[derive(Debug, Clone)]
+pub struct CacheRef {
+    pub store: Arc<Store>,
+    pub key: CacheKey,
 }
 
 impl CamRequest {
@@ -65,6 +76,8 @@ pub struct Timings {
     pub forward_ms: f64,
     /// The CAM from the forward pass, and its transfer to the host.
     pub cam_ms: f64,
+    /// The result came from the CAM store: no model, no forward pass.
+    pub from_store: bool,
 }
 
 /// Why a request produced no explanation.

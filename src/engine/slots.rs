@@ -87,6 +87,7 @@ mod tests {
                     normalization: Normalization::Exam,
                 },
                 priority,
+                cache: None,
             },
             submitted: Instant::now(),
         }

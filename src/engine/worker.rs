@@ -207,6 +207,9 @@ impl Worker {
                 width,
             });
         }
+        if let Some(explained) = self.stored(job, timings) {
+            return Ok(explained);
+        }
         let key = job.request.key();
         let model = match self.models.remove(&key) {
             Some(model) => model,
@@ -231,6 +234,38 @@ impl Worker {
             }
         }
         outcome
+    }
+
+    /// The request's result from the CAM store, when it is there and sound. A corrupt entry
+    /// is logged and recomputed (and replaced).
+    fn stored(&self, job: &Queued, timings: &mut Timings) -> Option<Explanation> {
+        let cache = job.request.cache.as_ref()?;
+        let started = Instant::now();
+        match cache.store.get(&cache.key) {
+            Ok(Some(entry)) if entry.raw.dim().0 == job.request.volume.dim().0 => {
+                let spec = &job.request.spec;
+                let explained = guarded(|| entry.explain(spec.method, spec.normalization)).ok()?;
+                timings.cam_ms = millis(started.elapsed());
+                timings.from_store = true;
+                Some(explained)
+            }
+            Ok(_) => None,
+            Err(err) => {
+                warn!("CAM store: {err}; recomputing");
+                None
+            }
+        }
+    }
+
+    /// Keeps a computed result in the CAM store; a store that cannot be written is logged,
+    /// the result still goes out.
+    fn keep(&self, job: &Queued, explained: &Explanation, placement: Placement) {
+        if let Some(cache) = &job.request.cache {
+            let entry = crate::cam::store::Entry::from_explanation(explained, placement);
+            if let Err(err) = cache.store.put(&cache.key, &entry) {
+                warn!("CAM store: {err}");
+            }
+        }
     }
 
     /// Between stages: reads what arrived meanwhile; the running request stops here when it
@@ -291,6 +326,11 @@ impl Worker {
             Ok(Ok((explained, forward_ms, cam_ms))) => {
                 timings.forward_ms = forward_ms;
                 timings.cam_ms = cam_ms;
+                let placement = Placement {
+                    window: model.preprocess.window(height, width),
+                    slice: (height, width),
+                };
+                self.keep(job, &explained, placement);
                 Ok(explained)
             }
             Ok(Err(err)) => Err(err.into()),

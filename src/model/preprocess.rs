@@ -3,7 +3,9 @@ use ndarray::Array3;
 use tch::{Device, Kind, Tensor};
 
 /// How a model expects its input (named in the manifest).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preprocess {
     /// The reference code: raw 0–255 values, no crop, repeated to 3 channels.

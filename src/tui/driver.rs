@@ -1,6 +1,7 @@
 //! Glue between the state and the workers: turns events into actions and results, keeps the
 //! engine and the encoder fed with what the state wants. The terminal loop and the headless
 //! tests and benchmark drive the same `Driver`.
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -10,13 +11,15 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent,
 use ratatui::layout::Rect;
 use ratatui_image::picker::Picker;
 
+use crate::cam::store::{CacheKey, Store};
 use crate::cam::CamSpec;
 use crate::data::dataset::Exam;
 use crate::data::Plane;
-use crate::engine::{CamRequest, Engine, EngineEvent};
+use crate::engine::{CacheRef, CamRequest, Engine, EngineEvent};
+use crate::model::preprocess::Preprocess;
 
 use super::action::Action;
-use super::app::{App, Effect, EngineCommand};
+use super::app::{App, CamKey, Effect, EngineCommand};
 use super::images::{self, Encoded, Encoder};
 use super::{export, ui};
 
@@ -42,6 +45,14 @@ pub enum ImageSink {
     Inline(Picker),
 }
 
+/// The CAM store and what its keys need to know about each (task, plane) model.
+#[derive(Clone)]
+pub struct StoreSetup {
+    pub store: Arc<Store>,
+    /// Per [task][plane]: the model file's sha256 and its preprocessing.
+    pub models: [[Option<(String, Preprocess)>; 3]; 3],
+}
+
 pub struct Driver {
     pub app: App,
     exams: Vec<Exam>,
@@ -51,6 +62,9 @@ pub struct Driver {
     events: Sender<Event>,
     /// Exams still being scored in the background.
     pub scoring: usize,
+    store: Option<StoreSetup>,
+    /// sha256 of each loaded series' file, for the store's keys.
+    exam_sha256: HashMap<(usize, Plane), String>,
     /// Dropped after the engine (fields drop in order), stopping the scoring thread.
     pub scorer: Option<super::ScorerHandle>,
 }
@@ -72,8 +86,16 @@ impl Driver {
             export_folder,
             events,
             scoring: 0,
+            store: None,
+            exam_sha256: HashMap::new(),
             scorer: None,
         }
+    }
+
+    /// Reads CAMs from the store first and keeps what the engine computes there.
+    pub fn with_store(mut self, store: Option<StoreSetup>) -> Driver {
+        self.store = store;
+        self
     }
 
     pub fn engine(&self) -> &Engine {
@@ -175,8 +197,11 @@ impl Driver {
         for (case, plane) in self.app.wanted_volumes() {
             let loaded = match self.exams.get(case) {
                 Some(exam) if exam.path(plane).is_some() => exam
-                    .load(plane)
-                    .map(|v| Arc::new(v.data))
+                    .load_hashed(plane)
+                    .map(|(volume, sha)| {
+                        self.exam_sha256.insert((case, plane), sha);
+                        Arc::new(volume.data)
+                    })
                     .map_err(|e| e.to_string()),
                 _ => Err(format!("no {plane} series")),
             };
@@ -206,6 +231,7 @@ impl Driver {
                             normalization: key.normalization,
                         },
                         priority,
+                        cache: self.cache_ref(key),
                     };
                     match self.engine.submit(request) {
                         Ok(id) => self.app.submitted(key, priority, id),
@@ -217,6 +243,23 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Where `key`'s CAM sits in the store, when there is a store and both shas are known.
+    fn cache_ref(&self, key: CamKey) -> Option<CacheRef> {
+        let setup = self.store.as_ref()?;
+        let (model_sha256, preprocess) =
+            setup.models[key.task.index()][key.plane.index()].clone()?;
+        Some(CacheRef {
+            store: Arc::clone(&setup.store),
+            key: CacheKey {
+                model_sha256,
+                exam_sha256: self.exam_sha256.get(&(key.case, key.plane))?.clone(),
+                method: key.method,
+                class: self.app.positive_class[key.task.index()][key.plane.index()]?,
+                preprocess,
+            },
+        })
     }
 
     /// The image keys on screen now.

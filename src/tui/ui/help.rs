@@ -1,4 +1,4 @@
-//! The `?` overlay, generated from the keymap.
+//! The `?` overlay, generated from the keymap; in two columns when one does not fit.
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -7,32 +7,31 @@ use ratatui::Frame;
 
 use crate::tui::app::App;
 
+const KEYS_WIDTH: usize = 14;
+const ONE_COLUMN_WIDTH: u16 = 70;
+
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let mut lines: Vec<Line> = app
-        .keymap
-        .help_lines()
-        .into_iter()
-        .map(|(keys, what)| {
-            Line::from(vec![
-                Span::styled(
-                    format!("{keys:>14}  "),
-                    Style::default()
-                        .fg(Color::Cyan)
-                        .add_modifier(Modifier::BOLD),
-                ),
-                Span::raw(what),
-            ])
+    let mut entries = app.keymap.help_lines();
+    entries.push(("mouse".into(), "wheel: slices; click: select an exam"));
+    let usable_rows = usize::from(area.height.saturating_sub(3)).max(1);
+    let columns = entries.len().div_ceil(usable_rows).clamp(1, 2);
+    let rows = entries.len().div_ceil(columns);
+    let width = if columns == 1 {
+        ONE_COLUMN_WIDTH.min(area.width)
+    } else {
+        area.width
+    };
+    let column_width = usize::from(width.saturating_sub(2)) / columns;
+    let lines: Vec<Line> = (0..rows)
+        .map(|row| {
+            let spans = (0..columns)
+                .filter_map(|column| entries.get(column * rows + row))
+                .flat_map(|(keys, what)| entry(keys, what, column_width))
+                .collect::<Vec<_>>();
+            Line::from(spans)
         })
         .collect();
-    lines.push(Line::from(vec![
-        Span::styled(
-            format!("{:>14}  ", "mouse"),
-            Style::default().fg(Color::Cyan),
-        ),
-        Span::raw("wheel: slices; click: select an exam"),
-    ]));
-    let width = 70.min(area.width);
-    let height = (lines.len() as u16 + 2).min(area.height.saturating_sub(1));
+    let height = (rows as u16 + 2).min(area.height.saturating_sub(1));
     let popup = Rect {
         x: area.x + (area.width - width) / 2,
         y: area.y + (area.height.saturating_sub(1) - height) / 2,
@@ -44,8 +43,24 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Paragraph::new(lines).block(
             Block::default()
                 .borders(Borders::ALL)
-                .title(" keys (from your config) "),
+                .title(" keys (from your config) · ? or esc closes "),
         ),
         popup,
     );
+}
+
+/// One binding, padded or cut to `width` characters.
+fn entry(keys: &str, what: &str, width: usize) -> [Span<'static>; 2] {
+    let keys = format!("{keys:>KEYS_WIDTH$}  ");
+    let room = width.saturating_sub(keys.chars().count());
+    let what: String = what.chars().take(room).collect();
+    [
+        Span::styled(
+            keys,
+            Style::default()
+                .fg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
+        ),
+        Span::raw(format!("{what:<room$}")),
+    ]
 }

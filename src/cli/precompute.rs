@@ -1,0 +1,368 @@
+//! `kneecam precompute`: every exam × plane × task × method of a dataset into the CAM store,
+//! so that the explorer opens any exam at once. Shardable (`--shard i/n`) across machines
+//! that share one store; interruptible (every entry is written atomically).
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::cam::store::{CacheKey, Entry, Precision, Store};
+use crate::cam::{self, CamSpec, Method, Normalization, Placement};
+use crate::cli::predict::{in_split, SplitChoice};
+use crate::cli::{bad_input, models::LoadedModel};
+use crate::data::dataset::{Dataset, Exam};
+use crate::data::{npy::Volume, Plane, Task};
+use crate::model::device::DeviceChoice;
+use crate::model::manifest::Manifest;
+use crate::model::network::GapNetwork;
+use crate::paths::Folders;
+
+/// Exams read ahead of the device.
+const READ_AHEAD: usize = 4;
+
+#[derive(Debug, clap::Args)]
+pub struct PrecomputeArgs {
+    /// The dataset folder (MRNet layout or a flat folder).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The models folder (weights + manifest.toml).
+    #[arg(long)]
+    pub models: PathBuf,
+    /// Methods, comma-separated, or `all`.
+    #[arg(long, default_value = "all")]
+    pub methods: String,
+    #[arg(long, value_enum, default_value = "valid")]
+    pub split: SplitChoice,
+    /// This machine's share of the work, `i/n` with 0 ≤ i < n (a stable split by exam).
+    #[arg(long)]
+    pub shard: Option<Shard>,
+    /// The CAM store [default: cams/ in the cache folder]; a shared folder for many machines.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// How raw maps are stored.
+    #[arg(long, value_enum, default_value = "f16")]
+    pub precision: PrecisionChoice,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PrecisionChoice {
+    F16,
+    F32,
+}
+
+/// `--shard i/n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let expected = || format!("'{text}': expected i/n with 0 ≤ i < n, e.g. 0/4");
+        let (i, n) = text.split_once('/').ok_or_else(expected)?;
+        let index: u64 = i.trim().parse().map_err(|_| expected())?;
+        let count: u64 = n.trim().parse().map_err(|_| expected())?;
+        if count == 0 || index >= count {
+            return Err(expected());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl Shard {
+    /// Whether `exam` is this shard's: by a hash of its split and id, the same on every
+    /// machine and independent of which other exams exist.
+    pub fn owns(&self, exam: &Exam) -> bool {
+        let digest = Sha256::digest(format!("{}/{}", exam.split, exam.id).as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        u64::from_le_bytes(first) % self.count == self.index
+    }
+}
+
+/// One plane's series, read (and hashed) ahead of the device.
+struct Series {
+    exam: usize,
+    plane: Plane,
+    loaded: Result<(Volume, String), String>,
+}
+
+/// What a run did, entries counted per (exam, plane, task, method).
+#[derive(Debug, Default)]
+struct Tally {
+    computed: usize,
+    reused: usize,
+    replaced: usize,
+    failed: usize,
+}
+
+pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
+    let device = device_choice.resolve().map_err(bad_input)?;
+    let methods = parse_methods(&args.methods).map_err(bad_input)?;
+    let folders = Folders::locate().map_err(bad_input)?;
+    let manifest = Manifest::load(&args.models).map_err(bad_input)?;
+    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let exams: Vec<Exam> = dataset
+        .exams()
+        .iter()
+        .filter(|e| in_split(e.split, args.split))
+        .filter(|e| args.shard.is_none_or(|s| s.owns(e)))
+        .cloned()
+        .collect();
+    let root = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| folders.cache.join("cams"));
+    let precision = match args.precision {
+        PrecisionChoice::F16 => Precision::F16,
+        PrecisionChoice::F32 => Precision::F32,
+    };
+    let store = Store::new(&root, precision);
+    let planes: Vec<Plane> = Plane::ALL
+        .into_iter()
+        .filter(|p| Task::ALL.iter().any(|t| manifest.model(*t, *p).is_some()))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // A second handler cannot be installed in one process; then Ctrl-C simply kills, which
+    // the atomic writes make safe too.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+
+    let started = Instant::now();
+    let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
+    let series = read_ahead(exams.clone(), planes.clone(), Arc::clone(&stop))?;
+    let mut models = Models::new(args.models.clone(), manifest, device);
+    let mut tally = Tally::default();
+    let mut done_planes = 0;
+    for item in series {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let exam = &exams[item.exam];
+        match item.loaded {
+            Ok((volume, sha)) => {
+                for task in Task::ALL {
+                    let outcome = models.explain(task, item.plane, &volume, &sha, &methods, &store);
+                    match outcome {
+                        Ok(counts) => tally.add(counts),
+                        Err(err) => {
+                            tally.failed += methods.len();
+                            bar.println(format!("{}: {task} {}: {err:#}", exam.name(), item.plane));
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tally.failed += methods.len();
+                bar.println(format!("skipped: {err}"));
+            }
+        }
+        done_planes += 1;
+        if done_planes % planes.len().max(1) == 0 {
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let exams_done = done_planes / planes.len().max(1);
+    if stop.load(Ordering::SeqCst) {
+        println!("interrupted: the store holds every entry finished so far");
+    }
+    println!(
+        "{exams_done} exams in {seconds:.1} s ({:.2} exams/s): {} entries computed, {} already \
+         in the store, {} corrupt ones replaced, {} failed; store: {}",
+        exams_done as f64 / seconds.max(1e-9),
+        tally.computed,
+        tally.reused,
+        tally.replaced,
+        tally.failed,
+        root.display()
+    );
+    Ok(if tally.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.computed += other.computed;
+        self.reused += other.reused;
+        self.replaced += other.replaced;
+        self.failed += other.failed;
+    }
+}
+
+pub fn parse_methods(text: &str) -> anyhow::Result<Vec<Method>> {
+    if text.trim() == "all" {
+        return Ok(Method::ALL.to_vec());
+    }
+    let mut methods = Vec::new();
+    for name in text.split(',') {
+        let method: Method = name.parse()?;
+        if !methods.contains(&method) {
+            methods.push(method);
+        }
+    }
+    Ok(methods)
+}
+
+/// Reads each exam's planes on a thread of its own, `READ_AHEAD` exams ahead, so the device
+/// never waits for the disk.
+fn read_ahead(
+    exams: Vec<Exam>,
+    planes: Vec<Plane>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Receiver<Series>> {
+    let (sender, receiver) = mpsc::sync_channel(READ_AHEAD * planes.len().max(1));
+    std::thread::Builder::new()
+        .name("kneecam-read-ahead".into())
+        .spawn(move || {
+            for (index, exam) in exams.iter().enumerate() {
+                for &plane in &planes {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let loaded = exam.load_hashed(plane).map_err(|e| e.to_string());
+                    let series = Series {
+                        exam: index,
+                        plane,
+                        loaded,
+                    };
+                    if sender.send(series).is_err() {
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(receiver)
+}
+
+/// The manifest's models, loaded on first use and kept.
+struct Models {
+    dir: PathBuf,
+    manifest: Manifest,
+    device: tch::Device,
+    loaded: std::collections::HashMap<(Task, Plane), LoadedModel>,
+}
+
+impl Models {
+    fn new(dir: PathBuf, manifest: Manifest, device: tch::Device) -> Models {
+        Models {
+            dir,
+            manifest,
+            device,
+            loaded: Default::default(),
+        }
+    }
+
+    /// Every missing method's entry for one series under one task's model, from one forward.
+    fn explain(
+        &mut self,
+        task: Task,
+        plane: Plane,
+        volume: &Volume,
+        exam_sha256: &str,
+        methods: &[Method],
+        store: &Store,
+    ) -> anyhow::Result<Tally> {
+        let Some(entry) = self.manifest.model(task, plane).cloned() else {
+            return Ok(Tally::default());
+        };
+        let class = usize::from(entry.classes >= 2);
+        let key = |method| CacheKey {
+            model_sha256: entry.sha256.clone(),
+            exam_sha256: exam_sha256.to_string(),
+            method,
+            class,
+            preprocess: entry.preprocess,
+        };
+        let mut tally = Tally::default();
+        let mut missing = Vec::new();
+        for &method in methods {
+            match store.get(&key(method)) {
+                Ok(Some(_)) => tally.reused += 1,
+                Ok(None) => missing.push(method),
+                Err(err) => {
+                    tracing::warn!("{err}; recomputing");
+                    tally.replaced += 1;
+                    missing.push(method);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(tally);
+        }
+        let model = self.model(task, plane)?;
+        let device = model.network.classifier().0.device();
+        let x = model.preprocess.input(&volume.data, device);
+        let pass = cam::forward(&model.network, &x)?;
+        let (_, height, width) = volume.data.dim();
+        let placement = Placement {
+            window: model.preprocess.window(height, width),
+            slice: (height, width),
+        };
+        for method in missing {
+            let spec = CamSpec {
+                method,
+                class: Some(class),
+                normalization: Normalization::Exam,
+            };
+            let explained = cam::explain_forward(&model.network, &pass, &spec, placement)?;
+            store.put(
+                &key(method),
+                &Entry::from_explanation(&explained, placement),
+            )?;
+            tally.computed += 1;
+        }
+        tally.replaced = tally.replaced.min(tally.computed);
+        Ok(tally)
+    }
+
+    fn model(&mut self, task: Task, plane: Plane) -> anyhow::Result<&LoadedModel> {
+        if !self.loaded.contains_key(&(task, plane)) {
+            let model = LoadedModel::from_loaded_manifest(
+                &self.dir,
+                &self.manifest,
+                task,
+                plane,
+                self.device,
+            )?;
+            self.loaded.insert((task, plane), model);
+        }
+        self.loaded
+            .get(&(task, plane))
+            .ok_or_else(|| anyhow::anyhow!("{task}-{plane}: not loaded"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_parse_and_refuse_nonsense() {
+        assert_eq!("1/4".parse(), Ok(Shard { index: 1, count: 4 }));
+        for bad in ["4/4", "1/0", "x/2", "3", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn methods_parse() {
+        assert_eq!(parse_methods("all").expect("all").len(), 4);
+        assert_eq!(
+            parse_methods("contrib,cam,contrib").expect("list"),
+            vec![Method::Contrib, Method::Cam]
+        );
+        assert!(parse_methods("cam,lime").is_err());
+    }
+}

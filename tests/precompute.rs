@@ -1,0 +1,198 @@
+//! `kneecam precompute` through the binary on a small phantom cohort with the demo models:
+//! every entry written, a second run reuses them, a corrupt entry is replaced, shards split
+//! the work without overlap, two processes can fill one store at once, and `predict` gives
+//! the same numbers from the store as from the models.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use assert_cmd::Command;
+use predicates::str::contains;
+
+const EXAMS: usize = 4;
+/// 3 planes × 3 tasks × 4 methods per exam.
+const ENTRIES: usize = EXAMS * 3 * 3 * 4;
+
+fn cohort() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("precompute-cohort");
+        if !dir.join("valid").is_dir() {
+            let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("tempdir");
+            let out = tmp.path().join("cohort");
+            Command::cargo_bin("kneecam")
+                .expect("binary")
+                .args([
+                    "synth", "--cases", "4", "--valid", "4", "--seed", "11", "--out",
+                ])
+                .arg(&out)
+                .assert()
+                .success();
+            // Another test binary may have won the race; either copy is the same cohort.
+            let _ = std::fs::rename(&out, &dir);
+        }
+        dir
+    })
+}
+
+fn kneecam(home: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("kneecam").expect("binary");
+    cmd.env("KNEECAM_CONFIG_DIR", home.join("config"))
+        .env("KNEECAM_DATA_DIR", home.join("data"))
+        .env("KNEECAM_CACHE_DIR", home.join("cache"))
+        .args(["--device", "cpu"]);
+    cmd
+}
+
+fn precompute(home: &Path, store: &Path, extra: &[&str]) -> Command {
+    let mut cmd = kneecam(home);
+    cmd.arg("precompute")
+        .arg("--data")
+        .arg(cohort())
+        .args(["--models", "models/demo", "--cache"])
+        .arg(store)
+        .args(extra);
+    cmd
+}
+
+fn entries(store: &Path) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let Ok(version) = std::fs::read_dir(store.join("v1")) else {
+        return found;
+    };
+    for bucket in version.flatten() {
+        for file in std::fs::read_dir(bucket.path()).expect("bucket").flatten() {
+            let name = file.file_name().to_string_lossy().to_string();
+            assert!(name.ends_with(".kcam"), "only entries in the store: {name}");
+            found.insert(name);
+        }
+    }
+    found
+}
+
+#[test]
+fn precompute_fills_reuses_and_repairs() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let store = home.path().join("store");
+    precompute(home.path(), &store, &[])
+        .assert()
+        .success()
+        .stdout(contains(format!("{ENTRIES} entries computed")));
+    let written = entries(&store);
+    assert_eq!(written.len(), ENTRIES);
+
+    precompute(home.path(), &store, &[])
+        .assert()
+        .success()
+        .stdout(contains(format!("0 entries computed, {ENTRIES} already")));
+
+    // Truncate one entry: the next run replaces it, and only it.
+    let victim = written.iter().next().expect("an entry").clone();
+    let path = store.join("v1").join(&victim[..2]).join(&victim);
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() - 100]).expect("truncate");
+    precompute(home.path(), &store, &[])
+        .assert()
+        .success()
+        .stdout(contains("1 entries computed"))
+        .stdout(contains("1 corrupt ones replaced"));
+    assert_eq!(std::fs::read(&path).expect("read"), bytes);
+}
+
+#[test]
+fn shards_split_the_work_without_overlap() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let whole = home.path().join("whole");
+    precompute(home.path(), &whole, &["--methods", "contrib"])
+        .assert()
+        .success();
+    let mut union = BTreeSet::new();
+    for shard in ["0/3", "1/3", "2/3"] {
+        let part = home.path().join(shard.replace('/', "-of-"));
+        precompute(
+            home.path(),
+            &part,
+            &["--methods", "contrib", "--shard", shard],
+        )
+        .assert()
+        .success();
+        let got = entries(&part);
+        assert!(union.is_disjoint(&got), "shard {shard} overlaps");
+        union.extend(got);
+    }
+    assert_eq!(union, entries(&whole));
+    precompute(home.path(), &whole, &["--shard", "3/3"])
+        .assert()
+        .failure()
+        .stderr(contains("3/3"));
+    precompute(home.path(), &whole, &["--methods", "cam,lime"])
+        .assert()
+        .failure()
+        .stderr(contains("lime"));
+}
+
+#[test]
+fn two_processes_fill_one_store_at_once() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let store = home.path().join("store");
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kneecam"))
+            .env("KNEECAM_CACHE_DIR", home.path().join("cache"))
+            .env("KNEECAM_DATA_DIR", home.path().join("data"))
+            .args([
+                "--device",
+                "cpu",
+                "precompute",
+                "--methods",
+                "cam,contrib",
+                "--data",
+            ])
+            .arg(cohort())
+            .args(["--models", "models/demo", "--cache"])
+            .arg(&store)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().expect("a").success());
+    assert!(b.wait().expect("b").success());
+    assert_eq!(entries(&store).len(), EXAMS * 3 * 3 * 2);
+    // Every entry sound: a third run computes nothing.
+    precompute(home.path(), &store, &["--methods", "cam,contrib"])
+        .assert()
+        .success()
+        .stdout(contains("0 entries computed"))
+        .stdout(contains("0 corrupt"));
+}
+
+#[test]
+fn predict_reads_the_store_and_agrees_with_the_models() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let store = home.path().join("store");
+    let csv = |name: &str| home.path().join(name);
+    kneecam(home.path())
+        .args(["predict", "--models", "models/demo", "--data"])
+        .arg(cohort())
+        .arg("--cache")
+        .arg(home.path().join("empty-store"))
+        .arg("--out")
+        .arg(csv("plain.csv"))
+        .assert()
+        .success();
+    precompute(home.path(), &store, &["--methods", "cam"])
+        .assert()
+        .success();
+    kneecam(home.path())
+        .args(["predict", "--models", "models/demo", "--data"])
+        .arg(cohort())
+        .arg("--cache")
+        .arg(&store)
+        .arg("--out")
+        .arg(csv("stored.csv"))
+        .assert()
+        .success();
+    let plain = std::fs::read_to_string(csv("plain.csv")).expect("plain");
+    let stored = std::fs::read_to_string(csv("stored.csv")).expect("stored");
+    assert_eq!(plain, stored);
+}
