@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""kneecam against the reference Python pipeline, on one machine, one exam, one set of weights
+and the same thread count (scripts/bench-reference runs this).
+
+Measures (medians of --repeats runs, after a warm-up):
+  1. the whole per-patient PNG export: `kneecam cam --png` as a whole process, against the
+     reference pipeline inside an already-running interpreter (model loaded);
+  2. the forward pass + CAM compute: kneecam's own timings (summary.json) against PyTorch eager
+     with the reference's forward hook and NumPy CAM;
+  3. Grad-CAM: kneecam's `--method gradcam` (forward + CAM) against pytorch-grad-cam's GradCAM
+     on the same model (forward, backward, maps resized to the slice).
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mrnet_cam  # noqa: E402
+
+
+def median_ms(fn, repeats):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def make_inputs(out, slices):
+    torch.manual_seed(0)
+    model = mrnet_cam.MRNet()
+    state = {
+        k: v
+        for k, v in model.state_dict().items()
+        if k.startswith("pretrained_model.features.") or k.startswith("classifer.")
+    }
+    weights = os.path.join(out, "mrnet.pt")
+    torch.save(state, weights)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:256, 0:256]
+    exam = np.stack(
+        [
+            np.clip(
+                128 + 80 * np.sin((xx + 7 * s) / 23.0) * np.cos((yy - 5 * s) / 31.0)
+                + rng.normal(0, 12, (256, 256)),
+                0,
+                255,
+            )
+            for s in range(slices)
+        ]
+    ).astype(np.uint8)
+    exam_path = os.path.join(out, "exam.npy")
+    np.save(exam_path, exam)
+    return weights, exam_path, exam
+
+
+def kneecam_runs(kneecam, weights, exam_path, out, method, png, repeats, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    dest = os.path.join(out, f"kneecam-{method}")
+    cmd = [kneecam, "--device", "cpu", "cam", "--model", weights, "--exam", exam_path,
+           "--method", method, "--normalize", "slice", "--out", dest, "--force"]
+    if png:
+        cmd.append("--png")
+    walls, computes = [], []
+    for run in range(repeats + 1):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+        wall = (time.perf_counter() - start) * 1e3
+        with open(os.path.join(dest, "summary.json")) as f:
+            timings = json.load(f)["timings_ms"]
+        if run > 0:  # the first run warms the page cache
+            walls.append(wall)
+            computes.append(timings["forward"] + timings["cam"])
+    return statistics.median(walls), statistics.median(computes)
+
+
+def gradcam_python(model, exam, repeats):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    # The slices as the batch, [S, 3, H, W] (the model's squeeze(0) leaves it so): a 5-D input
+    # would make pytorch-grad-cam take the slices for a 3-D volume.
+    x = mrnet_cam.to_input(exam).squeeze(0)
+    cam = GradCAM(model=model, target_layers=[model.pretrained_model.features])
+    targets = [ClassifierOutputTarget(1)]
+    return median_ms(lambda: cam(input_tensor=x, targets=targets), repeats)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kneecam", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--slices", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
+    weights, exam_path, exam = make_inputs(args.out, args.slices)
+    model = mrnet_cam.load_model(weights)
+    x = mrnet_cam.to_input(exam)
+
+    def export():
+        dest = os.path.join(args.out, "python-export")
+        shutil.rmtree(dest, ignore_errors=True)
+        mrnet_cam.export_patient(model, exam, dest)
+
+    def forward_only():
+        with torch.no_grad():
+            model(x)
+
+    py = {
+        "export": median_ms(export, args.repeats),
+        "forward": median_ms(forward_only, args.repeats),
+        "forward_cam": median_ms(lambda: mrnet_cam.forward_and_cams(model, exam), args.repeats),
+        "gradcam": gradcam_python(model, exam, args.repeats),
+    }
+    kc_export, kc_cam = kneecam_runs(
+        args.kneecam, weights, exam_path, args.out, "cam", True, args.repeats, args.threads
+    )
+    _, kc_gradcam = kneecam_runs(
+        args.kneecam, weights, exam_path, args.out, "gradcam", False, args.repeats, args.threads
+    )
+    rows = [
+        ("PNG export of the exam (kneecam: whole process)", py["export"], kc_export, 3.0),
+        ("forward + CAM compute", py["forward_cam"], kc_cam, 0.95),
+        ("Grad-CAM (pytorch-grad-cam vs kneecam)", py["gradcam"], kc_gradcam, 2.0),
+    ]
+    print(f"AlexNet MRNet, {args.slices} slices 256x256, CPU, {args.threads} threads, "
+          f"torch {torch.__version__}, medians of {args.repeats}")
+    print(f"(PyTorch eager forward alone: {py['forward']:.1f} ms)")
+    print("| what | Python (ms) | kneecam (ms) | speed-up | target |")
+    print("|---|---|---|---|---|")
+    report = []
+    for name, python_ms, kneecam_ms, target in rows:
+        speedup = python_ms / kneecam_ms
+        verdict = "met" if speedup >= target else "missed"
+        print(f"| {name} | {python_ms:.1f} | {kneecam_ms:.1f} | {speedup:.2f}x | "
+              f"≥ {target}x ({verdict}) |")
+        report.append(dict(what=name, python_ms=python_ms, kneecam_ms=kneecam_ms,
+                           speedup=speedup, target=target))
+    with open(os.path.join(args.out, "report.json"), "w") as f:
+        json.dump(dict(rows=report, python_forward_ms=py["forward"], slices=args.slices,
+                       threads=args.threads), f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
