@@ -606,12 +606,19 @@ fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
     let kept = walk(&store_dir);
     // The first exam's three planes (contrib) and the neighbour prefetched.
     assert!(kept >= 3, "{kept} entries kept");
-    let shown = first.app.explanation(Plane::Sagittal).expect("computed").clone();
+    let shown = first
+        .app
+        .explanation(Plane::Sagittal)
+        .expect("computed")
+        .clone();
     drop(first);
     // A second session finds them: nothing new computed for the same exams.
     let (second, _inbox) = open();
     assert_eq!(walk(&store_dir), kept);
-    let again = second.app.explanation(Plane::Sagittal).expect("from the store");
+    let again = second
+        .app
+        .explanation(Plane::Sagittal)
+        .expect("from the store");
     assert_eq!(again.scores, shown.scores);
 }
 

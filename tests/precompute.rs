@@ -196,3 +196,90 @@ fn predict_reads_the_store_and_agrees_with_the_models() {
     let stored = std::fs::read_to_string(csv("stored.csv")).expect("stored");
     assert_eq!(plain, stored);
 }
+
+/// A models folder with one random-weight AlexNet MRNet (acl-sagittal), written by the
+/// project's Python (torch) as a reference-style state dict.
+fn mrnet_models(dir: &Path) -> PathBuf {
+    let models = dir.join("mrnet-models");
+    std::fs::create_dir_all(&models).expect("mkdir");
+    let script = r#"
+import sys, torch, torch.nn as nn
+torch.manual_seed(0)
+features = nn.Sequential(
+    nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+    nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+    nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
+    nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+    nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2))
+state = {f"pretrained_model.features.{k}": v for k, v in features.state_dict().items()}
+head = nn.Linear(256, 2)
+state.update({f"classifer.{k}": v for k, v in head.state_dict().items()})
+torch.save(state, sys.argv[1])
+"#;
+    let weights = models.join("acl-sagittal.pt");
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join(".kneecam-python");
+    let status = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&weights)
+        .status()
+        .expect("the project's Python (scripts/setup-libtorch makes it)");
+    assert!(status.success());
+    let sha = kneecam::model::manifest::sha256_file(&weights).expect("sha256");
+    std::fs::write(
+        models.join("manifest.toml"),
+        format!(
+            "format = 1\n\n[models.acl-sagittal]\nfile = \"acl-sagittal.pt\"\narch = \"mrnet\"\n\
+             classes = 2\nsha256 = \"{sha}\"\n"
+        ),
+    )
+    .expect("manifest");
+    models
+}
+
+#[test]
+fn batched_forward_passes_give_the_same_entries() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let models = mrnet_models(home.path());
+    let (one, four) = (home.path().join("one"), home.path().join("four"));
+    for (store, batch) in [(&one, "1"), (&four, "4")] {
+        kneecam(home.path())
+            .arg("precompute")
+            .arg("--data")
+            .arg(cohort())
+            .arg("--models")
+            .arg(&models)
+            .arg("--cache")
+            .arg(store)
+            .args([
+                "--methods",
+                "contrib,gradcam",
+                "--precision",
+                "f32",
+                "--batch",
+                batch,
+            ])
+            .assert()
+            .success();
+    }
+    let names = entries(&one);
+    assert_eq!(names, entries(&four));
+    assert_eq!(names.len(), EXAMS * 2, "one model, two methods");
+    for name in names {
+        let read = |root: &Path| {
+            kneecam::cam::store::Store::read_path(&root.join("v1").join(&name[..2]).join(&name))
+                .expect("a sound entry")
+        };
+        let (a, b) = (read(&one), read(&four));
+        assert_eq!(a.raw.dim(), b.raw.dim());
+        for (x, y) in a.logits.iter().zip(&b.logits) {
+            assert!((x - y).abs() < 1e-3, "logits {x} vs {y}");
+        }
+        let scale = a.raw.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        for (x, y) in a.raw.iter().zip(b.raw.iter()) {
+            assert!(
+                (x - y).abs() <= 1e-3 * scale,
+                "maps {x} vs {y} (scale {scale})"
+            );
+        }
+    }
+}

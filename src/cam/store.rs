@@ -125,6 +125,18 @@ impl Store {
             .map_err(|reason| StoreError::Corrupt { path, reason })
     }
 
+    /// The entry in the file at `path` (for tools that walk a store).
+    pub fn read_path(path: &Path) -> Result<Entry, StoreError> {
+        let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        decode(&bytes).map_err(|reason| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+    }
+
     /// Writes `entry` for `key` atomically (temporary file, then rename), creating folders.
     pub fn put(&self, key: &CacheKey, entry: &Entry) -> Result<(), StoreError> {
         let path = self.path(key);

@@ -47,6 +47,9 @@ pub struct PrecomputeArgs {
     /// How raw maps are stored.
     #[arg(long, value_enum, default_value = "f16")]
     pub precision: PrecisionChoice,
+    /// Exams per forward pass (their slices in one batch) [default: 1 on the CPU, 4 on CUDA].
+    #[arg(long)]
+    pub batch: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -139,39 +142,38 @@ pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<
     let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
     let series = read_ahead(exams.clone(), planes.clone(), Arc::clone(&stop))?;
     let mut models = Models::new(args.models.clone(), manifest, device);
+    let batch = args
+        .batch
+        .unwrap_or(if device.is_cuda() { 4 } else { 1 })
+        .max(1);
     let mut tally = Tally::default();
-    let mut done_planes = 0;
+    let mut exams_done = 0;
+    let mut window: Vec<Series> = Vec::new();
+    let mut flush = |window: &mut Vec<Series>, tally: &mut Tally| {
+        let done = process(window, &exams, &planes, &methods, &store, &mut models, &bar);
+        tally.add(done);
+        let count = window
+            .iter()
+            .map(|s| s.exam)
+            .collect::<std::collections::BTreeSet<_>>();
+        bar.inc(count.len() as u64);
+        window.clear();
+        count.len()
+    };
     for item in series {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let exam = &exams[item.exam];
-        match item.loaded {
-            Ok((volume, sha)) => {
-                for task in Task::ALL {
-                    let outcome = models.explain(task, item.plane, &volume, &sha, &methods, &store);
-                    match outcome {
-                        Ok(counts) => tally.add(counts),
-                        Err(err) => {
-                            tally.failed += methods.len();
-                            bar.println(format!("{}: {task} {}: {err:#}", exam.name(), item.plane));
-                        }
-                    }
-                }
-            }
-            Err(err) => {
-                tally.failed += methods.len();
-                bar.println(format!("skipped: {err}"));
-            }
+        window.push(item);
+        if window.len() >= batch * planes.len() {
+            exams_done += flush(&mut window, &mut tally);
         }
-        done_planes += 1;
-        if done_planes % planes.len().max(1) == 0 {
-            bar.inc(1);
-        }
+    }
+    if !stop.load(Ordering::SeqCst) {
+        exams_done += flush(&mut window, &mut tally);
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let exams_done = done_planes / planes.len().max(1);
     if stop.load(Ordering::SeqCst) {
         println!("interrupted: the store holds every entry finished so far");
     }
@@ -199,6 +201,48 @@ impl Tally {
         self.replaced += other.replaced;
         self.failed += other.failed;
     }
+}
+
+/// One window of read series: per plane and task, the exams still missing entries go
+/// through the model together.
+fn process(
+    window: &[Series],
+    exams: &[Exam],
+    planes: &[Plane],
+    methods: &[Method],
+    store: &Store,
+    models: &mut Models,
+    bar: &indicatif::ProgressBar,
+) -> Tally {
+    let mut tally = Tally::default();
+    for &plane in planes {
+        let mut group = Vec::new();
+        for series in window.iter().filter(|s| s.plane == plane) {
+            match &series.loaded {
+                Ok((volume, sha)) => group.push((series.exam, volume, sha.as_str())),
+                Err(err) => {
+                    tally.failed += methods.len();
+                    bar.println(format!("skipped: {err}"));
+                }
+            }
+        }
+        if group.is_empty() {
+            continue;
+        }
+        for task in Task::ALL {
+            let series: Vec<(&Volume, &str)> = group.iter().map(|(_, v, s)| (*v, *s)).collect();
+            match models.explain(task, plane, &series, methods, store) {
+                Ok(done) => tally.add(done),
+                Err(err) => {
+                    tally.failed += methods.len() * group.len();
+                    let names: Vec<String> =
+                        group.iter().map(|(e, _, _)| exams[*e].name()).collect();
+                    bar.println(format!("{}: {task} {plane}: {err:#}", names.join(", ")));
+                }
+            }
+        }
+    }
+    tally
 }
 
 pub fn parse_methods(text: &str) -> anyhow::Result<Vec<Method>> {
@@ -264,13 +308,13 @@ impl Models {
         }
     }
 
-    /// Every missing method's entry for one series under one task's model, from one forward.
+    /// Every missing method's entry for some series under one task's model: the series that
+    /// miss any go through the network in one batch (when their slices have one size).
     fn explain(
         &mut self,
         task: Task,
         plane: Plane,
-        volume: &Volume,
-        exam_sha256: &str,
+        series: &[(&Volume, &str)],
         methods: &[Method],
         store: &Store,
     ) -> anyhow::Result<Tally> {
@@ -278,7 +322,7 @@ impl Models {
             return Ok(Tally::default());
         };
         let class = usize::from(entry.classes >= 2);
-        let key = |method| CacheKey {
+        let key = |exam_sha256: &str, method| CacheKey {
             model_sha256: entry.sha256.clone(),
             exam_sha256: exam_sha256.to_string(),
             method,
@@ -286,44 +330,50 @@ impl Models {
             preprocess: entry.preprocess,
         };
         let mut tally = Tally::default();
-        let mut missing = Vec::new();
-        for &method in methods {
-            match store.get(&key(method)) {
-                Ok(Some(_)) => tally.reused += 1,
-                Ok(None) => missing.push(method),
-                Err(err) => {
-                    tracing::warn!("{err}; recomputing");
-                    tally.replaced += 1;
-                    missing.push(method);
+        let mut todo: Vec<(&Volume, &str, Vec<Method>)> = Vec::new();
+        for &(volume, sha) in series {
+            let mut missing = Vec::new();
+            for &method in methods {
+                match store.get(&key(sha, method)) {
+                    Ok(Some(_)) => tally.reused += 1,
+                    Ok(None) => missing.push(method),
+                    Err(err) => {
+                        tracing::warn!("{err}; recomputing");
+                        tally.replaced += 1;
+                        missing.push(method);
+                    }
                 }
             }
+            if !missing.is_empty() {
+                todo.push((volume, sha, missing));
+            }
         }
-        if missing.is_empty() {
+        if todo.is_empty() {
             return Ok(tally);
         }
         let model = self.model(task, plane)?;
-        let device = model.network.classifier().0.device();
-        let x = model.preprocess.input(&volume.data, device);
-        let pass = cam::forward(&model.network, &x)?;
-        let (_, height, width) = volume.data.dim();
-        let placement = Placement {
-            window: model.preprocess.window(height, width),
-            slice: (height, width),
-        };
-        for method in missing {
-            let spec = CamSpec {
-                method,
-                class: Some(class),
-                normalization: Normalization::Exam,
+        let volumes: Vec<&Volume> = todo.iter().map(|(v, _, _)| *v).collect();
+        let passes = forward_batch(model, &volumes)?;
+        for ((volume, sha, missing), pass) in todo.iter().zip(&passes) {
+            let (_, height, width) = volume.data.dim();
+            let placement = Placement {
+                window: model.preprocess.window(height, width),
+                slice: (height, width),
             };
-            let explained = cam::explain_forward(&model.network, &pass, &spec, placement)?;
-            store.put(
-                &key(method),
-                &Entry::from_explanation(&explained, placement),
-            )?;
-            tally.computed += 1;
+            for &method in missing {
+                let spec = CamSpec {
+                    method,
+                    class: Some(class),
+                    normalization: Normalization::Exam,
+                };
+                let explained = cam::explain_forward(&model.network, pass, &spec, placement)?;
+                store.put(
+                    &key(sha, method),
+                    &Entry::from_explanation(&explained, placement),
+                )?;
+                tally.computed += 1;
+            }
         }
-        tally.replaced = tally.replaced.min(tally.computed);
         Ok(tally)
     }
 
@@ -342,6 +392,40 @@ impl Models {
             .get(&(task, plane))
             .ok_or_else(|| anyhow::anyhow!("{task}-{plane}: not loaded"))
     }
+}
+
+/// The forward passes of several series: one batch of all their slices when the network
+/// treats slices independently and the inputs share a size, else one pass each. The features of each series are its slices' share of
+/// the batch, and its logits come from its own slices only.
+fn forward_batch(model: &LoadedModel, volumes: &[&Volume]) -> anyhow::Result<Vec<cam::Forward>> {
+    let device = model.network.classifier().0.device();
+    let inputs: Vec<tch::Tensor> = volumes
+        .iter()
+        .map(|v| model.preprocess.input(&v.data, device))
+        .collect();
+    let same_size = inputs
+        .windows(2)
+        .all(|pair| pair[0].size()[1..] == pair[1].size()[1..]);
+    if inputs.len() == 1 || !same_size || !model.network.slices_independent() {
+        return inputs
+            .iter()
+            .map(|x| cam::forward(&model.network, x).map_err(Into::into))
+            .collect();
+    }
+    let all = cam::forward(&model.network, &tch::Tensor::cat(&inputs, 0))?;
+    let (weight, bias) = model.network.classifier();
+    let mut start = 0;
+    let mut passes = Vec::new();
+    for x in &inputs {
+        let slices = x.size()[0];
+        let features = all.features.narrow(0, start, slices);
+        start += slices;
+        let logits = tch::no_grad(|| crate::model::network::head(&features, weight, bias));
+        let logits =
+            Vec::<f32>::try_from(logits.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu))?;
+        passes.push(cam::Forward { features, logits });
+    }
+    Ok(passes)
 }
 
 #[cfg(test)]

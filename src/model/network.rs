@@ -53,6 +53,15 @@ pub enum Network {
     Script(ScriptNet),
 }
 
+impl Network {
+    /// Whether each slice's features depend on that slice alone, so that several series can
+    /// share one batch. `tiny` standardises each series as a whole, and a TorchScript module
+    /// may do anything.
+    pub fn slices_independent(&self) -> bool {
+        matches!(self, Network::Mrnet(_))
+    }
+}
+
 impl GapNetwork for Network {
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
         match self {
