@@ -2,12 +2,14 @@
 //! the headless commands and the explorer's export. Every file is written atomically.
 use std::path::Path;
 
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use ndarray::Array3;
+use rayon::prelude::*;
 
 use super::colormap::{blend_reference, Colormap};
 
 /// One PNG per slice of the raw series and of its overlay (heatmap·0.3 + slice·0.5, as the
-/// reference code), under `out/slices` and `out/cams`.
+/// reference code), under `out/slices` and `out/cams`, encoded on all cores.
 pub fn write_pngs(
     out: &Path,
     volume: &Array3<u8>,
@@ -19,7 +21,7 @@ pub fn write_pngs(
         let path = out.join(dir);
         std::fs::create_dir_all(&path).map_err(|e| named(&path, e))?;
     }
-    for s in 0..slices {
+    (0..slices).into_par_iter().try_for_each(|s| {
         let gray = image::GrayImage::from_fn(w as u32, h as u32, |x, y| {
             image::Luma([volume[[s, y as usize, x as usize]]])
         });
@@ -37,18 +39,20 @@ pub fn write_pngs(
         save_png(
             &out.join("cams").join(format!("{s}.png")),
             &image::DynamicImage::ImageRgb8(overlay),
-        )?;
-    }
-    Ok(())
+        )
+    })
 }
 
-/// Encodes in memory, then writes atomically; errors name the file.
+/// Encodes in memory (fast deflate: a few per cent larger, several times quicker), then
+/// writes atomically; errors name the file.
 pub fn save_png(path: &Path, picture: &image::DynamicImage) -> std::io::Result<()> {
-    let mut bytes = std::io::Cursor::new(Vec::new());
+    let mut bytes = Vec::new();
+    let encoder =
+        PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Adaptive);
     picture
-        .write_to(&mut bytes, image::ImageFormat::Png)
+        .write_with_encoder(encoder)
         .map_err(|e| named(path, std::io::Error::other(e)))?;
-    crate::fsutil::atomic_write(path, |w| std::io::Write::write_all(w, bytes.get_ref()))
+    crate::fsutil::atomic_write(path, |w| std::io::Write::write_all(w, &bytes))
         .map_err(|e| named(path, e))
 }
 
