@@ -283,3 +283,51 @@ fn batched_forward_passes_give_the_same_entries() {
         }
     }
 }
+
+#[test]
+fn an_interrupted_precompute_leaves_only_sound_entries() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let store = home.path().join("store");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kneecam"))
+        .env("KNEECAM_CACHE_DIR", home.path().join("cache"))
+        .env("KNEECAM_DATA_DIR", home.path().join("data"))
+        .args(["--device", "cpu", "precompute", "--data"])
+        .arg(cohort())
+        .args(["--models", "models/demo", "--cache"])
+        .arg(&store)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Interrupt as soon as the first entries exist.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // (Counting files, not `entries`: a temporary file may exist while the child writes.)
+    let any_file = || {
+        std::fs::read_dir(store.join("v1"))
+            .map(|mut buckets| buckets.next().is_some())
+            .unwrap_or(false)
+    };
+    while !any_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("exits");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("interrupted") || text.contains(&format!("{ENTRIES} entries computed")),
+        "{text}"
+    );
+    // No temporary file left, every entry sound, and a re-run completes the store.
+    for name in entries(&store) {
+        let path = store.join("v1").join(&name[..2]).join(&name);
+        kneecam::cam::store::Store::read_path(&path).expect("a sound entry");
+    }
+    precompute(home.path(), &store, &[])
+        .assert()
+        .success()
+        .stdout(contains("0 corrupt"));
+    assert_eq!(entries(&store).len(), ENTRIES);
+}
