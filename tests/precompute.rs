@@ -288,7 +288,7 @@ fn batched_forward_passes_give_the_same_entries() {
 fn an_interrupted_precompute_leaves_only_sound_entries() {
     let home = tempfile::tempdir().expect("tempdir");
     let store = home.path().join("store");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kneecam"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kneecam"))
         .env("KNEECAM_CACHE_DIR", home.path().join("cache"))
         .env("KNEECAM_DATA_DIR", home.path().join("data"))
         .args(["--device", "cpu", "precompute", "--data"])
