@@ -9,19 +9,30 @@ use serde::Deserialize;
 
 use crate::cam::colormap::Colormap;
 use crate::cam::{Method, Normalization};
-use crate::data::Task;
+use crate::data::{Split, Task};
 use crate::tui::keymap::KeyMap;
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// The user's file in kneecam's config folder.
 pub const USER_FILE: &str = "config.toml";
 
-/// Which exams the explorer lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which exams a command (or the explorer's list) takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitChoice {
     Valid,
     Train,
     All,
+}
+
+impl SplitChoice {
+    /// Whether exams of `split` belong; a flat folder's exams belong to every choice.
+    pub fn includes(self, split: Split) -> bool {
+        match self {
+            SplitChoice::All => true,
+            SplitChoice::Valid => split == Split::Valid || split == Split::Flat,
+            SplitChoice::Train => split == Split::Train || split == Split::Flat,
+        }
+    }
 }
 
 /// How images reach the terminal.

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use tch::{Kind, Tensor};
 
 use super::{methods, Explanation, Method, Normalization, Placement};
+use crate::model::manifest::ModelEntry;
 use crate::model::preprocess::Preprocess;
 
 /// Bumped whenever the key or the entry layout changes: old entries are then misses.
@@ -45,6 +46,18 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
+    /// The key of `method`'s CAM of the positive class for the model of `entry` on the exam
+    /// file whose sha256 is `exam_sha256`.
+    pub fn for_model(entry: &ModelEntry, exam_sha256: &str, method: Method) -> CacheKey {
+        CacheKey {
+            model_sha256: entry.sha256.clone(),
+            exam_sha256: exam_sha256.to_string(),
+            method,
+            class: entry.positive_class(),
+            preprocess: entry.preprocess,
+        }
+    }
+
     /// The content address: lowercase hex sha256.
     pub fn address(&self) -> String {
         let text = format!(

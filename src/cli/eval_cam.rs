@@ -34,7 +34,7 @@ pub struct EvalCamArgs {
     #[arg(long, default_value = "all")]
     pub plane: String,
     #[arg(long, value_enum, default_value = "valid")]
-    pub split: super::predict::SplitChoice,
+    pub split: crate::config::SplitChoice,
     /// Deletion steps (10: 10 % of the voxels per step).
     #[arg(long, default_value_t = 10)]
     pub steps: usize,
@@ -157,13 +157,13 @@ pub fn run(args: EvalCamArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
 fn positive_exams(
     dataset: &Dataset,
     task: Task,
-    split: super::predict::SplitChoice,
+    split: crate::config::SplitChoice,
     limit: Option<usize>,
 ) -> Vec<&Exam> {
     dataset
         .exams()
         .iter()
-        .filter(|e| super::predict::in_split(e.split, split) && e.labels.get(task) == Some(true))
+        .filter(|e| split.includes(e.split) && e.labels.get(task) == Some(true))
         .take(limit.unwrap_or(usize::MAX))
         .collect()
 }

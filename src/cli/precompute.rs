@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cam::store::{CacheKey, Entry, Precision, Store};
 use crate::cam::{self, CamSpec, Method, Normalization, Placement};
-use crate::cli::predict::{in_split, SplitChoice};
 use crate::cli::{bad_input, models::LoadedModel};
+use crate::config::SplitChoice;
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::{npy::Volume, Plane, Task};
 use crate::model::device::DeviceChoice;
@@ -115,7 +115,7 @@ pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<
     let exams: Vec<Exam> = dataset
         .exams()
         .iter()
-        .filter(|e| in_split(e.split, args.split))
+        .filter(|e| args.split.includes(e.split))
         .filter(|e| args.shard.is_none_or(|s| s.owns(e)))
         .cloned()
         .collect();
@@ -321,14 +321,8 @@ impl Models {
         let Some(entry) = self.manifest.model(task, plane).cloned() else {
             return Ok(Tally::default());
         };
-        let class = usize::from(entry.classes >= 2);
-        let key = |exam_sha256: &str, method| CacheKey {
-            model_sha256: entry.sha256.clone(),
-            exam_sha256: exam_sha256.to_string(),
-            method,
-            class,
-            preprocess: entry.preprocess,
-        };
+        let class = entry.positive_class();
+        let key = |exam_sha256: &str, method| CacheKey::for_model(&entry, exam_sha256, method);
         let mut tally = Tally::default();
         let mut todo: Vec<(&Volume, &str, Vec<Method>)> = Vec::new();
         for &(volume, sha) in series {

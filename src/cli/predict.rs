@@ -12,18 +12,12 @@ use anyhow::Context;
 use crate::cam::store::{CacheKey, Precision, Store};
 use crate::cam::Method;
 use crate::cli::{bad_input, models::LoadedModel};
+use crate::config::SplitChoice;
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::{Plane, Split, Task};
+use crate::data::{Plane, Task};
 use crate::model::device::DeviceChoice;
 use crate::model::manifest::Manifest;
 use crate::model::metrics::auc;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SplitChoice {
-    Valid,
-    Train,
-    All,
-}
 
 #[derive(Debug, clap::Args)]
 pub struct PredictArgs {
@@ -70,7 +64,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
     let exams: Vec<&Exam> = dataset
         .exams()
         .iter()
-        .filter(|e| in_split(e.split, args.split))
+        .filter(|e| args.split.includes(e.split))
         .collect();
     if exams.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
@@ -137,14 +131,6 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn in_split(split: Split, choice: SplitChoice) -> bool {
-    match choice {
-        SplitChoice::All => true,
-        SplitChoice::Valid => split == Split::Valid || split == Split::Flat,
-        SplitChoice::Train => split == Split::Train || split == Split::Flat,
-    }
-}
-
 /// Every valid exam of `dataset` through every model of the manifest.
 pub(crate) fn predict_dataset(
     dataset: &Dataset,
@@ -157,7 +143,7 @@ pub(crate) fn predict_dataset(
     let exams: Vec<&Exam> = dataset
         .exams()
         .iter()
-        .filter(|e| in_split(e.split, SplitChoice::Valid))
+        .filter(|e| SplitChoice::Valid.includes(e.split))
         .collect();
     let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
     let mut records = Vec::with_capacity(exams.len());
@@ -238,18 +224,45 @@ fn load_models(
 }
 
 /// Each plane's series is read once and run through every task's model for that plane,
-/// unless the CAM store already holds that model's result for it.
+/// unless the CAM store already holds that model's result for it. An unreadable plane is
+/// skipped with a warning.
 fn predict_exam(
     exam: &Exam,
     models: &BTreeMap<(Task, Plane), LoadedModel>,
     manifest: &Manifest,
     store: Option<&Store>,
 ) -> anyhow::Result<Probabilities> {
+    let mut run = |task, plane, volume: &ndarray::Array3<u8>| match models.get(&(task, plane)) {
+        Some(model) => model.probability(volume).with_context(|| exam.name()),
+        None => Err(anyhow::anyhow!("{task}-{plane}: no model loaded")),
+    };
+    let (probabilities, unreadable) = exam_probabilities(exam, manifest, store, &mut run)?;
+    for err in unreadable {
+        tracing::warn!("{err}");
+        eprintln!("warning: {err}");
+    }
+    Ok(probabilities)
+}
+
+/// Runs a (task, plane) model on a series: P(positive).
+pub(crate) type RunModel<'a> =
+    dyn FnMut(Task, Plane, &ndarray::Array3<u8>) -> anyhow::Result<f32> + 'a;
+
+/// An exam's P(positive) per task and plane for every model of `manifest`: each plane's
+/// series read once, each result taken from the CAM store when it is there, else from `run`
+/// (task, plane, series). Also returns why planes that could not be read were skipped.
+pub(crate) fn exam_probabilities(
+    exam: &Exam,
+    manifest: &Manifest,
+    store: Option<&Store>,
+    run: &mut RunModel<'_>,
+) -> anyhow::Result<(Probabilities, Vec<String>)> {
     let mut probabilities: Probabilities = [[None; 3]; 3];
+    let mut unreadable = Vec::new();
     for plane in Plane::ALL {
         let tasks: Vec<Task> = Task::ALL
             .into_iter()
-            .filter(|t| models.contains_key(&(*t, plane)))
+            .filter(|t| manifest.model(*t, plane).is_some())
             .collect();
         if tasks.is_empty() || exam.path(plane).is_none() {
             continue;
@@ -257,8 +270,7 @@ fn predict_exam(
         let (volume, sha) = match exam.load_hashed(plane) {
             Ok(loaded) => loaded,
             Err(err) => {
-                tracing::warn!("{err}");
-                eprintln!("warning: {err}");
+                unreadable.push(err.to_string());
                 continue;
             }
         };
@@ -266,14 +278,12 @@ fn predict_exam(
             let stored = store.and_then(|s| stored_probability(s, manifest, task, plane, &sha));
             let probability = match stored {
                 Some(p) => p,
-                None => models[&(task, plane)]
-                    .probability(&volume.data)
-                    .with_context(|| exam.name())?,
+                None => run(task, plane, &volume.data)?,
             };
             probabilities[task.index()][plane.index()] = Some(probability);
         }
     }
-    Ok(probabilities)
+    Ok((probabilities, unreadable))
 }
 
 /// P(positive) from any method's entry in the store (they share the forward pass).
@@ -286,13 +296,7 @@ pub(crate) fn stored_probability(
 ) -> Option<f32> {
     let entry = manifest.model(task, plane)?;
     Method::ALL.into_iter().find_map(|method| {
-        let key = CacheKey {
-            model_sha256: entry.sha256.clone(),
-            exam_sha256: exam_sha256.to_string(),
-            method,
-            class: usize::from(entry.classes >= 2),
-            preprocess: entry.preprocess,
-        };
+        let key = CacheKey::for_model(entry, exam_sha256, method);
         store.get(&key).ok().flatten().map(|e| e.probability)
     })
 }

@@ -3,14 +3,16 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cam::store::{Precision, Store};
+use std::collections::hash_map::{Entry, HashMap};
+
+use crate::cli::predict::exam_probabilities;
 use crate::cli::{bad_input, models::LoadedModel};
-use crate::config::{Config, SplitChoice};
+use crate::config::Config;
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::{Plane, Split, Task};
+use crate::data::{Plane, Task};
 use crate::engine::Loader;
 use crate::model::device::DeviceChoice;
-use crate::model::manifest::Manifest;
-use crate::model::preprocess::Preprocess;
+use crate::model::manifest::{Manifest, ModelEntry};
 use crate::paths::Folders;
 use crate::tui::app::{App, Case, Info};
 use crate::tui::{Scorer, Session, StoreSetup};
@@ -92,7 +94,7 @@ pub fn session(
     let exams: Vec<Exam> = dataset
         .exams()
         .iter()
-        .filter(|e| in_split(e.split, config.view.split))
+        .filter(|e| config.view.split.includes(e.split))
         .cloned()
         .collect();
     let cases = exams.iter().map(case_of).collect();
@@ -107,7 +109,7 @@ pub fn session(
         for plane in Plane::ALL {
             app.positive_class[task.index()][plane.index()] = manifest
                 .model(task, plane)
-                .map(|entry| usize::from(entry.classes >= 2));
+                .map(|entry| entry.positive_class());
         }
     }
     let export_folder = config
@@ -128,21 +130,13 @@ pub fn session(
 
 /// The CAM store at `root`, with what its keys need from each model of `manifest`.
 pub fn store_setup(manifest: &Manifest, root: &Path) -> StoreSetup {
-    let mut models: [[Option<(String, Preprocess)>; 3]; 3] = Default::default();
+    let mut models: [[Option<ModelEntry>; 3]; 3] = Default::default();
     for ((task, plane), entry) in manifest.models() {
-        models[task.index()][plane.index()] = Some((entry.sha256.clone(), entry.preprocess));
+        models[task.index()][plane.index()] = Some(entry.clone());
     }
     StoreSetup {
         store: Arc::new(Store::new(root, Precision::default())),
         models,
-    }
-}
-
-fn in_split(split: Split, choice: SplitChoice) -> bool {
-    match choice {
-        SplitChoice::All => true,
-        SplitChoice::Valid => split == Split::Valid || split == Split::Flat,
-        SplitChoice::Train => split == Split::Train || split == Split::Flat,
     }
 }
 
@@ -165,48 +159,29 @@ pub fn loader(dir: PathBuf, manifest: Manifest) -> Loader {
 }
 
 /// Scores exams for the list: from the CAM store when it holds them, else with the models
-/// of the manifest, loaded on the scorer's thread when first needed.
+/// of the manifest, loaded on the scorer's thread when first needed. Unreadable planes are
+/// logged (never printed: the terminal is the explorer's) and left unscored.
 pub fn scorer(
     dir: PathBuf,
     manifest: Manifest,
     device: tch::Device,
     store: Option<Arc<Store>>,
 ) -> Scorer {
-    let mut models: std::collections::HashMap<(Task, Plane), LoadedModel> = Default::default();
+    let mut models: HashMap<(Task, Plane), LoadedModel> = HashMap::new();
     Box::new(move |exam| {
-        let mut scores = [[None; 3]; 3];
-        for plane in Plane::ALL {
-            let tasks: Vec<Task> = Task::ALL
-                .into_iter()
-                .filter(|t| manifest.model(*t, plane).is_some())
-                .collect();
-            if tasks.is_empty() || exam.path(plane).is_none() {
-                continue;
-            }
-            let (volume, sha) = exam.load_hashed(plane).map_err(|e| e.to_string())?;
-            for task in tasks {
-                let stored = store.as_deref().and_then(|s| {
-                    crate::cli::predict::stored_probability(s, &manifest, task, plane, &sha)
-                });
-                let p = match stored {
-                    Some(p) => p,
-                    None => {
-                        let model = match models.entry((task, plane)) {
-                            std::collections::hash_map::Entry::Occupied(found) => found.into_mut(),
-                            std::collections::hash_map::Entry::Vacant(slot) => slot.insert(
-                                LoadedModel::from_loaded_manifest(
-                                    &dir, &manifest, task, plane, device,
-                                )
-                                .map_err(|e| format!("{e:#}"))?,
-                            ),
-                        };
-                        model
-                            .probability(&volume.data)
-                            .map_err(|e| format!("{e:#}"))?
-                    }
-                };
-                scores[task.index()][plane.index()] = Some(p);
-            }
+        let mut run = |task, plane, volume: &ndarray::Array3<u8>| {
+            let model = match models.entry((task, plane)) {
+                Entry::Occupied(found) => found.into_mut(),
+                Entry::Vacant(slot) => slot.insert(LoadedModel::from_loaded_manifest(
+                    &dir, &manifest, task, plane, device,
+                )?),
+            };
+            model.probability(volume)
+        };
+        let (scores, unreadable) = exam_probabilities(exam, &manifest, store.as_deref(), &mut run)
+            .map_err(|e| format!("{e:#}"))?;
+        for err in unreadable {
+            tracing::warn!("{err}");
         }
         Ok(scores)
     })

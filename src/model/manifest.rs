@@ -119,6 +119,11 @@ impl ModelEntry {
         }
     }
 
+    /// The class whose evidence is P(positive): 1 with two outputs, 0 with one.
+    pub fn positive_class(&self) -> usize {
+        usize::from(self.classes >= 2)
+    }
+
     /// The weights file, resolved against the models folder `dir`.
     pub fn path(&self, dir: &Path) -> PathBuf {
         dir.join(&self.file)

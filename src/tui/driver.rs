@@ -16,7 +16,7 @@ use crate::cam::CamSpec;
 use crate::data::dataset::Exam;
 use crate::data::Plane;
 use crate::engine::{CacheRef, CamRequest, Engine, EngineEvent};
-use crate::model::preprocess::Preprocess;
+use crate::model::manifest::ModelEntry;
 
 use super::action::Action;
 use super::app::{App, CamKey, Effect, EngineCommand};
@@ -49,8 +49,8 @@ pub enum ImageSink {
 #[derive(Clone)]
 pub struct StoreSetup {
     pub store: Arc<Store>,
-    /// Per [task][plane]: the model file's sha256 and its preprocessing.
-    pub models: [[Option<(String, Preprocess)>; 3]; 3],
+    /// Per [task][plane]: the manifest's entry for the model the engine loads.
+    pub models: [[Option<ModelEntry>; 3]; 3],
 }
 
 pub struct Driver {
@@ -248,17 +248,11 @@ impl Driver {
     /// Where `key`'s CAM sits in the store, when there is a store and both shas are known.
     fn cache_ref(&self, key: CamKey) -> Option<CacheRef> {
         let setup = self.store.as_ref()?;
-        let (model_sha256, preprocess) =
-            setup.models[key.task.index()][key.plane.index()].clone()?;
+        let entry = setup.models[key.task.index()][key.plane.index()].as_ref()?;
+        let exam_sha256 = self.exam_sha256.get(&(key.case, key.plane))?;
         Some(CacheRef {
             store: Arc::clone(&setup.store),
-            key: CacheKey {
-                model_sha256,
-                exam_sha256: self.exam_sha256.get(&(key.case, key.plane))?.clone(),
-                method: key.method,
-                class: self.app.positive_class[key.task.index()][key.plane.index()]?,
-                preprocess,
-            },
+            key: CacheKey::for_model(entry, exam_sha256, key.method),
         })
     }
 
