@@ -101,22 +101,15 @@ fn main() {
         cache: root.path().join("cache"),
         data: root.path().join("data"),
     };
-    let mut session = kneecam::cli::view::session(
+    let session = kneecam::cli::view::session(
         &dataset,
         &models,
-        manifest.clone(),
+        manifest,
         tch::Device::Cpu,
         Config::defaults(),
         &folders,
+        Some(&store),
     );
-    let setup = kneecam::cli::view::store_setup(&manifest, &store);
-    session.scorer = Some(kneecam::cli::view::scorer(
-        models.clone(),
-        manifest,
-        tch::Device::Cpu,
-        Some(std::sync::Arc::clone(&setup.store)),
-    ));
-    session.store = Some(setup);
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
     driver.app.size = (120, 40);

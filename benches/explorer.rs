@@ -51,6 +51,7 @@ fn explorer(picker: Picker, root: &Path) -> (Driver, Receiver<Event>) {
         tch::Device::Cpu,
         Config::defaults(),
         &folders,
+        None,
     );
     let (mut driver, inbox) = kneecam::tui::start_headless(session, picker).expect("starts");
     driver.app.size = SIZE;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::cam::colormap::Colormap;
 use crate::cam::{Method, Normalization};
 use crate::data::{Split, Task};
+use crate::tui::app::Display;
 use crate::tui::keymap::KeyMap;
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -48,14 +49,9 @@ pub enum ProtocolChoice {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewConfig {
     pub task: Task,
-    pub method: Method,
-    pub normalization: Normalization,
-    pub colormap: Colormap,
-    pub opacity: f32,
-    pub heat_floor: u8,
-    pub overlay: bool,
-    pub raw_beside: bool,
-    pub three_plane: bool,
+    /// How CAMs are drawn at start (`[view]`'s method, normalization, colormap, opacity,
+    /// heat_floor, overlay, raw_beside, three_plane).
+    pub display: Display,
     pub threshold: f32,
     pub split: SplitChoice,
 }
@@ -183,14 +179,16 @@ impl Config {
         Config {
             view: ViewConfig {
                 task: Task::Acl,
-                method: Method::Contrib,
-                normalization: Normalization::Exam,
-                colormap: Colormap::Jet,
-                opacity: 0.5,
-                heat_floor: 0,
-                overlay: true,
-                raw_beside: false,
-                three_plane: false,
+                display: Display {
+                    method: Method::Contrib,
+                    normalization: Normalization::Exam,
+                    colormap: Colormap::Jet,
+                    opacity: 0.5,
+                    heat_floor: 0,
+                    overlay: true,
+                    raw_beside: false,
+                    three_plane: false,
+                },
                 threshold: 0.5,
                 split: SplitChoice::Valid,
             },
@@ -246,16 +244,17 @@ impl Config {
     ) -> Result<(), ConfigError> {
         let view = &mut self.view;
         set_parsed(&mut view.task, layer.task, "view.task", bad)?;
-        set_parsed(&mut view.method, layer.method, "view.method", bad)?;
+        let display = &mut view.display;
+        set_parsed(&mut display.method, layer.method, "view.method", bad)?;
         set_parsed(
-            &mut view.normalization,
+            &mut display.normalization,
             layer.normalization,
             "view.normalization",
             bad,
         )?;
-        set_parsed(&mut view.colormap, layer.colormap, "view.colormap", bad)?;
+        set_parsed(&mut display.colormap, layer.colormap, "view.colormap", bad)?;
         if let Some(opacity) = layer.opacity {
-            view.opacity = unit(opacity).ok_or_else(|| {
+            display.opacity = unit(opacity).ok_or_else(|| {
                 bad(
                     "view.opacity",
                     format!("{opacity}: expected a number from 0 to 1"),
@@ -271,12 +270,12 @@ impl Config {
             })?;
         }
         if let Some(floor) = layer.heat_floor {
-            view.heat_floor = in_range(floor, 0, 255)
+            display.heat_floor = in_range(floor, 0, 255)
                 .ok_or_else(|| bad("view.heat_floor", expected("0 to 255", floor)))?;
         }
-        view.overlay = layer.overlay.unwrap_or(view.overlay);
-        view.raw_beside = layer.raw_beside.unwrap_or(view.raw_beside);
-        view.three_plane = layer.three_plane.unwrap_or(view.three_plane);
+        display.overlay = layer.overlay.unwrap_or(display.overlay);
+        display.raw_beside = layer.raw_beside.unwrap_or(display.raw_beside);
+        display.three_plane = layer.three_plane.unwrap_or(display.three_plane);
         if let Some(split) = layer.split {
             view.split = match split.as_str() {
                 "valid" => SplitChoice::Valid,
@@ -357,7 +356,7 @@ mod tests {
     fn built_in_defaults_are_valid() {
         let config = Config::defaults();
         assert_eq!(config.view.task, Task::Acl);
-        assert_eq!(config.view.method, Method::Contrib);
+        assert_eq!(config.view.display.method, Method::Contrib);
         assert!(config.export_folder.is_none());
         assert!(config.cam_cache_bytes >= 1 << 20);
     }
@@ -366,8 +365,8 @@ mod tests {
     fn a_user_layer_overrides_only_its_keys() {
         let config =
             with_user("[view]\ncolormap = \"turbo\"\n[keys]\nquit = [\"x\"]\n").expect("valid");
-        assert_eq!(config.view.colormap, Colormap::Turbo);
-        assert_eq!(config.view.method, Method::Contrib);
+        assert_eq!(config.view.display.colormap, Colormap::Turbo);
+        assert_eq!(config.view.display.method, Method::Contrib);
         assert_eq!(config.keys["quit"], vec!["x".to_string()]);
         assert_eq!(config.keys["next_patient"].len(), 2);
     }

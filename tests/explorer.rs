@@ -339,6 +339,7 @@ fn explorer(size: (u16, u16), config: Config, root: &Path) -> (Driver, Receiver<
         tch::Device::Cpu,
         config,
         &folders(root),
+        None,
     );
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
@@ -554,6 +555,7 @@ fn an_engine_error_is_shown_and_the_explorer_goes_on() {
         tch::Device::Cpu,
         Config::defaults(),
         &folders(root.path()),
+        None,
     );
     session.loader = Box::new(|(task, plane), _| {
         Err(format!(
@@ -593,8 +595,8 @@ fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
             tch::Device::Cpu,
             Config::defaults(),
             &folders(root.path()),
+            Some(&store_dir),
         );
-        session.store = Some(kneecam::cli::view::store_setup(&manifest, &store_dir));
         session.scorer = None;
         let (mut driver, inbox) =
             kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");

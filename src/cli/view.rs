@@ -69,20 +69,19 @@ pub fn explore(
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!("the explorer needs a terminal: stdout is not one");
     }
-    let setup = store_setup(&manifest, store);
-    let mut session = session(dataset, dir, manifest.clone(), device, config, folders);
-    session.scorer = Some(scorer(
-        dir.to_path_buf(),
+    crate::tui::run(session(
+        dataset,
+        dir,
         manifest,
         device,
-        Some(Arc::clone(&setup.store)),
-    ));
-    session.store = Some(setup);
-    crate::tui::run(session)
+        config,
+        folders,
+        Some(store),
+    ))
 }
 
 /// The explorer's session for `dataset` and the models of `dir`: the list, the engine's
-/// loader and the scorer.
+/// loader and the scorer, both reading the CAM store at `store` first when one is given.
 pub fn session(
     dataset: &Dataset,
     dir: &Path,
@@ -90,6 +89,7 @@ pub fn session(
     device: tch::Device,
     config: Config,
     folders: &Folders,
+    store: Option<&Path>,
 ) -> Session {
     let exams: Vec<Exam> = dataset
         .exams()
@@ -116,15 +116,17 @@ pub fn session(
         .export_folder
         .clone()
         .unwrap_or_else(|| folders.data.join("exports"));
+    let store = store.map(|root| store_setup(&manifest, root));
+    let scorer_store = store.as_ref().map(|setup| Arc::clone(&setup.store));
     Session {
         app,
         exams,
         device,
         loader: loader(dir.to_path_buf(), manifest.clone()),
-        scorer: Some(scorer(dir.to_path_buf(), manifest, device, None)),
+        scorer: Some(scorer(dir.to_path_buf(), manifest, device, scorer_store)),
         config,
         export_folder,
-        store: None,
+        store,
     }
 }
 
