@@ -253,22 +253,8 @@ impl Config {
             bad,
         )?;
         set_parsed(&mut display.colormap, layer.colormap, "view.colormap", bad)?;
-        if let Some(opacity) = layer.opacity {
-            display.opacity = unit(opacity).ok_or_else(|| {
-                bad(
-                    "view.opacity",
-                    format!("{opacity}: expected a number from 0 to 1"),
-                )
-            })?;
-        }
-        if let Some(threshold) = layer.threshold {
-            view.threshold = unit(threshold).ok_or_else(|| {
-                bad(
-                    "view.threshold",
-                    format!("{threshold}: expected a number from 0 to 1"),
-                )
-            })?;
-        }
+        set_unit(&mut display.opacity, layer.opacity, "view.opacity", bad)?;
+        set_unit(&mut view.threshold, layer.threshold, "view.threshold", bad)?;
         if let Some(floor) = layer.heat_floor {
             display.heat_floor = in_range(floor, 0, 255)
                 .ok_or_else(|| bad("view.heat_floor", expected("0 to 255", floor)))?;
@@ -315,8 +301,20 @@ where
     Ok(())
 }
 
-fn unit(value: f64) -> Option<f32> {
-    (0.0..=1.0).contains(&value).then_some(value as f32)
+/// Sets `slot` to `value` when it is given, which must lie in 0–1.
+fn set_unit(
+    slot: &mut f32,
+    value: Option<f64>,
+    key: &str,
+    bad: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if let Some(value) = value {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(bad(key, format!("{value}: expected a number from 0 to 1")));
+        }
+        *slot = value as f32;
+    }
+    Ok(())
 }
 
 fn in_range<T: TryFrom<i64>>(value: i64, low: i64, high: i64) -> Option<T> {

@@ -40,6 +40,11 @@ impl Folders {
         })
     }
 
+    /// The CAM store's default folder (`--cache` points elsewhere, e.g. a shared one).
+    pub fn cam_store(&self) -> PathBuf {
+        self.cache.join("cams")
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.data.join("logs").join("kneecam.log")
     }

@@ -70,7 +70,7 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let dataset = Dataset::open(&cohort).map_err(bad_input)?;
     if !args.print && std::io::stdout().is_terminal() {
         let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
-        let store = folders.cache.join("cams");
+        let store = folders.cam_store();
         super::view::explore(
             &dataset,
             &models_dir,
@@ -82,7 +82,7 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
         )?;
         return Ok(ExitCode::SUCCESS);
     }
-    let store = crate::cam::store::Store::new(folders.cache.join("cams"), Default::default());
+    let store = crate::cam::store::Store::new(folders.cam_store(), Default::default());
     let predictions =
         super::predict::predict_dataset(&dataset, &models_dir, &manifest, device, Some(&store))?;
     super::predict::print_table(&predictions);

@@ -119,10 +119,7 @@ pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<
         .filter(|e| args.shard.is_none_or(|s| s.owns(e)))
         .cloned()
         .collect();
-    let root = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| folders.cache.join("cams"));
+    let root = args.cache.clone().unwrap_or_else(|| folders.cam_store());
     let precision = match args.precision {
         PrecisionChoice::F16 => Precision::F16,
         PrecisionChoice::F32 => Precision::F32,

@@ -76,9 +76,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
     let models = load_models(&args.models, &manifest, device)?;
     let folders = crate::paths::Folders::locate().map_err(bad_input)?;
     let store = Store::new(
-        args.cache
-            .clone()
-            .unwrap_or_else(|| folders.cache.join("cams")),
+        args.cache.clone().unwrap_or_else(|| folders.cam_store()),
         Precision::default(),
     );
     let stop = Arc::new(AtomicBool::new(false));

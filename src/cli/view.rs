@@ -40,10 +40,7 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
     let dataset = Dataset::open(&args.data).map_err(bad_input)?;
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
-    let store = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| folders.cache.join("cams"));
+    let store = args.cache.clone().unwrap_or_else(|| folders.cam_store());
     explore(
         &dataset,
         &args.models,
