@@ -85,6 +85,10 @@ const INVALID: &[(&str, &[&str])] = &[
         &["models.acl-axial: classifier is only for arch = \"torchscript\""],
     ),
     (
+        "methods_on_mrnet.toml",
+        &["models.acl-axial: methods is only for arch = \"torchscript\""],
+    ),
+    (
         "bad_auc.toml",
         &["models.acl-axial: auc = 1.5, expected a value from 0 to 1"],
     ),

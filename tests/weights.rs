@@ -89,11 +89,35 @@ class LogitsOnly(TinyCam):
     def forward(self, x):
         return self.fc(self.body(x).mean((2, 3)))
 
+# torch.jit.script reads the class's source, which `python -c` lacks: it goes in a module file.
+with open(f"{out}/extra_method.py", "w") as source:
+    source.write("""
+import torch
+from torch import nn
+
+class WithExtraMethod(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU())
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        f = self.body(x)
+        return self.fc(f.mean((2, 3))), f
+
+    @torch.jit.export
+    def side_door(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+""")
+sys.path.insert(0, out)
+from extra_method import WithExtraMethod
+
 cam = TinyCam().eval()
 xs = torch.rand(2, 3, 32, 32) * 255
 with torch.no_grad():
     torch.jit.save(torch.jit.trace(cam, xs), f"{out}/script_ok.pt")
     torch.jit.save(torch.jit.trace(LogitsOnly().eval(), xs), f"{out}/script_logits_only.pt")
+    torch.jit.save(torch.jit.script(WithExtraMethod().eval()), f"{out}/script_extra_method.pt")
     f = cam.body(xs)
     script_logits = cam.fc(f.mean((2, 3)).max(0)[0])  # MRNet's head on the module's features
 save_file({"x": x, "logits": logits, "logits_half": logits_half, "xs": xs,
@@ -491,7 +515,7 @@ fn files_that_are_not_models_get_their_own_error() {
 
 #[test]
 fn a_torchscript_module_gives_its_features_and_named_classifier() {
-    let net = ScriptNet::load(&fixture("script_ok.pt"), "fc.weight", Device::Cpu).expect("loads");
+    let net = ScriptNet::load(&fixture("script_ok.pt"), "fc.weight", &[], Device::Cpu).expect("loads");
     assert_eq!((net.classes(), net.channels()), (2, 16));
     net.check(32).expect("forward returns (logits, features)");
     let xs = expected("xs");
@@ -507,7 +531,7 @@ fn a_torchscript_module_gives_its_features_and_named_classifier() {
 
 #[test]
 fn torchscript_problems_are_explained() {
-    let wrong = ScriptNet::load(&fixture("script_ok.pt"), "head.weight", Device::Cpu)
+    let wrong = ScriptNet::load(&fixture("script_ok.pt"), "head.weight", &[], Device::Cpu)
         .expect_err("wrong name");
     let message = wrong.to_string();
     assert!(
@@ -520,11 +544,11 @@ fn torchscript_problems_are_explained() {
     );
     assert!(message.contains("body.0.weight"), "{message}");
 
-    let conv = ScriptNet::load(&fixture("script_ok.pt"), "body.0.weight", Device::Cpu)
+    let conv = ScriptNet::load(&fixture("script_ok.pt"), "body.0.weight", &[], Device::Cpu)
         .expect_err("a conv");
     assert!(matches!(conv, ScriptError::BadClassifier { .. }), "{conv}");
 
-    let single = ScriptNet::load(&fixture("script_logits_only.pt"), "fc.weight", Device::Cpu)
+    let single = ScriptNet::load(&fixture("script_logits_only.pt"), "fc.weight", &[], Device::Cpu)
         .expect("loads");
     let err = single.check(32).expect_err("one output");
     assert!(matches!(err, ScriptError::BadOutput { .. }), "{err}");
@@ -533,7 +557,7 @@ fn torchscript_problems_are_explained() {
         "{err}"
     );
 
-    let state = ScriptNet::load(&fixture("mrnet_classifer.pt"), "fc.weight", Device::Cpu)
+    let state = ScriptNet::load(&fixture("mrnet_classifer.pt"), "fc.weight", &[], Device::Cpu)
         .expect_err("state dict");
     assert!(
         state
@@ -547,6 +571,30 @@ fn torchscript_problems_are_explained() {
         matches!(as_weights, WeightsError::TorchScript { .. }),
         "{as_weights}"
     );
+}
+
+#[test]
+fn a_torchscript_module_with_methods_besides_forward_needs_them_listed() {
+    let path = fixture("script_extra_method.pt");
+    let methods = kneecam::model::script::script_methods(&path).expect("a readable archive");
+    assert!(methods.iter().any(|m| m == "side_door"), "{methods:?}");
+    assert!(methods.iter().any(|m| m == "forward"), "{methods:?}");
+
+    let refused = ScriptNet::load(&path, "fc.weight", &[], Device::Cpu).expect_err("unlisted");
+    assert!(
+        matches!(&refused, ScriptError::UnexpectedMethods { unexpected, .. } if unexpected == &["side_door"]),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("methods = [\"side_door\"]"),
+        "{refused}"
+    );
+    let listed = ["side_door".to_string()];
+    let net = ScriptNet::load(&path, "fc.weight", &listed, Device::Cpu).expect("listed");
+    assert_eq!(net.classes(), 2);
+    // A traced module has forward only and needs nothing listed.
+    let traced = kneecam::model::script::script_methods(&fixture("script_ok.pt")).expect("reads");
+    assert!(traced.iter().all(|m| m == "forward" || m.starts_with("__")), "{traced:?}");
 }
 
 fn copy_into(dir: &Path, name: &str) -> String {

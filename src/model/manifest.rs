@@ -10,6 +10,7 @@
 //! preprocess = "raw"          # or "crop224-norm"
 //! sha256 = "…"                # of the file, checked on load
 //! # classifier = "fc.weight"  # torchscript only
+//! # methods = ["_forward_impl"] # torchscript only: methods besides forward its code may have
 //! # optional: auc, epochs, seed, data_fingerprint, trained_with
 //! [combiners.acl]
 //! axial = 3.454
@@ -83,6 +84,9 @@ pub struct ModelEntry {
     /// TorchScript only: the classifier's weight parameter, e.g. `fc.weight`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classifier: Option<String>,
+    /// TorchScript only: methods besides `forward` the module may define (its code runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auc: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,7 @@ impl ModelEntry {
             preprocess,
             sha256,
             classifier: None,
+            methods: Vec::new(),
             auc: None,
             epochs: None,
             seed: None,
@@ -162,6 +167,12 @@ impl ModelEntry {
                 self.arch
             )),
             _ => {}
+        }
+        if self.arch != Arch::Torchscript && !self.methods.is_empty() {
+            problems.push(format!(
+                "methods is only for arch = \"torchscript\" (this is \"{}\")",
+                self.arch
+            ));
         }
         if let Some(auc) = self.auc {
             if !(0.0..=1.0).contains(&auc) {
@@ -602,7 +613,7 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
             let Some(classifier) = entry.classifier.as_deref() else {
                 return Err(ModelError::NoClassifierName { path });
             };
-            let net = ScriptNet::load(&path, classifier, device)?;
+            let net = ScriptNet::load(&path, classifier, &entry.methods, device)?;
             if net.classes() != entry.classes {
                 return Err(ModelError::ClassesMismatch {
                     path,

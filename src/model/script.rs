@@ -22,6 +22,20 @@ pub enum ScriptError {
         path.display()
     )]
     NotScript { path: PathBuf, kind: String },
+    #[error(
+        "{}: the TorchScript module has method(s) besides forward: {}; kneecam runs only \
+         forward, and loads a module with other methods only when its manifest entry lists \
+         them, e.g. methods = [{}]",
+        path.display(),
+        unexpected.join(", "),
+        unexpected.iter().map(|m| format!("\"{m}\"")).collect::<Vec<_>>().join(", ")
+    )]
+    UnexpectedMethods {
+        path: PathBuf,
+        unexpected: Vec<String>,
+    },
+    #[error("{}: cannot read the TorchScript archive: {message}", path.display())]
+    Archive { path: PathBuf, message: String },
     #[error("{}: libtorch cannot load this TorchScript module: {message}", path.display())]
     Load { path: PathBuf, message: String },
     #[error(
@@ -111,14 +125,89 @@ fn describe_parameters(candidates: &[String], available: &[String]) -> String {
     }
 }
 
+/// A TorchScript archive's `data.pkl` and code files are kilobytes; larger ones are refused.
+const MAX_CODE_BYTES: u64 = 16 << 20;
+
+/// The methods (`def NAME(`) of the archive's top-level module class, sorted: what a caller
+/// of the module could run besides `forward`. Read from the zip (the class named first in
+/// `data.pkl`, its code in `code/`), before libtorch sees the file. Submodules' and helpers'
+/// code is reachable only through those methods.
+pub fn script_methods(path: &Path) -> Result<Vec<String>, ScriptError> {
+    let archive_error = |message: String| ScriptError::Archive {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = std::fs::File::open(path).map_err(|e| archive_error(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(file).map_err(|e| archive_error(e.to_string()))?;
+    let pickle_name = archive
+        .file_names()
+        .find(|n| n.split_once('/').is_some_and(|(_, rest)| rest == "data.pkl"))
+        .map(str::to_string)
+        .ok_or_else(|| archive_error("no */data.pkl inside".into()))?;
+    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
+    let pickle = read_entry(&mut archive, &pickle_name).map_err(archive_error)?;
+    let globals = weights::pickle_globals(&pickle)
+        .map_err(|e| archive_error(format!("{pickle_name}: {e}")))?;
+    let root = globals
+        .iter()
+        .find(|g| g.starts_with("__torch__."))
+        .ok_or_else(|| archive_error(format!("{pickle_name} names no __torch__ class")))?;
+    let (module, class) = root.rsplit_once('.').unwrap_or((root, ""));
+    let code_name = format!("{prefix}code/{}.py", module.replace('.', "/"));
+    let code = read_entry(&mut archive, &code_name).map_err(archive_error)?;
+    let code = String::from_utf8_lossy(&code);
+    let mut methods: Vec<String> = class_methods(&code, class).collect();
+    methods.sort();
+    methods.dedup();
+    Ok(methods)
+}
+
+fn read_entry(archive: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Vec<u8>, String> {
+    let mut entry = archive.by_name(name).map_err(|e| format!("{name}: {e}"))?;
+    if entry.size() > MAX_CODE_BYTES {
+        return Err(format!("{name} is {} bytes", entry.size()));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| format!("{name}: {e}"))?;
+    Ok(bytes)
+}
+
+/// The `def`s directly inside `class CLASS(` of TorchScript's generated code (two-space
+/// indented, the class ending at the next unindented line).
+fn class_methods<'a>(code: &'a str, class: &'a str) -> impl Iterator<Item = String> + 'a {
+    let header = format!("class {class}(");
+    code.lines()
+        .skip_while(move |line| !line.starts_with(&header))
+        .skip(1)
+        .take_while(|line| line.is_empty() || line.starts_with(' '))
+        .filter_map(|line| {
+            let rest = line.strip_prefix("  def ")?;
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+}
+
+fn is_dunder(name: &str) -> bool {
+    name.len() > 4 && name.starts_with("__") && name.ends_with("__")
+}
+
 fn first_line(e: &TchError) -> String {
     e.to_string().lines().next().unwrap_or_default().to_string()
 }
 
 impl ScriptNet {
     /// Loads the TorchScript module at `path` onto `device` in evaluation mode and reads the
-    /// classifier parameter `classifier` (e.g. `fc.weight`) and its bias.
-    pub fn load(path: &Path, classifier: &str, device: Device) -> Result<Self, ScriptError> {
+    /// classifier parameter `classifier` (e.g. `fc.weight`) and its bias. The module's code
+    /// may define `forward` (and dunder methods) and the methods in `allowed` only.
+    pub fn load(
+        path: &Path,
+        classifier: &str,
+        allowed: &[String],
+        device: Device,
+    ) -> Result<Self, ScriptError> {
         match weights::inspect(path)? {
             FileKind::TorchScript => {}
             other => {
@@ -127,6 +216,16 @@ impl ScriptNet {
                     kind: other.to_string(),
                 })
             }
+        }
+        let unexpected: Vec<String> = script_methods(path)?
+            .into_iter()
+            .filter(|m| m != "forward" && !is_dunder(m) && !allowed.contains(m))
+            .collect();
+        if !unexpected.is_empty() {
+            return Err(ScriptError::UnexpectedMethods {
+                path: path.to_path_buf(),
+                unexpected,
+            });
         }
         let mut module = CModule::load_on_device(path, device).map_err(|e| ScriptError::Load {
             path: path.to_path_buf(),
