@@ -612,3 +612,77 @@ fn the_handle_and_everything_it_sends_can_cross_threads() {
     send::<EngineEvent>();
     send::<CamRequest>();
 }
+
+/// What libtorch's CUDA allocator says when it is out of memory.
+const CUDA_OOM: &str = "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total \
+                        capacity; 78.90 GiB already allocated)";
+
+/// An engine on `Cuda(0)` whose loader cannot place any model on the GPU (it says what the
+/// CUDA allocator says), so every request meets the device's out-of-memory error; on the CPU
+/// it gives real random MRNets, except for `FAILING`, whose GPU error is not about memory.
+/// No CUDA is touched: the worker reaches the device only through the loader.
+fn out_of_memory_engine() -> (Engine, Receiver<EngineEvent>, Arc<Mutex<Vec<Device>>>) {
+    let devices = Arc::new(Mutex::new(Vec::new()));
+    let seen = devices.clone();
+    let loader: Loader = Box::new(move |key, device| {
+        seen.lock().expect("devices").push(device);
+        match (key, device) {
+            (FAILING, Device::Cuda(_)) => Err("no weights for abnormal/coronal".into()),
+            (_, Device::Cuda(_)) => Err(CUDA_OOM.into()),
+            _ => Ok((Network::Mrnet(Mrnet::new(device, 2)), Preprocess::Raw)),
+        }
+    });
+    let (engine, events) = Engine::with_channel(Device::Cuda(0), loader).expect("engine");
+    (engine, events, devices)
+}
+
+fn finished(events: &Receiver<EngineEvent>) -> EngineResult {
+    loop {
+        if let EngineEvent::Finished(result) = events.recv_timeout(PATIENCE).expect("an event") {
+            return *result;
+        }
+    }
+}
+
+#[test]
+fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_device_again() {
+    let (engine, events, devices) = out_of_memory_engine();
+    let volume = Arc::new(Array3::from_shape_fn((3, 64, 64), |(s, r, c)| {
+        ((s * 7 + r * 3 + c) % 251) as u8
+    }));
+    let request = |key: ModelKey| CamRequest {
+        volume: volume.clone(),
+        task: key.0,
+        plane: key.1,
+        spec: CamSpec {
+            method: Method::Contrib,
+            class: None,
+            normalization: Normalization::Exam,
+        },
+        priority: Priority::Interactive,
+        cache: None,
+    };
+    for round in 0..2 {
+        engine.submit(request(PLAIN)).expect("submit");
+        let result = finished(&events);
+        assert_done(&result);
+        assert!(result.timings.cpu_fallback, "round {round}: says it fell back");
+    }
+    // The CPU copy is kept and reused; the GPU is tried again for each request.
+    assert_eq!(
+        *devices.lock().expect("devices"),
+        vec![Device::Cuda(0), Device::Cpu, Device::Cuda(0)]
+    );
+
+    // An error that is not about memory is the request's error, not retried elsewhere.
+    engine.submit(request(FAILING)).expect("submit");
+    let failed = finished(&events);
+    match &failed.outcome {
+        Err(err @ EngineError::Load { .. }) => {
+            assert!(!err.is_out_of_memory(), "{err}");
+            assert!(!failed.timings.cpu_fallback);
+        }
+        other => panic!("expected the load error, got {other:?}"),
+    }
+    assert_eq!(devices.lock().expect("devices").last(), Some(&Device::Cuda(0)));
+}

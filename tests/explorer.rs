@@ -271,6 +271,23 @@ fn newest_request_wins_when_keys_outrun_the_engine() {
 }
 
 #[test]
+fn a_result_computed_on_the_cpu_after_the_device_ran_out_of_memory_says_so() {
+    let mut app = small_app();
+    app.info.device = "CUDA 0 (NVIDIA H100)".into();
+    let mut next_id = 0;
+    let (id, key) = follow_plan(&mut app, &mut next_id)[0];
+    let mut fell_back = result(id, key, vec![0.0, 1.0, 0.0, 0.0]);
+    fell_back.timings.cpu_fallback = true;
+    app.engine_result(fell_back);
+    assert!(app.explanation(key.plane).is_some(), "the result is shown");
+    let message = app.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("CUDA 0 (NVIDIA H100) ran out of memory; computed on the CPU"),
+        "{message}"
+    );
+}
+
+#[test]
 fn display_actions_cycle_and_clamp() {
     let mut app = small_app();
     let opacity = app.display.opacity;

@@ -78,6 +78,9 @@ pub struct Timings {
     pub cam_ms: f64,
     /// The result came from the CAM store: no model, no forward pass.
     pub from_store: bool,
+    /// The engine's device ran out of memory for this request, which was then computed on
+    /// the CPU (the next request tries the device again).
+    pub cpu_fallback: bool,
 }
 
 /// Why a request produced no explanation.
@@ -109,6 +112,21 @@ pub enum EngineError {
     /// The engine was shutting down.
     #[error("the engine shut down")]
     ShutDown,
+}
+
+impl EngineError {
+    /// The device ran out of memory (libtorch's CUDA allocator says "CUDA out of memory";
+    /// other backends "out of memory"): worth retrying on the CPU.
+    pub fn is_out_of_memory(&self) -> bool {
+        let message = match self {
+            EngineError::Load { message, .. } | EngineError::Panicked { message, .. } => {
+                message.clone()
+            }
+            EngineError::Cam(err) => err.to_string(),
+            _ => return false,
+        };
+        message.to_ascii_lowercase().contains("out of memory")
+    }
 }
 
 /// The one result every submitted request gets, whatever happened to it.

@@ -7,6 +7,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use tch::Device;
 use tracing::{debug, warn};
 
 use super::message::{
@@ -44,11 +45,13 @@ struct Running {
 }
 
 pub(crate) struct Worker {
-    device: tch::Device,
+    device: Device,
     loader: Loader,
     notify: Notify,
     commands: Receiver<Command>,
     models: HashMap<ModelKey, Loaded>,
+    /// CPU copies of models the device had no memory for (empty when the device is the CPU).
+    fallback_models: HashMap<ModelKey, Loaded>,
     slots: Slots,
     running: Option<Running>,
     stopping: bool,
@@ -57,7 +60,7 @@ pub(crate) struct Worker {
 
 impl Worker {
     pub fn new(
-        device: tch::Device,
+        device: Device,
         loader: Loader,
         notify: Notify,
         commands: Receiver<Command>,
@@ -68,6 +71,7 @@ impl Worker {
             notify,
             commands,
             models: HashMap::new(),
+            fallback_models: HashMap::new(),
             slots: Slots::default(),
             running: None,
             stopping: false,
@@ -131,8 +135,12 @@ impl Worker {
                 match key {
                     Some(key) => {
                         self.models.remove(&key);
+                        self.fallback_models.remove(&key);
                     }
-                    None => self.models.clear(),
+                    None => {
+                        self.models.clear();
+                        self.fallback_models.clear();
+                    }
                 }
                 if let Some(running) = self.running.as_mut() {
                     running.invalidated |= key.is_none_or(|key| key == running.key);
@@ -210,13 +218,40 @@ impl Worker {
         if let Some(explained) = self.stored(job, timings) {
             return Ok(explained);
         }
+        let outcome = self.compute_on(self.device, job, timings);
+        match outcome {
+            Err(err) if self.device != Device::Cpu && err.is_out_of_memory() => {
+                warn!(id = %job.id, "{err}; computing this request on the CPU");
+                // The device's copy goes, so the memory it held is free for the next request.
+                self.models.remove(&job.request.key());
+                timings.cpu_fallback = true;
+                self.checkpoint()?;
+                self.compute_on(Device::Cpu, job, timings)
+            }
+            other => other,
+        }
+    }
+
+    /// Loads (or reuses) the request's model on `device` and explains the request there.
+    fn compute_on(
+        &mut self,
+        device: Device,
+        job: &Queued,
+        timings: &mut Timings,
+    ) -> Result<Explanation, EngineError> {
         let key = job.request.key();
-        let model = match self.models.remove(&key) {
+        let fallback = device != self.device;
+        let cached = if fallback {
+            self.fallback_models.remove(&key)
+        } else {
+            self.models.remove(&key)
+        };
+        let model = match cached {
             Some(model) => model,
             None => {
                 let started = Instant::now();
-                let loaded = self.load(key);
-                timings.load_model_ms = millis(started.elapsed());
+                let loaded = self.load(key, device);
+                timings.load_model_ms += millis(started.elapsed());
                 loaded?
             }
         };
@@ -225,12 +260,17 @@ impl Worker {
         }
         let outcome = self
             .checkpoint()
-            .and_then(|()| self.explain(&model, job, timings));
+            .and_then(|()| self.explain(&model, device, job, timings));
         // A model invalidated while in use is not kept: the next request loads it afresh.
         if let Some(running) = self.running.as_mut() {
             running.has_model = false;
             if !running.invalidated {
-                self.models.insert(key, model);
+                let models = if fallback {
+                    &mut self.fallback_models
+                } else {
+                    &mut self.models
+                };
+                models.insert(key, model);
             }
         }
         outcome
@@ -281,8 +321,7 @@ impl Worker {
         }
     }
 
-    fn load(&mut self, key: ModelKey) -> Result<Loaded, EngineError> {
-        let device = self.device;
+    fn load(&mut self, key: ModelKey, device: Device) -> Result<Loaded, EngineError> {
         let loader = &mut self.loader;
         match guarded(|| loader(key, device)) {
             Ok(Ok((network, preprocess))) => {
@@ -303,6 +342,7 @@ impl Worker {
     fn explain(
         &self,
         model: &Loaded,
+        device: Device,
         job: &Queued,
         timings: &mut Timings,
     ) -> Result<Explanation, EngineError> {
@@ -310,7 +350,7 @@ impl Worker {
         let (_, height, width) = volume.dim();
         let outcome = guarded(|| {
             let started = Instant::now();
-            let x = tch::no_grad(|| model.preprocess.input(volume, self.device));
+            let x = tch::no_grad(|| model.preprocess.input(volume, device));
             let pass = cam::forward(&model.network, &x)?;
             let forward_ms = millis(started.elapsed());
             let started = Instant::now();
