@@ -1,4 +1,5 @@
 //! The command line: one subcommand a module.
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -89,6 +90,21 @@ pub fn progress_bar(len: u64, unit: &str) -> indicatif::ProgressBar {
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
 pub struct BadInput(pub anyhow::Error);
+
+/// Refuses an output (`flag`: `--out`, `--cache`, …) inside the dataset or models folder:
+/// those are only read (train and fit-combiner write into the models folder they are given).
+pub fn outside_inputs(
+    flag: &str,
+    target: &Path,
+    data: Option<&Path>,
+    models: Option<&Path>,
+) -> anyhow::Result<()> {
+    let protected: Vec<(&'static str, &Path)> = [("dataset", data), ("models", models)]
+        .into_iter()
+        .filter_map(|(what, dir)| dir.map(|dir| (what, dir)))
+        .collect();
+    crate::paths::ensure_outside(flag, target, &protected).map_err(bad_input)
+}
 
 pub fn bad_input(err: impl Into<anyhow::Error>) -> anyhow::Error {
     BadInput(err.into()).into()

@@ -666,7 +666,10 @@ fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_
         engine.submit(request(PLAIN)).expect("submit");
         let result = finished(&events);
         assert_done(&result);
-        assert!(result.timings.cpu_fallback, "round {round}: says it fell back");
+        assert!(
+            result.timings.cpu_fallback,
+            "round {round}: says it fell back"
+        );
     }
     // The CPU copy is kept and reused; the GPU is tried again for each request.
     assert_eq!(
@@ -684,5 +687,8 @@ fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_
         }
         other => panic!("expected the load error, got {other:?}"),
     }
-    assert_eq!(devices.lock().expect("devices").last(), Some(&Device::Cuda(0)));
+    assert_eq!(
+        devices.lock().expect("devices").last(),
+        Some(&Device::Cuda(0))
+    );
 }

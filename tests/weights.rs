@@ -515,7 +515,8 @@ fn files_that_are_not_models_get_their_own_error() {
 
 #[test]
 fn a_torchscript_module_gives_its_features_and_named_classifier() {
-    let net = ScriptNet::load(&fixture("script_ok.pt"), "fc.weight", &[], Device::Cpu).expect("loads");
+    let net =
+        ScriptNet::load(&fixture("script_ok.pt"), "fc.weight", &[], Device::Cpu).expect("loads");
     assert_eq!((net.classes(), net.channels()), (2, 16));
     net.check(32).expect("forward returns (logits, features)");
     let xs = expected("xs");
@@ -548,8 +549,13 @@ fn torchscript_problems_are_explained() {
         .expect_err("a conv");
     assert!(matches!(conv, ScriptError::BadClassifier { .. }), "{conv}");
 
-    let single = ScriptNet::load(&fixture("script_logits_only.pt"), "fc.weight", &[], Device::Cpu)
-        .expect("loads");
+    let single = ScriptNet::load(
+        &fixture("script_logits_only.pt"),
+        "fc.weight",
+        &[],
+        Device::Cpu,
+    )
+    .expect("loads");
     let err = single.check(32).expect_err("one output");
     assert!(matches!(err, ScriptError::BadOutput { .. }), "{err}");
     assert!(
@@ -557,8 +563,13 @@ fn torchscript_problems_are_explained() {
         "{err}"
     );
 
-    let state = ScriptNet::load(&fixture("mrnet_classifer.pt"), "fc.weight", &[], Device::Cpu)
-        .expect_err("state dict");
+    let state = ScriptNet::load(
+        &fixture("mrnet_classifer.pt"),
+        "fc.weight",
+        &[],
+        Device::Cpu,
+    )
+    .expect_err("state dict");
     assert!(
         state
             .to_string()
@@ -594,7 +605,10 @@ fn a_torchscript_module_with_methods_besides_forward_needs_them_listed() {
     assert_eq!(net.classes(), 2);
     // A traced module has forward only and needs nothing listed.
     let traced = kneecam::model::script::script_methods(&fixture("script_ok.pt")).expect("reads");
-    assert!(traced.iter().all(|m| m == "forward" || m.starts_with("__")), "{traced:?}");
+    assert!(
+        traced.iter().all(|m| m == "forward" || m.starts_with("__")),
+        "{traced:?}"
+    );
 }
 
 fn copy_into(dir: &Path, name: &str) -> String {

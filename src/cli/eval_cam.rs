@@ -100,6 +100,7 @@ pub fn run(args: EvalCamArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
     let methods = parse_all(&args.method, &Method::ALL)?;
     let tasks = parse_all(&args.task, &Task::ALL)?;
     let planes = parse_all(&args.plane, &Plane::ALL)?;
+    super::outside_inputs("--out", &args.out, Some(&args.data), Some(&args.models))?;
     if args.out.exists() && !args.force {
         return Err(bad_input(anyhow::anyhow!(
             "{} exists: choose another --out, or --force to replace it",

@@ -1,6 +1,7 @@
 //! `kneecam precompute`: every exam × plane × task × method of a dataset into the CAM store,
 //! so that the explorer opens any exam at once. Shardable (`--shard i/n`) across machines
 //! that share one store; interruptible (every entry is written atomically).
+use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -120,11 +121,15 @@ pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<
         .cloned()
         .collect();
     let root = args.cache.clone().unwrap_or_else(|| folders.cam_store());
+    super::outside_inputs("--cache", &root, Some(&args.data), Some(&args.models))?;
     let precision = match args.precision {
         PrecisionChoice::F16 => Precision::F16,
         PrecisionChoice::F32 => Precision::F32,
     };
     let store = Store::new(&root, precision);
+    store
+        .check_writable()
+        .with_context(|| format!("the CAM store {} cannot be written", root.display()))?;
     let planes: Vec<Plane> = Plane::ALL
         .into_iter()
         .filter(|p| Task::ALL.iter().any(|t| manifest.model(*t, *p).is_some()))
@@ -219,7 +224,7 @@ fn process(
                 Ok((volume, sha)) => group.push((series.exam, volume, sha.as_str())),
                 Err(err) => {
                     tally.failed += methods.len();
-                    bar.println(format!("skipped: {err}"));
+                    report(bar, format!("skipped: {err}"));
                 }
             }
         }
@@ -234,12 +239,24 @@ fn process(
                     tally.failed += methods.len() * group.len();
                     let names: Vec<String> =
                         group.iter().map(|(e, _, _)| exams[*e].name()).collect();
-                    bar.println(format!("{}: {task} {plane}: {err:#}", names.join(", ")));
+                    report(
+                        bar,
+                        format!("{}: {task} {plane}: {err:#}", names.join(", ")),
+                    );
                 }
             }
         }
     }
     tally
+}
+
+/// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
+fn report(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 pub fn parse_methods(text: &str) -> anyhow::Result<Vec<Method>> {

@@ -53,6 +53,10 @@ pub(crate) struct Record {
 
 pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let device = device_choice.resolve().map_err(bad_input)?;
+    super::outside_inputs("--out", &args.out, Some(&args.data), Some(&args.models))?;
+    if let Some(cache) = &args.cache {
+        super::outside_inputs("--cache", cache, Some(&args.data), Some(&args.models))?;
+    }
     if args.out.exists() && !args.force {
         return Err(bad_input(anyhow::anyhow!(
             "{} exists: choose another --out, or --force to replace it",

@@ -64,6 +64,7 @@ pub struct TrainArgs {
 pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
     let device = device_choice.resolve().map_err(bad_input)?;
     let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    super::outside_inputs("--out", &args.out, Some(&args.data), None)?;
     let train_set = samples(&dataset, Split::Train, args.task, args.plane);
     let valid_set = samples(&dataset, Split::Valid, args.task, args.plane);
     std::fs::create_dir_all(&args.out)

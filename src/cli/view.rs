@@ -41,6 +41,7 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let dataset = Dataset::open(&args.data).map_err(bad_input)?;
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
     let store = args.cache.clone().unwrap_or_else(|| folders.cam_store());
+    super::outside_inputs("--cache", &store, Some(&args.data), Some(&args.models))?;
     explore(
         &dataset,
         &args.models,
@@ -63,6 +64,9 @@ pub fn explore(
     folders: &Folders,
     store: &Path,
 ) -> anyhow::Result<()> {
+    let exports = export_folder(&config, folders);
+    let flag = "the export folder ([view] export_folder)";
+    super::outside_inputs(flag, &exports, Some(dataset.root()), Some(dir))?;
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!("the explorer needs a terminal: stdout is not one");
     }
@@ -75,6 +79,15 @@ pub fn explore(
         folders,
         Some(store),
     ))
+}
+
+/// Where the explorer's `e` writes: the config's export folder, else `exports/` in the data
+/// folder.
+fn export_folder(config: &Config, folders: &Folders) -> PathBuf {
+    config
+        .export_folder
+        .clone()
+        .unwrap_or_else(|| folders.data.join("exports"))
 }
 
 /// The explorer's session for `dataset` and the models of `dir`: the list, the engine's
@@ -109,10 +122,7 @@ pub fn session(
                 .map(|entry| entry.positive_class());
         }
     }
-    let export_folder = config
-        .export_folder
-        .clone()
-        .unwrap_or_else(|| folders.data.join("exports"));
+    let export_folder = export_folder(&config, folders);
     let store = store.map(|root| store_setup(&manifest, root));
     let scorer_store = store.as_ref().map(|setup| Arc::clone(&setup.store));
     Session {

@@ -141,7 +141,10 @@ pub fn script_methods(path: &Path) -> Result<Vec<String>, ScriptError> {
     let mut archive = zip::ZipArchive::new(file).map_err(|e| archive_error(e.to_string()))?;
     let pickle_name = archive
         .file_names()
-        .find(|n| n.split_once('/').is_some_and(|(_, rest)| rest == "data.pkl"))
+        .find(|n| {
+            n.split_once('/')
+                .is_some_and(|(_, rest)| rest == "data.pkl")
+        })
         .map(str::to_string)
         .ok_or_else(|| archive_error("no */data.pkl inside".into()))?;
     let prefix = pickle_name.trim_end_matches("data.pkl").to_string();

@@ -123,7 +123,12 @@ impl Driver {
             Event::Exported(outcome) => {
                 self.app.message = Some(match outcome {
                     Ok(text) => text,
-                    Err(err) => format!("export failed: {err}"),
+                    Err(err) => {
+                        tracing::warn!("export failed: {err}");
+                        // The cause (the OS's words, last) first: the status line is one row.
+                        let cause = err.rsplit(": ").next().unwrap_or(&err);
+                        format!("export failed: {cause} — {err}")
+                    }
                 })
             }
             Event::Terminate => self.app.quit = true,
