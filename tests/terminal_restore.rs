@@ -272,3 +272,43 @@ fn a_tiny_terminal_says_so_and_a_resize_recovers() {
     pane.send_keys("q");
     pane.check_restored("resize");
 }
+
+/// Slice flips (each encodes a new image on the encoder thread) interleaved with window
+/// resizes (SIGWINCH) and no pause between them, then SIGHUP (an SSH drop) in the middle of
+/// it all: the explorer still leaves a restored terminal and exit status 0. Then the same
+/// storm followed by `q`: it still answers keys afterwards.
+#[test]
+fn resizes_while_images_encode_then_an_ssh_drop_restore_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for ending in ["HUP", "q"] {
+        let pane = Pane::start();
+        pane.wait_until_drawn();
+        let sizes = [(120, 40), (61, 17), (30, 5), (200, 60), (90, 30), (100, 31)];
+        for round in 0..30 {
+            let (x, y) = sizes[round % sizes.len()];
+            pane.send_keys(if round % 3 == 0 { "Down" } else { "l" });
+            Command::new("tmux")
+                .arg("-S")
+                .arg(&pane.socket)
+                .args(["resize-window", "-x", &x.to_string(), "-y", &y.to_string()])
+                .status()
+                .expect("resize");
+        }
+        if ending == "HUP" {
+            let status = Command::new("kill")
+                .args(["-HUP", &pane.kneecam_pid()])
+                .status()
+                .expect("kill");
+            assert!(status.success());
+        } else {
+            pane.wait_for("the explorer after the storm", || {
+                pane.capture().contains("exams 8/8")
+            });
+            pane.send_keys("q");
+        }
+        pane.check_restored(&format!("resize storm, then {ending}"));
+    }
+}
