@@ -106,6 +106,21 @@ pub fn outside_inputs(
     crate::paths::ensure_outside(flag, target, &protected).map_err(bad_input)
 }
 
+/// `text` safe to print on a terminal: control characters other than newline and tab (an
+/// escape sequence hidden in a file name, a CSV cell or a tensor name) are shown escaped
+/// (`\u{1b}`) instead of being obeyed by the terminal.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn bad_input(err: impl Into<anyhow::Error>) -> anyhow::Error {
     BadInput(err.into()).into()
 }

@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(err) => {
             tracing::error!("{err:#}");
-            eprintln!("kneecam: {err:#}");
+            eprintln!("kneecam: {}", kneecam::cli::printable(&format!("{err:#}")));
             kneecam::cli::exit_code(&err)
         }
     }

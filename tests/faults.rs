@@ -446,3 +446,125 @@ fn exam_files_that_disappear_or_change_while_open_show_an_error_and_the_others_w
         }
     }
 }
+
+// ---------------------------------------------------------------- escape sequences in files
+
+const CLEAR_SCREEN: &str = "\u{1b}[2J\u{1b}]0;owned\u{7}";
+
+/// A safetensors file of zero-filled f32 tensors.
+fn safetensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
+    let mut header = serde_json::Map::new();
+    let mut offset = 0;
+    for (name, shape) in tensors {
+        let bytes = shape.iter().product::<usize>() * 4;
+        header.insert(
+            name.to_string(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, offset + bytes] }),
+        );
+        offset += bytes;
+    }
+    let header = serde_json::Value::Object(header).to_string();
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.resize(file.len() + offset, 0);
+    std::fs::write(path, file).expect("write");
+}
+
+fn assert_no_escape(output: &[u8], context: &str) {
+    let text = String::from_utf8_lossy(output);
+    assert!(
+        !output.contains(&0x1b) && !output.contains(&0x07),
+        "{context}: raw control bytes reach the terminal: {text:?}"
+    );
+}
+
+#[test]
+fn escape_sequences_inside_files_are_printed_escaped_not_obeyed() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = own_cohort(home.path());
+    let weights = home.path().join("evil.safetensors");
+    let evil = format!("features.0.weight{CLEAR_SCREEN}");
+    safetensors(
+        &weights,
+        &[
+            ("classifier.weight", vec![2, 256]),
+            ("classifier.bias", vec![2]),
+            (&evil, vec![1]),
+        ],
+    );
+    let assert = kneecam(home.path())
+        .args(["cam", "--model"])
+        .arg(&weights)
+        .arg("--exam")
+        .arg(data.join("valid/sagittal/0000.npy"))
+        .arg("--out")
+        .arg(home.path().join("out"))
+        .assert()
+        .code(2);
+    let output = assert.get_output();
+    assert_no_escape(&output.stderr, "a tensor name");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("\\u{1b}[2J"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    std::fs::write(
+        data.join("valid-acl.csv"),
+        format!("0000,1\n0001{CLEAR_SCREEN},0\n"),
+    )
+    .expect("labels");
+    let summary = kneecam(home.path())
+        .args(["dataset", "summary"])
+        .arg(&data)
+        .output()
+        .expect("runs");
+    assert_no_escape(&summary.stdout, "a CSV cell (stdout)");
+    assert_no_escape(&summary.stderr, "a CSV cell (stderr)");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&summary.stdout),
+        String::from_utf8_lossy(&summary.stderr)
+    );
+    assert!(all.contains("valid-acl.csv"), "{all}");
+}
+
+#[test]
+fn an_escape_sequence_in_an_engine_error_never_reaches_a_screen_cell() {
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = own_cohort(home.path());
+    let models = kneecam::cli::demo::default_models();
+    let dataset = Dataset::open(&data).expect("the cohort opens");
+    let manifest = Manifest::load(&models).expect("the demo manifest");
+    let mut session = kneecam::cli::view::session(
+        &dataset,
+        &models,
+        manifest,
+        tch::Device::Cpu,
+        Config::defaults(),
+        &folders(home.path()),
+        None,
+    );
+    session.loader = Box::new(|_, _| Err(format!("unexpected key features{CLEAR_SCREEN}")));
+    session.scorer = None;
+    let (mut driver, inbox) =
+        kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
+    driver.app.size = (120, 40);
+    driver.settle(&inbox, PATIENCE).expect("settles");
+    let (width, height) = driver.app.size;
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    terminal
+        .draw(|frame| ui::draw(frame, &driver.app))
+        .expect("draws");
+    let buffer = terminal.backend().buffer();
+    let text = screen(&driver);
+    assert!(text.contains("unexpected key features"), "{text}");
+    for cell in buffer.content() {
+        assert!(
+            !cell.symbol().contains(char::is_control),
+            "a control character in a cell: {:?}",
+            cell.symbol()
+        );
+    }
+}

@@ -26,7 +26,7 @@ pub fn run(command: DatasetCommand) -> anyhow::Result<ExitCode> {
             let dataset = Dataset::open(&dir).context("cannot summarise the dataset")?;
             let scan = dataset.scan_headers();
             let (text, usable) = summary(&dataset, &scan);
-            print!("{text}");
+            print!("{}", super::printable(&text));
             Ok(if usable {
                 ExitCode::SUCCESS
             } else {

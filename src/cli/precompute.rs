@@ -252,6 +252,7 @@ fn process(
 
 /// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
 fn report(bar: &indicatif::ProgressBar, line: String) {
+    let line = super::printable(&line);
     if bar.is_hidden() {
         eprintln!("{line}");
     } else {

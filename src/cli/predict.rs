@@ -241,7 +241,7 @@ fn predict_exam(
     let (probabilities, unreadable) = exam_probabilities(exam, manifest, store, &mut run)?;
     for err in unreadable {
         tracing::warn!("{err}");
-        eprintln!("warning: {err}");
+        eprintln!("warning: {}", super::printable(&err.to_string()));
     }
     Ok(probabilities)
 }
