@@ -57,7 +57,9 @@ pub fn run(job: Job) -> Result<String, String> {
         .join(format!(".{}.tmp.{}", job.name, std::process::id()));
     let written = write_planes(&job, &tmp);
     let outcome = written.and_then(|(done, missing)| {
-        let target = free_name(&job.folder, &job.name);
+        let target = claim_free_name(&job.folder, &job.name)
+            .map_err(|e| format!("creating a folder in {}: {e}", job.folder.display()))?;
+        // Renaming a folder over the empty one just claimed replaces it.
         std::fs::rename(&tmp, &target)
             .map_err(|e| format!("renaming into {}: {e}", target.display()))?;
         let mut text = format!("exported {} to {}", done.join(", "), target.display());
@@ -95,13 +97,45 @@ fn write_planes(job: &Job, tmp: &Path) -> Result<(Vec<String>, Vec<String>), Str
     Ok((done, missing))
 }
 
-fn free_name(folder: &Path, name: &str) -> PathBuf {
-    let first = folder.join(name);
-    if !first.exists() {
-        return first;
+/// Creates the first of `NAME`, `NAME-2`, … that does not exist yet: creating is the claim,
+/// so two explorers exporting at once never get the same folder, and nothing is overwritten.
+fn claim_free_name(folder: &Path, name: &str) -> std::io::Result<PathBuf> {
+    for n in 1u32.. {
+        let candidate = match n {
+            1 => folder.join(name),
+            n => folder.join(format!("{name}-{n}")),
+        };
+        match std::fs::create_dir(&candidate) {
+            Ok(()) => return Ok(candidate),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(err) => return Err(err),
+        }
     }
-    (2..)
-        .map(|n| folder.join(format!("{name}-{n}")))
-        .find(|p| !p.exists())
-        .unwrap_or(first)
+    Err(std::io::Error::other("no free name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_claims_get_distinct_folders_and_leave_existing_ones_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("0001-acl-cam")).expect("an earlier export");
+        std::fs::write(dir.path().join("0001-acl-cam/keep"), "mine").expect("its file");
+        let claims: Vec<PathBuf> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| claim_free_name(dir.path(), "0001-acl-cam")))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("thread").expect("claimed"))
+                .collect()
+        });
+        let distinct: std::collections::BTreeSet<_> = claims.iter().collect();
+        assert_eq!(distinct.len(), 8);
+        assert!(!claims.contains(&dir.path().join("0001-acl-cam")));
+        let kept = std::fs::read_to_string(dir.path().join("0001-acl-cam/keep")).expect("kept");
+        assert_eq!(kept, "mine");
+    }
 }
