@@ -155,6 +155,16 @@ impl Config {
         Self::from_layers(&layers)
     }
 
+    /// The built-in defaults overlaid by one layer of TOML `text`, checked as [`Config::load`]
+    /// checks each file it reads (the same parsing, the same checks, the same errors);
+    /// `file` names the layer in errors.
+    pub fn parse_layer(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        Self::from_layers(&[
+            (Path::new("config/default.toml (built in)"), DEFAULT_TOML),
+            (file, text),
+        ])
+    }
+
     fn from_layers(layers: &[(&Path, &str)]) -> Result<Config, ConfigError> {
         let mut config = Config::empty();
         for (file, text) in layers {

@@ -195,16 +195,16 @@ fn parse_row(text: &str) -> Result<(u32, bool), String> {
         return Err("no case id".to_string());
     }
     if !id.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("case id {id:?} is not a number"));
+        return Err(format!("case id {:?} is not a number", shorten(id)));
     }
     let id = id
         .parse::<u32>()
-        .map_err(|_| format!("case id {id} is too large"))?;
+        .map_err(|_| format!("case id {} is too large", shorten(id)))?;
     let label = match label {
         "0" => false,
         "1" => true,
         "" => return Err("no label".to_string()),
-        other => return Err(format!("label {other:?} is not 0 or 1")),
+        other => return Err(format!("label {:?} is not 0 or 1", shorten(other))),
     };
     Ok((id, label))
 }
@@ -290,6 +290,20 @@ mod tests {
     fn long_lines_are_shortened_in_messages() {
         let file = parse(&"x".repeat(500));
         assert!(messages(&file)[0].contains(&format!("{}…", "x".repeat(60))));
+    }
+
+    #[test]
+    fn long_fields_are_shortened_in_problems_too() {
+        for (text, wanted) in [
+            (format!("{},1", "7".repeat(500)), "is too large"),
+            (format!("{},1", "\u{1}".repeat(500)), "is not a number"),
+            (format!("1,{}", "y".repeat(500)), "is not 0 or 1"),
+        ] {
+            let file = parse(&text);
+            let msg = &messages(&file)[0];
+            assert!(msg.contains(wanted), "{msg}");
+            assert!(msg.chars().count() < 1000, "{msg}");
+        }
     }
 
     proptest! {
