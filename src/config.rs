@@ -289,10 +289,21 @@ impl Config {
     }
 }
 
+/// A config file is a few kilobytes; a larger one is refused unread.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let failed = |source| ConfigError::Read {
         file: path.to_path_buf(),
         source,
+    };
+    let bytes =
+        crate::fsutil::read_at_most(path, MAX_CONFIG_BYTES, "a config file").map_err(failed)?;
+    String::from_utf8(bytes).map_err(|e| {
+        failed(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        ))
     })
 }
 

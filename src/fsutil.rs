@@ -21,6 +21,22 @@ pub fn atomic_write_unsynced(
     write_then_rename(path, fill, false)
 }
 
+/// Reads `path` whole when it holds at most `limit` bytes; a larger file is an
+/// `InvalidData` error saying so, read no further than `limit + 1` bytes (a file that grows
+/// while it is read is caught too).
+pub fn read_at_most(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes, the most {what} can be"),
+        ));
+    }
+    Ok(bytes)
+}
+
 fn write_then_rename(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,

@@ -126,7 +126,11 @@ pub fn dataset_of(exam: &Path) -> Option<PathBuf> {
     let plane_folder = exam
         .parent()
         .filter(|folder| name_of(folder).is_some_and(|n| PLANE_FOLDERS.contains(&n.as_str())))?;
-    let above = std::path::absolute(plane_folder.parent()?).ok()?;
+    let above = match plane_folder.parent()? {
+        parent if parent.as_os_str().is_empty() => Path::new("."),
+        parent => parent,
+    };
+    let above = std::path::absolute(above).ok()?;
     if name_of(&above).is_some_and(|n| n == "train" || n == "valid") {
         if let Some(root) = above.parent() {
             return Some(root.to_path_buf());

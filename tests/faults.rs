@@ -568,3 +568,62 @@ fn an_escape_sequence_in_an_engine_error_never_reaches_a_screen_cell() {
         );
     }
 }
+
+// ---------------------------------------------------------------- oversized files
+
+#[test]
+fn oversized_manifests_configs_labels_and_exam_files_are_refused_without_reading_them_whole() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = own_cohort(home.path());
+    let models = own_models(home.path());
+    let pad = |path: &Path, bytes: u64| {
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .expect("open");
+        let len = file.metadata().expect("metadata").len();
+        file.set_len(len + bytes).expect("grow (sparse)");
+    };
+
+    pad(&models.join("manifest.toml"), 2 << 20);
+    let err = Manifest::load(&models).expect_err("too big").to_string();
+    assert!(
+        err.contains("manifest.toml") && err.contains("larger than 1048576 bytes"),
+        "{err}"
+    );
+
+    let config = home.path().join("big.toml");
+    std::fs::write(&config, "").expect("config");
+    pad(&config, 2 << 20);
+    kneecam(home.path())
+        .args(["view", "--models", "models/demo", "--data"])
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .assert()
+        .code(2)
+        .stderr(contains("big.toml"))
+        .stderr(contains("larger than 1048576 bytes"));
+
+    let labels = data.join("valid-acl.csv");
+    pad(&labels, 65 << 20);
+    let err = kneecam::data::labels::read_labels(&labels)
+        .expect_err("too big")
+        .to_string();
+    assert!(
+        err.contains("valid-acl.csv") && err.contains("larger than"),
+        "{err}"
+    );
+
+    let dataset = Dataset::open(&data).expect("opens");
+    let exam = &dataset.exams()[0];
+    pad(&data.join("valid/sagittal/0000.npy"), 1 << 30);
+    let err = exam
+        .load_hashed(Plane::Sagittal)
+        .expect_err("trailing bytes")
+        .to_string();
+    assert!(
+        err.contains("0000.npy") && err.contains("1073741824 unexpected bytes"),
+        "{err}"
+    );
+}

@@ -195,10 +195,24 @@ impl Exam {
                 })
             }
         };
-        let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        // The header first: its checked shape bounds how much of the file is read.
+        let expected = npy::read_header(path)?.file_len();
+        let bytes = match crate::fsutil::read_at_most(path, expected, "this header's data") {
+            Ok(bytes) => bytes,
+            // Longer than the header says: read_volume names the extra bytes without reading them.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(npy::read_volume(path).err().unwrap_or(NpyError::Io {
+                    path: path.clone(),
+                    source: e,
+                }))
+            }
+            Err(source) => {
+                return Err(NpyError::Io {
+                    path: path.clone(),
+                    source,
+                })
+            }
+        };
         let sha: String = sha2::Sha256::digest(&bytes)
             .iter()
             .map(|b| format!("{b:02x}"))

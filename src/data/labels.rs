@@ -117,13 +117,19 @@ impl fmt::Display for LabelError {
     }
 }
 
+/// MRNet's largest label CSV is 20 KB; a file past this is refused unread.
+pub const MAX_LABEL_BYTES: u64 = 64 << 20;
+
 /// Reads the label CSV at `path`. Only failing to read the file is an `Err`; bad rows are in
 /// [`LabelFile::errors`].
 pub fn read_labels(path: &Path) -> Result<LabelFile, LabelError> {
-    let bytes = std::fs::read(path).map_err(|source| LabelError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes =
+        crate::fsutil::read_at_most(path, MAX_LABEL_BYTES, "a label CSV").map_err(|source| {
+            LabelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     Ok(parse_labels(path, &bytes))
 }
 

@@ -37,6 +37,8 @@ use crate::data::{Plane, Task};
 
 /// The manifest's file name inside a models folder.
 pub const MANIFEST_FILE: &str = "manifest.toml";
+/// A manifest is a few kilobytes; a larger file is refused unread.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 /// The manifest format this kneecam reads and writes.
 pub const FORMAT: u32 = 1;
 
@@ -288,13 +290,20 @@ impl Manifest {
     /// Reads `dir/manifest.toml`.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let bytes = match crate::fsutil::read_at_most(&path, MAX_MANIFEST_BYTES, "a manifest") {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ManifestError::NotFound { path })
             }
             Err(source) => return Err(ManifestError::Read { path, source }),
         };
+        let text = String::from_utf8(bytes).map_err(|e| ManifestError::Read {
+            path: path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            ),
+        })?;
         Manifest::parse(&text, &path)
     }
 
