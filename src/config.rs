@@ -167,19 +167,30 @@ impl Config {
 
     fn from_layers(layers: &[(&Path, &str)]) -> Result<Config, ConfigError> {
         let mut config = Config::empty();
+        // Which file last set each action's keys: a keymap error is that file's.
+        let mut key_origin: BTreeMap<String, &Path> = BTreeMap::new();
         for (file, text) in layers {
             let layer: Layer = toml::from_str(text).map_err(|e| ConfigError::Parse {
                 file: file.to_path_buf(),
                 message: e.to_string().trim_end().to_string(),
             })?;
+            for name in layer.keys.iter().flat_map(BTreeMap::keys) {
+                key_origin.insert(name.clone(), file);
+            }
             config.apply(layer, file)?;
         }
-        config.keymap = KeyMap::from_table(&config.keys).map_err(|e| ConfigError::Value {
-            file: layers
-                .last()
-                .map_or_else(PathBuf::new, |(f, _)| f.to_path_buf()),
-            key: e.key,
-            message: e.message,
+        config.keymap = KeyMap::from_table(&config.keys).map_err(|e| {
+            let action = e.key.strip_prefix("keys.").unwrap_or(&e.key);
+            let file = key_origin
+                .get(action)
+                .copied()
+                .or_else(|| layers.last().map(|(f, _)| *f))
+                .unwrap_or(Path::new(""));
+            ConfigError::Value {
+                file: file.to_path_buf(),
+                key: e.key,
+                message: e.message,
+            }
         })?;
         Ok(config)
     }
@@ -369,6 +380,18 @@ mod tests {
             (Path::new("default.toml"), DEFAULT_TOML),
             (Path::new("user.toml"), text),
         ])
+    }
+
+    #[test]
+    fn a_key_error_names_the_layer_that_set_that_key() {
+        let err = Config::from_layers(&[
+            (Path::new("default.toml"), DEFAULT_TOML),
+            (Path::new("user.toml"), "[keys]\nquit = [\"j\"]\n"),
+            (Path::new("explicit.toml"), "[view]\ncolormap = \"turbo\"\n"),
+        ])
+        .expect_err("conflict");
+        let text = err.to_string();
+        assert!(text.starts_with("user.toml: keys."), "{text}");
     }
 
     #[test]
