@@ -1,6 +1,7 @@
 //! The explorer's state, and how actions and results change it. Nothing here touches the
 //! terminal, the engine or the disk except through what the caller passes in, so tests drive
 //! it with actions alone.
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -169,6 +170,9 @@ pub struct Search {
 
 pub type Volume = Arc<Array3<u8>>;
 
+/// Loaded series kept (the selection and its two neighbours need nine).
+const VOLUME_SLOTS: usize = 12;
+
 pub struct App {
     pub cases: Vec<Case>,
     pub combiners: [Option<Combiner>; 3],
@@ -235,7 +239,7 @@ impl App {
             help: false,
             cams: Lru::new(config.cam_cache_bytes),
             cam_errors: HashMap::new(),
-            volumes: Lru::new(12),
+            volumes: Lru::new(VOLUME_SLOTS),
             images: Images::new(config.image_cache_entries),
             interactive: None,
             prefetch: None,
@@ -548,6 +552,13 @@ impl App {
     /// Stores a loaded series (or why it could not be read).
     pub fn volume_loaded(&mut self, case: usize, plane: Plane, volume: Result<Volume, String>) {
         let bytes = 1;
+        // The series around the selection were maybe loaded long ago (lookups do not count as
+        // uses): mark them used, so that this one drops others, never the selected exam's.
+        for around in self.neighbourhood() {
+            for plane in Plane::ALL {
+                self.volumes.touch(&(around, plane));
+            }
+        }
         self.volumes.insert((case, plane), volume, bytes);
         if self.current() == Some(case) {
             self.center_unloaded_slices();
@@ -690,6 +701,12 @@ impl App {
         match result.outcome {
             Ok(explanation) => {
                 self.worker_error = None;
+                if result.timings.cpu_fallback {
+                    self.message = Some(format!(
+                        "{} {}: the {} ran out of memory; computed on the CPU",
+                        key.task, key.plane, self.info.device
+                    ));
+                }
                 self.explained(key, explanation);
             }
             Err(err) if is_dropped(&err) => {}
@@ -745,6 +762,234 @@ impl App {
             Err(err) => entry.failed = Some(err),
         }
         self.refresh_view();
+    }
+
+    /// Checks what the state promises between events (the soak test calls it after each of
+    /// thousands of random ones). Returns the first broken promise, named, with its values:
+    ///
+    /// - the list: `view` holds case indices in range, each once, exactly the exams the
+    ///   filter and the search admit (worked out again here, not read from `view`), in the
+    ///   sort's order; `selected` is a row of `view`, or 0 with nothing selected when the view
+    ///   is empty;
+    /// - the counts: TP + FN + FP + TN is the number of exams with both a label and a combined
+    ///   probability for the task; without a search, a confusion-cell or label filter lists
+    ///   exactly its count, and `all` lists every exam;
+    /// - every probability known so far lies in 0–1;
+    /// - per plane, the slice shown is within the selected exam's series when it is loaded;
+    /// - threshold and opacity are finite and in 0–1; plane and task are tabs that exist;
+    /// - in flight: at most one interactive and one prefetch request (by their type), with
+    ///   different ids and keys, each for an exam of the list with a model for its task and
+    ///   plane, and neither already cached nor already failed;
+    /// - the kept series within their slots; each plane's last image is of that plane.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let cases = self.cases.len();
+        let task = self.task.index();
+
+        // The list: in range, no duplicates, exactly what filter and search admit.
+        let query = self.search.query.trim().to_ascii_lowercase();
+        let admits = |case: usize| -> bool {
+            let by_filter = match self.filter {
+                Filter::All => true,
+                Filter::Cell(cell) => self.confusion(case) == Some(cell),
+                Filter::Label(label) => self.cases[case].labels[task] == Some(label),
+            };
+            by_filter && (query.is_empty() || self.cases[case].name.contains(query.as_str()))
+        };
+        let mut listed = vec![false; cases];
+        for (row, &case) in self.view.iter().enumerate() {
+            if case >= cases {
+                return Err(format!(
+                    "view row {row} is case {case}, but there are {cases} cases"
+                ));
+            }
+            if std::mem::replace(&mut listed[case], true) {
+                return Err(format!("case {case} is listed twice (row {row})"));
+            }
+            if !admits(case) {
+                return Err(format!(
+                    "case {case} ({}) is listed, but filter {} with search {:?} (task {}, \
+                     threshold {}) does not admit it",
+                    self.cases[case].name,
+                    self.filter.name(),
+                    self.search.query,
+                    self.task,
+                    self.threshold
+                ));
+            }
+        }
+        if let Some(missing) = (0..cases).find(|&case| !listed[case] && admits(case)) {
+            return Err(format!(
+                "case {missing} ({}) passes filter {} with search {:?} but is not listed \
+                 ({} of {cases} listed)",
+                self.cases[missing].name,
+                self.filter.name(),
+                self.search.query,
+                self.view.len()
+            ));
+        }
+
+        // The list's order.
+        let rank = |case: usize| -> f32 {
+            match (self.sort, self.combined(case, self.task)) {
+                (Sort::Id, _) => 0.0,
+                (_, None) => f32::INFINITY,
+                (Sort::Probability, Some(p)) => -p,
+                (Sort::Closeness, Some(p)) => (p - self.threshold).abs(),
+            }
+        };
+        for (row, pair) in self.view.windows(2).enumerate() {
+            let (a, b) = (pair[0], pair[1]);
+            let order = rank(a)
+                .total_cmp(&rank(b))
+                .then_with(|| self.cases[a].name.cmp(&self.cases[b].name));
+            if order == Ordering::Greater {
+                return Err(format!(
+                    "rows {row} and {} (cases {a} {} and {b} {}) are out of {} order",
+                    row + 1,
+                    self.cases[a].name,
+                    self.cases[b].name,
+                    self.sort.name()
+                ));
+            }
+        }
+
+        // The selection.
+        if self.view.is_empty() {
+            if self.selected != 0 || self.current().is_some() {
+                return Err(format!(
+                    "the view is empty but row {} is selected",
+                    self.selected
+                ));
+            }
+        } else if self.selected >= self.view.len() {
+            return Err(format!(
+                "row {} is selected, but the view has {} rows",
+                self.selected,
+                self.view.len()
+            ));
+        }
+
+        // The counts.
+        let counts = self.confusion_counts();
+        let known = (0..cases)
+            .filter(|&case| {
+                self.cases[case].labels[task].is_some() && self.combined(case, self.task).is_some()
+            })
+            .count();
+        if counts.iter().sum::<usize>() != known {
+            return Err(format!(
+                "confusion counts {counts:?} (TP FN FP TN) add up to {}, but {known} exams have \
+                 a label and a probability for {}",
+                counts.iter().sum::<usize>(),
+                self.task
+            ));
+        }
+        if query.is_empty() {
+            let expected = match self.filter {
+                Filter::All => cases,
+                Filter::Cell(cell) => {
+                    counts[Confusion::ALL.iter().position(|c| *c == cell).unwrap_or(0)]
+                }
+                Filter::Label(label) => self
+                    .cases
+                    .iter()
+                    .filter(|c| c.labels[task] == Some(label))
+                    .count(),
+            };
+            if self.view.len() != expected {
+                return Err(format!(
+                    "filter {} lists {} exams, but its count is {expected}",
+                    self.filter.name(),
+                    self.view.len()
+                ));
+            }
+        }
+        for (case, entry) in self.cases.iter().enumerate() {
+            for (t, planes) in entry.planes.iter().enumerate() {
+                for (p, probability) in planes.iter().enumerate() {
+                    if let Some(value) = probability.filter(|v| !(0.0..=1.0).contains(v)) {
+                        return Err(format!(
+                            "case {case} task {t} plane {p}: probability {value} is not in 0–1"
+                        ));
+                    }
+                }
+            }
+        }
+
+        // Slices, settings, tabs.
+        for plane in Plane::ALL {
+            let count = self.slice_count(plane);
+            let slice = self.slices[plane.index()];
+            if count > 0 && slice >= count {
+                return Err(format!(
+                    "{plane} slice {slice} is past the selected exam's {count} slices"
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("threshold {} is not in 0–1", self.threshold));
+        }
+        if !(0.0..=1.0).contains(&self.display.opacity) {
+            return Err(format!("opacity {} is not in 0–1", self.display.opacity));
+        }
+        if Plane::ALL.get(self.plane.index()) != Some(&self.plane)
+            || Task::ALL.get(task) != Some(&self.task)
+        {
+            return Err(format!(
+                "plane {} or task {} is not a tab",
+                self.plane, self.task
+            ));
+        }
+
+        // Requests in flight.
+        if let (Some((a, key_a)), Some((b, key_b))) = (self.interactive, self.prefetch) {
+            if a == b || key_a == key_b {
+                return Err(format!(
+                    "interactive {a:?} {key_a:?} and prefetch {b:?} {key_b:?} are the same request"
+                ));
+            }
+        }
+        for (slot, in_flight) in [
+            ("interactive", self.interactive),
+            ("prefetch", self.prefetch),
+        ] {
+            let Some((id, key)) = in_flight else {
+                continue;
+            };
+            let problem = if key.case >= cases {
+                Some("its case is out of range")
+            } else if !self.has_model(key.task, key.plane) {
+                Some("there is no model for it")
+            } else if self.cams.contains(&key) {
+                Some("its CAM is already cached")
+            } else if self.cam_errors.contains_key(&key) {
+                Some("it already failed")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(format!(
+                    "{slot} request {id:?} {key:?} in flight, but {problem}"
+                ));
+            }
+        }
+
+        // Caches.
+        if self.volumes.len() > VOLUME_SLOTS {
+            return Err(format!(
+                "{} series kept, over the {VOLUME_SLOTS} slots",
+                self.volumes.len()
+            ));
+        }
+        for plane in Plane::ALL {
+            if let Some(key) = self.images.last[plane.index()].filter(|k| k.plane != plane) {
+                return Err(format!(
+                    "the last {plane} image is of the {} plane",
+                    key.plane
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
