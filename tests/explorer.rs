@@ -271,6 +271,30 @@ fn newest_request_wins_when_keys_outrun_the_engine() {
 }
 
 #[test]
+fn results_for_other_exams_never_evict_the_shown_exams_cams() {
+    let mut app = small_app();
+    let one_entry = 16 * 4 + 4 * 16 * 16 + 4; // raw f32 + maps u8 + scores, 4 slices
+    app.cams = kneecam::tui::cache::Lru::new(2 * one_entry + 10);
+    let mut next_id = 0;
+    let (id, key) = follow_plan(&mut app, &mut next_id)[0];
+    app.engine_result(result(id, key, vec![0.0, 1.0, 0.0, 0.0]));
+    // Two neighbours' CAMs land in a cache with room for two.
+    for case in [1, 4] {
+        let other = app.cam_key(case, Plane::Sagittal, Method::Contrib);
+        let other_id = RequestId(100 + case as u64);
+        app.submitted(other, Priority::Prefetch, other_id);
+        let mut prefetched = result(other_id, other, vec![1.0, 0.0, 0.0, 0.0]);
+        prefetched.priority = Priority::Prefetch;
+        app.engine_result(prefetched);
+        assert!(app.cams.peek(&other).is_some());
+    }
+    assert!(
+        app.explanation(Plane::Sagittal).is_some(),
+        "the shown exam's CAM is still cached"
+    );
+}
+
+#[test]
 fn a_result_computed_on_the_cpu_after_the_device_ran_out_of_memory_says_so() {
     let mut app = small_app();
     app.info.device = "CUDA 0 (NVIDIA H100)".into();

@@ -733,6 +733,16 @@ impl App {
         }
         let top = crate::model::network::top_class(&explanation.scores);
         let bytes = explanation.raw.len() * 4 + explanation.maps.len() + explanation.scores.len();
+        // The shown exam's CAMs were maybe inserted long ago (lookups do not count as uses):
+        // mark them used, so that a prefetched result drops others, never what is on screen.
+        if let Some(case) = self.current() {
+            for plane in Plane::ALL {
+                for method in [self.display.method, Method::Contrib] {
+                    let shown = self.cam_key(case, plane, method);
+                    self.cams.touch(&shown);
+                }
+            }
+        }
         self.cams.insert(key, Arc::new(explanation), bytes);
         let shown = self.current() == Some(key.case) && key.task == self.task;
         if shown && key.method == Method::Contrib && self.auto_slice[key.plane.index()] {
