@@ -201,12 +201,17 @@ impl Driver {
     fn load_volumes(&mut self) {
         for (case, plane) in self.app.wanted_volumes() {
             let loaded = match self.exams.get(case) {
-                Some(exam) if exam.path(plane).is_some() => exam
+                // The file's sha256 names its CAM store entries; without a store it is not needed.
+                Some(exam) if exam.path(plane).is_some() && self.store.is_some() => exam
                     .load_hashed(plane)
                     .map(|(volume, sha)| {
                         self.exam_sha256.insert((case, plane), sha);
                         Arc::new(volume.data)
                     })
+                    .map_err(|e| e.to_string()),
+                Some(exam) if exam.path(plane).is_some() => exam
+                    .load(plane)
+                    .map(|volume| Arc::new(volume.data))
                     .map_err(|e| e.to_string()),
                 _ => Err(format!("no {plane} series")),
             };
