@@ -15,10 +15,11 @@ use kneecam::config::Config;
 use kneecam::data::dataset::Dataset;
 use kneecam::data::phantom::CohortSpec;
 use kneecam::data::{exam_file_name, Plane, Task};
-use kneecam::model::manifest::Manifest;
-use kneecam::paths::Folders;
 use kneecam::tui::action::Action;
 use ratatui_image::picker::Picker;
+
+#[path = "../tests/support/explorer.rs"]
+mod support;
 
 const EXAMS: u32 = 1250;
 const PATIENCE: Duration = Duration::from_secs(600);
@@ -95,21 +96,7 @@ fn main() {
     kneecam::cli::run(precompute).expect("precompute");
     let dataset = Dataset::open(&cohort).expect("the linked cohort opens");
     assert_eq!(dataset.exams().len(), EXAMS as usize);
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let folders = Folders {
-        config: root.path().join("config"),
-        cache: root.path().join("cache"),
-        data: root.path().join("data"),
-    };
-    let session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
-        Config::defaults(),
-        &folders,
-        Some(&store),
-    );
+    let session = support::session(&cohort, Config::defaults(), root.path(), Some(&store));
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
     driver.app.size = (120, 40);

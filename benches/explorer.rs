@@ -6,57 +6,26 @@
 //!   sixel at 100×40 cells, and the draw alone when the image is cached too.
 //!
 //! Targets: next patient ≤ 150 ms with the tiny demo models; slice flip ≤ 16 ms.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use kneecam::config::Config;
-use kneecam::data::dataset::Dataset;
-use kneecam::data::phantom::CohortSpec;
-use kneecam::model::manifest::Manifest;
-use kneecam::paths::Folders;
 use kneecam::tui::action::Action;
 use kneecam::tui::{ui, Driver, Event};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_image::picker::{Picker, ProtocolType};
 
-const PATIENCE: Duration = Duration::from_secs(120);
+#[path = "../tests/support/explorer.rs"]
+mod support;
+use support::PATIENCE;
 const SIZE: (u16, u16) = (100, 40);
 
-fn cohort() -> PathBuf {
-    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-cohort");
-    let spec = CohortSpec {
-        cases: 8,
-        valid: 8,
-        seed: kneecam::cli::demo::DEMO_SEED,
-    };
-    kneecam::cli::demo::ensure_cohort(&cache, &spec).expect("the cohort")
-}
-
 fn explorer(picker: Picker, root: &Path) -> (Driver, Receiver<Event>) {
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(cohort()).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let folders = Folders {
-        config: root.join("config"),
-        cache: root.join("cache"),
-        data: root.join("data"),
-    };
-    let session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
-        Config::defaults(),
-        &folders,
-        None,
-    );
-    let (mut driver, inbox) = kneecam::tui::start_headless(session, picker).expect("starts");
-    driver.app.size = SIZE;
-    driver.settle(&inbox, PATIENCE).expect("settles");
-    (driver, inbox)
+    let session = support::session(support::demo_cohort(), Config::defaults(), root, None);
+    support::start(session, picker, SIZE)
 }
 
 /// Handles events until the shown plane's image with its overlay is encoded.

@@ -1,30 +1,26 @@
 //! The explorer without a terminal: actions on the state alone, then the real engine (CPU
 //! libtorch, the shipped demo models) on a small phantom cohort drawn into ratatui's
 //! TestBackend and compared with insta snapshots.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use kneecam::cam::{Explanation, Method};
 use kneecam::config::Config;
-use kneecam::data::dataset::Dataset;
-use kneecam::data::phantom::CohortSpec;
 use kneecam::data::{Plane, Task};
 use kneecam::engine::{EngineResult, Priority, RequestId, Timings};
-use kneecam::model::manifest::{Combiner, Manifest};
-use kneecam::paths::Folders;
+use kneecam::model::manifest::Combiner;
 use kneecam::tui::action::Action;
 use kneecam::tui::app::{App, Case, EngineCommand, Filter, Info};
 use kneecam::tui::{ui, Driver, Event};
 use ndarray::Array3;
-use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-const PATIENCE: Duration = Duration::from_secs(120);
+#[path = "support/explorer.rs"]
+mod support;
+use support::PATIENCE;
 
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
 static ENGINE: Mutex<()> = Mutex::new(());
@@ -345,74 +341,23 @@ fn display_actions_cycle_and_clamp() {
 
 // ---------------------------------------------------------------- real engine, TestBackend
 
-/// The 8-exam demo cohort (seed 2026), generated once under Cargo's test temp folder.
-fn cohort() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-cohort");
-        let spec = CohortSpec {
-            cases: 8,
-            valid: 8,
-            seed: kneecam::cli::demo::DEMO_SEED,
-        };
-        kneecam::cli::demo::ensure_cohort(&cache, &spec).expect("the cohort")
-    })
-}
-
-fn folders(root: &Path) -> Folders {
-    Folders {
-        config: root.join("config"),
-        cache: root.join("cache"),
-        data: root.join("data"),
-    }
-}
-
 /// The explorer on the demo cohort with the demo models, settled: list scored, the first
 /// exam's CAMs computed, images encoded as halfblocks.
 fn explorer(size: (u16, u16), config: Config, root: &Path) -> (Driver, Receiver<Event>) {
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(cohort()).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
-        config,
-        &folders(root),
-        None,
-    );
-    let (mut driver, inbox) =
-        kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.info.models = "models/demo".into();
-    driver.app.size = size;
-    driver.settle(&inbox, PATIENCE).expect("settles");
-    (driver, inbox)
+    let session = support::session(support::demo_cohort(), config, root, None);
+    support::start(session, Picker::halfblocks(), size)
 }
 
 /// The screen as text, with the images' cells replaced by '#' (their halfblock glyphs depend
 /// on the last bits of the CAM; `coloured_cells` checks their colours).
 fn screen(driver: &Driver) -> String {
-    let (width, height) = driver.app.size;
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal
-        .draw(|frame| ui::draw(frame, &driver.app))
-        .expect("draws");
-    let mut buffer: Buffer = terminal.backend().buffer().clone();
-    if let Some(layout) = ui::layout(Rect::new(0, 0, width, height), &driver.app) {
+    let mut buffer = support::draw(driver);
+    if let Some(layout) = ui::layout(buffer.area, &driver.app) {
         for pane in &layout.panes {
             mask(&mut buffer, pane.image);
         }
     }
-    let mut text = String::new();
-    for y in 0..height {
-        let line: String = (0..width)
-            .map(|x| buffer[(x, y)].symbol().to_string())
-            .collect();
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
+    support::text(&buffer)
 }
 
 fn mask(buffer: &mut Buffer, area: Rect) {
@@ -428,12 +373,7 @@ fn mask(buffer: &mut Buffer, area: Rect) {
 
 /// Cells of `area` whose colours are not gray: the heatmap.
 fn coloured_cells(driver: &Driver, area: Rect) -> usize {
-    let (width, height) = driver.app.size;
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal
-        .draw(|frame| ui::draw(frame, &driver.app))
-        .expect("draws");
-    let buffer = terminal.backend().buffer();
+    let buffer = support::draw(driver);
     let mut count = 0;
     for y in area.y..area.y + area.height {
         for x in area.x..area.x + area.width {
@@ -586,16 +526,10 @@ fn an_empty_dataset_shows_an_empty_list() {
 fn an_engine_error_is_shown_and_the_explorer_goes_on() {
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().expect("tempdir");
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(cohort()).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let mut session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
+    let mut session = support::session(
+        support::demo_cohort(),
         Config::defaults(),
-        &folders(root.path()),
+        root.path(),
         None,
     );
     session.loader = Box::new(|(task, plane), _| {
@@ -604,11 +538,7 @@ fn an_engine_error_is_shown_and_the_explorer_goes_on() {
         ))
     });
     session.scorer = None;
-    let (mut driver, inbox) =
-        kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.info.models = "models/demo".into();
-    driver.app.size = (120, 30);
-    driver.settle(&inbox, PATIENCE).expect("settles");
+    let (mut driver, inbox) = support::start(session, Picker::halfblocks(), (120, 30));
     let text = screen(&driver);
     assert!(text.contains("CAM failed"), "{text}");
     assert!(driver.app.worker_error.is_some());
@@ -625,25 +555,12 @@ fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().expect("tempdir");
     let store_dir = root.path().join("store");
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(cohort()).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
     let open = || {
-        let mut session = kneecam::cli::view::session(
-            &dataset,
-            &models,
-            manifest.clone(),
-            tch::Device::Cpu,
-            Config::defaults(),
-            &folders(root.path()),
-            Some(&store_dir),
-        );
+        let cohort = support::demo_cohort();
+        let mut session =
+            support::session(cohort, Config::defaults(), root.path(), Some(&store_dir));
         session.scorer = None;
-        let (mut driver, inbox) =
-            kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-        driver.app.size = (120, 40);
-        driver.settle(&inbox, PATIENCE).expect("settles");
-        (driver, inbox)
+        support::start(session, Picker::halfblocks(), (120, 40))
     };
     let (first, _inbox) = open();
     let kept = walk(&store_dir);

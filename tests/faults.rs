@@ -5,40 +5,27 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use assert_cmd::Command;
 use kneecam::config::Config;
 use kneecam::data::dataset::Dataset;
-use kneecam::data::phantom::CohortSpec;
 use kneecam::data::Plane;
 use kneecam::model::manifest::Manifest;
-use kneecam::paths::Folders;
 use kneecam::tui::action::Action;
-use kneecam::tui::{ui, Driver, Event};
+use kneecam::tui::{Driver, Event};
 use predicates::str::contains;
-use ratatui::backend::TestBackend;
-use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
 #[path = "support/small_disk.rs"]
 mod small_disk;
 use small_disk::SmallDisk;
 
-const PATIENCE: Duration = Duration::from_secs(120);
+#[path = "support/explorer.rs"]
+mod support;
+use support::{own_cohort, PATIENCE};
 
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
 static ENGINE: Mutex<()> = Mutex::new(());
-
-/// A private 8-exam phantom cohort (tests delete and overwrite its files).
-fn own_cohort(root: &Path) -> PathBuf {
-    let spec = CohortSpec {
-        cases: 8,
-        valid: 8,
-        seed: kneecam::cli::demo::DEMO_SEED,
-    };
-    kneecam::cli::demo::ensure_cohort(&root.join("cohorts"), &spec).expect("the cohort")
-}
 
 /// A copy of the demo models folder (so that a failing refusal cannot write into the repo).
 fn own_models(root: &Path) -> PathBuf {
@@ -271,14 +258,6 @@ fn precompute_into_a_full_or_read_only_store_fails_clearly_and_leaves_no_partial
 
 // ---------------------------------------------------------------- the explorer
 
-fn folders(root: &Path) -> Folders {
-    Folders {
-        config: root.join("config"),
-        cache: root.join("cache"),
-        data: root.join("data"),
-    }
-}
-
 /// The explorer (real engine, demo models, halfblocks) on `data`, settled on the first exam.
 fn explorer(
     data: &Path,
@@ -286,41 +265,12 @@ fn explorer(
     root: &Path,
     store: Option<&Path>,
 ) -> (Driver, Receiver<Event>) {
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(data).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
-        config,
-        &folders(root),
-        store,
-    );
-    let (mut driver, inbox) =
-        kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.size = (120, 40);
-    driver.settle(&inbox, PATIENCE).expect("settles");
-    (driver, inbox)
+    let session = support::session(data, config, root, store);
+    support::start(session, Picker::halfblocks(), (120, 40))
 }
 
 fn screen(driver: &Driver) -> String {
-    let (width, height) = driver.app.size;
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal
-        .draw(|frame| ui::draw(frame, &driver.app))
-        .expect("draws");
-    let buffer = terminal.backend().buffer().clone();
-    let mut text = String::new();
-    for y in 0..height {
-        let line: String = (0..width)
-            .map(|x| buffer[(x, y)].symbol().to_string())
-            .collect();
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
+    support::text(&support::draw(driver))
 }
 
 fn export(driver: &mut Driver, inbox: &Receiver<Event>) -> Result<String, String> {
@@ -534,30 +484,11 @@ fn an_escape_sequence_in_an_engine_error_never_reaches_a_screen_cell() {
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let home = tempfile::tempdir().expect("tempdir");
     let data = own_cohort(home.path());
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(&data).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let mut session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
-        Config::defaults(),
-        &folders(home.path()),
-        None,
-    );
+    let mut session = support::session(&data, Config::defaults(), home.path(), None);
     session.loader = Box::new(|_, _| Err(format!("unexpected key features{CLEAR_SCREEN}")));
     session.scorer = None;
-    let (mut driver, inbox) =
-        kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.size = (120, 40);
-    driver.settle(&inbox, PATIENCE).expect("settles");
-    let (width, height) = driver.app.size;
-    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
-    terminal
-        .draw(|frame| ui::draw(frame, &driver.app))
-        .expect("draws");
-    let buffer = terminal.backend().buffer();
+    let (driver, _inbox) = support::start(session, Picker::halfblocks(), (120, 40));
+    let buffer = support::draw(&driver);
     let text = screen(&driver);
     assert!(text.contains("unexpected key features"), "{text}");
     for cell in buffer.content() {

@@ -6,21 +6,18 @@
 //! after the warm-up.
 //!
 //! `KNEECAM_SOAK_SEED` and `KNEECAM_SOAK_EVENTS` override the seed (printed) and the count.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
 use kneecam::config::Config;
-use kneecam::data::dataset::Dataset;
-use kneecam::data::phantom::CohortSpec;
 use kneecam::data::Plane;
 use kneecam::engine::{EngineEvent, RequestId};
 use kneecam::model::manifest::Manifest;
-use kneecam::paths::Folders;
 use kneecam::tui::action::Action;
 use kneecam::tui::app::{App, Case, Info, Volume};
 use kneecam::tui::keymap::KeyCombo;
@@ -30,7 +27,9 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-const PATIENCE: Duration = Duration::from_secs(120);
+#[path = "support/explorer.rs"]
+mod support;
+use support::PATIENCE;
 const DEFAULT_SEED: u64 = 0x5eed_2026;
 const DEFAULT_EVENTS: usize = 10_000;
 /// Events before the memory baseline; the caches are full by then (see `soak_config`).
@@ -137,21 +136,6 @@ fn loading_a_neighbour_keeps_the_selected_exams_series() {
 
 // ---------------------------------------------------------------- the explorer
 
-/// The explorer tests' 8-exam demo cohort (seed 2026), shared with them under Cargo's test
-/// temp folder (generated once; `ensure_cohort` renames it into place whole).
-fn cohort() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-cohort");
-        let spec = CohortSpec {
-            cases: 8,
-            valid: 8,
-            seed: kneecam::cli::demo::DEMO_SEED,
-        };
-        kneecam::cli::demo::ensure_cohort(&cache, &spec).expect("the cohort")
-    })
-}
-
 /// The defaults with small caches, so that they are full before the memory baseline and the
 /// memory after it is a plateau. A demo CAM is about 2 MB (its maps are the series' size,
 /// ~30 slices of 256×256): the default 256 MiB would take ~120 CAMs to fill (of 8 exams ×
@@ -169,30 +153,10 @@ fn soak_config() -> Config {
 }
 
 fn explorer(root: &Path) -> (Driver, Receiver<Event>) {
-    let models = kneecam::cli::demo::default_models();
-    let dataset = Dataset::open(cohort()).expect("the cohort opens");
-    let manifest = Manifest::load(&models).expect("the demo manifest");
-    let folders = Folders {
-        config: root.join("config"),
-        cache: root.join("cache"),
-        data: root.join("data"),
-    };
-    let mut session = kneecam::cli::view::session(
-        &dataset,
-        &models,
-        manifest,
-        tch::Device::Cpu,
-        soak_config(),
-        &folders,
-        None,
-    );
+    let mut session = support::session(support::demo_cohort(), soak_config(), root, None);
     // Export is never pressed; should it be, it writes here.
     session.export_folder = root.join("exports");
-    let (mut driver, inbox) =
-        kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.size = (120, 40);
-    driver.settle(&inbox, PATIENCE).expect("settles");
-    (driver, inbox)
+    support::start(session, Picker::halfblocks(), (120, 40))
 }
 
 /// A memory figure of /proc/self/status in bytes (Linux): VmRSS, RssAnon, RssFile.

@@ -1,0 +1,104 @@
+//! The headless explorer for tests and benches (each crate includes this file with
+//! `#[path]`): the demo cohort, the demo models, the real engine on the CPU, a TestBackend.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kneecam::config::Config;
+use kneecam::data::dataset::Dataset;
+use kneecam::data::phantom::CohortSpec;
+use kneecam::model::manifest::Manifest;
+use kneecam::paths::Folders;
+use kneecam::tui::Session;
+use kneecam::tui::{ui, Driver, Event};
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::Terminal;
+use ratatui_image::picker::Picker;
+
+/// Long enough never to fire on a working explorer; it turns a hang into a failure.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+fn demo_spec() -> CohortSpec {
+    CohortSpec {
+        cases: 8,
+        valid: 8,
+        seed: kneecam::cli::demo::DEMO_SEED,
+    }
+}
+
+/// The 8-exam demo cohort (seed 2026), generated once under Cargo's temp folder and shared
+/// by every test and bench crate (`ensure_cohort` renames it into place whole).
+pub fn demo_cohort() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("explorer-cohort");
+        kneecam::cli::demo::ensure_cohort(&cache, &demo_spec()).expect("the cohort")
+    })
+}
+
+/// A private copy of the demo cohort under `root`, for tests that delete or change files.
+pub fn own_cohort(root: &Path) -> PathBuf {
+    kneecam::cli::demo::ensure_cohort(&root.join("cohorts"), &demo_spec()).expect("the cohort")
+}
+
+/// kneecam's folders, all under `root`.
+pub fn folders(root: &Path) -> Folders {
+    Folders {
+        config: root.join("config"),
+        cache: root.join("cache"),
+        data: root.join("data"),
+    }
+}
+
+/// The explorer's session on `data` with the demo models (the CAM store at `store`, if any).
+pub fn session(data: &Path, config: Config, root: &Path, store: Option<&Path>) -> Session {
+    let models = kneecam::cli::demo::default_models();
+    let dataset = Dataset::open(data).expect("the cohort opens");
+    let manifest = Manifest::load(&models).expect("the demo manifest");
+    kneecam::cli::view::session(
+        &dataset,
+        &models,
+        manifest,
+        tch::Device::Cpu,
+        config,
+        &folders(root),
+        store,
+    )
+}
+
+/// Starts `session` headless at `size` cells and settles it: the list scored, the first
+/// exam's CAMs computed, its images encoded.
+pub fn start(session: Session, picker: Picker, size: (u16, u16)) -> (Driver, Receiver<Event>) {
+    let (mut driver, inbox) = kneecam::tui::start_headless(session, picker).expect("starts");
+    driver.app.info.models = "models/demo".into();
+    driver.app.size = size;
+    driver.settle(&inbox, PATIENCE).expect("settles");
+    (driver, inbox)
+}
+
+/// One frame of the app, drawn into a TestBackend of its size.
+pub fn draw(driver: &Driver) -> Buffer {
+    let (width, height) = driver.app.size;
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
+    terminal
+        .draw(|frame| ui::draw(frame, &driver.app))
+        .expect("draws");
+    terminal.backend().buffer().clone()
+}
+
+/// The buffer as text, one line per row, trailing spaces trimmed.
+pub fn text(buffer: &Buffer) -> String {
+    let area = buffer.area;
+    let mut text = String::new();
+    for y in area.top()..area.bottom() {
+        let line: String = (area.left()..area.right())
+            .map(|x| buffer[(x, y)].symbol().to_string())
+            .collect();
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
