@@ -88,18 +88,7 @@ impl Harness {
     }
 
     fn request(&self, key: ModelKey, priority: Priority) -> CamRequest {
-        CamRequest {
-            volume: self.volume.clone(),
-            task: key.0,
-            plane: key.1,
-            spec: CamSpec {
-                method: Method::Contrib,
-                class: None,
-                normalization: Normalization::Exam,
-            },
-            priority,
-            cache: None,
-        }
+        contrib_request(&self.volume, key, priority)
     }
 
     fn submit(&self, key: ModelKey, priority: Priority) -> RequestId {
@@ -160,6 +149,22 @@ impl Harness {
 
     fn loads(&self) -> Vec<ModelKey> {
         self.loads.lock().expect("loads").clone()
+    }
+}
+
+/// A `contrib` request (exam normalisation, the top class) for `key`'s model.
+fn contrib_request(volume: &Arc<Array3<u8>>, key: ModelKey, priority: Priority) -> CamRequest {
+    CamRequest {
+        volume: volume.clone(),
+        task: key.0,
+        plane: key.1,
+        spec: CamSpec {
+            method: Method::Contrib,
+            class: None,
+            normalization: Normalization::Exam,
+        },
+        priority,
+        cache: None,
     }
 }
 
@@ -650,18 +655,7 @@ fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_
     let volume = Arc::new(Array3::from_shape_fn((3, 64, 64), |(s, r, c)| {
         ((s * 7 + r * 3 + c) % 251) as u8
     }));
-    let request = |key: ModelKey| CamRequest {
-        volume: volume.clone(),
-        task: key.0,
-        plane: key.1,
-        spec: CamSpec {
-            method: Method::Contrib,
-            class: None,
-            normalization: Normalization::Exam,
-        },
-        priority: Priority::Interactive,
-        cache: None,
-    };
+    let request = |key: ModelKey| contrib_request(&volume, key, Priority::Interactive);
     for round in 0..2 {
         engine.submit(request(PLAIN)).expect("submit");
         let result = finished(&events);

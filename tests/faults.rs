@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
 
-use assert_cmd::Command;
 use kneecam::config::Config;
 use kneecam::data::dataset::Dataset;
 use kneecam::data::Plane;
@@ -14,6 +13,10 @@ use kneecam::model::manifest::Manifest;
 use kneecam::tui::action::Action;
 use kneecam::tui::{Driver, Event};
 use predicates::str::contains;
+
+#[path = "support/binary.rs"]
+mod binary;
+use binary::kneecam;
 use ratatui_image::picker::Picker;
 
 #[path = "support/small_disk.rs"]
@@ -54,15 +57,6 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     }
     found.sort();
     found
-}
-
-fn kneecam(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("kneecam").expect("binary");
-    cmd.env("KNEECAM_CONFIG_DIR", home.join("config"))
-        .env("KNEECAM_DATA_DIR", home.join("data"))
-        .env("KNEECAM_CACHE_DIR", home.join("cache"))
-        .args(["--device", "cpu"]);
-    cmd
 }
 
 #[test]

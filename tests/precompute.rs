@@ -9,6 +9,10 @@ use std::sync::OnceLock;
 use assert_cmd::Command;
 use predicates::str::contains;
 
+#[path = "support/binary.rs"]
+mod binary;
+use binary::kneecam;
+
 const EXAMS: usize = 4;
 /// 3 planes × 3 tasks × 4 methods per exam.
 const ENTRIES: usize = EXAMS * 3 * 3 * 4;
@@ -33,15 +37,6 @@ fn cohort() -> &'static Path {
         }
         dir
     })
-}
-
-fn kneecam(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("kneecam").expect("binary");
-    cmd.env("KNEECAM_CONFIG_DIR", home.join("config"))
-        .env("KNEECAM_DATA_DIR", home.join("data"))
-        .env("KNEECAM_CACHE_DIR", home.join("cache"))
-        .args(["--device", "cpu"]);
-    cmd
 }
 
 fn precompute(home: &Path, store: &Path, extra: &[&str]) -> Command {
