@@ -125,13 +125,14 @@ fn describe_parameters(candidates: &[String], available: &[String]) -> String {
     }
 }
 
-/// A TorchScript archive's `data.pkl` and code files are kilobytes; larger ones are refused.
+/// A TorchScript archive's code files are kilobytes; larger ones are refused.
 const MAX_CODE_BYTES: u64 = 16 << 20;
 
-/// The methods (`def NAME(`) of the archive's top-level module class, sorted: what a caller
-/// of the module could run besides `forward`. Read from the zip (the class named first in
-/// `data.pkl`, its code in `code/`), before libtorch sees the file. Submodules' and helpers'
-/// code is reachable only through those methods.
+/// Every method (`def NAME(` inside a `class`) of the archive's own classes, sorted, once
+/// each: the code its modules carry besides PyTorch's. PyTorch's own module classes
+/// (`code/__torch__/torch/…`, generated from torch's library) are not listed. Read from the
+/// zip before libtorch sees the file, in the folder libtorch reads (its first entry's); an
+/// archive with two entries of one name, or a `def` this cannot name, is refused.
 pub fn script_methods(path: &Path) -> Result<Vec<String>, ScriptError> {
     let archive_error = |message: String| ScriptError::Archive {
         path: path.to_path_buf(),
@@ -139,62 +140,73 @@ pub fn script_methods(path: &Path) -> Result<Vec<String>, ScriptError> {
     };
     let file = std::fs::File::open(path).map_err(|e| archive_error(e.to_string()))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| archive_error(e.to_string()))?;
-    let pickle_name = archive
-        .file_names()
-        .find(|n| {
-            n.split_once('/')
-                .is_some_and(|(_, rest)| rest == "data.pkl")
-        })
-        .map(str::to_string)
-        .ok_or_else(|| archive_error("no */data.pkl inside".into()))?;
-    let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-    let pickle = read_entry(&mut archive, &pickle_name).map_err(archive_error)?;
-    let globals = weights::pickle_globals(&pickle)
-        .map_err(|e| archive_error(format!("{pickle_name}: {e}")))?;
-    let root = globals
-        .iter()
-        .find(|g| g.starts_with("__torch__."))
-        .ok_or_else(|| archive_error(format!("{pickle_name} names no __torch__ class")))?;
-    let (module, class) = root.rsplit_once('.').unwrap_or((root, ""));
-    let code_name = format!("{prefix}code/{}.py", module.replace('.', "/"));
-    let code = read_entry(&mut archive, &code_name).map_err(archive_error)?;
-    let code = String::from_utf8_lossy(&code);
-    let mut methods: Vec<String> = class_methods(&code, class).collect();
-    methods.sort();
-    methods.dedup();
-    Ok(methods)
-}
-
-fn read_entry(archive: &mut zip::ZipArchive<std::fs::File>, name: &str) -> Result<Vec<u8>, String> {
-    let mut entry = archive.by_name(name).map_err(|e| format!("{name}: {e}"))?;
-    if entry.size() > MAX_CODE_BYTES {
-        return Err(format!("{name} is {} bytes", entry.size()));
+    if archive.file_names().count() != archive.len() {
+        return Err(archive_error("two entries share a name".into()));
     }
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut entry, &mut bytes).map_err(|e| format!("{name}: {e}"))?;
-    Ok(bytes)
+    let first = archive
+        .by_index(0)
+        .map_err(|e| archive_error(e.to_string()))?
+        .name()
+        .to_string();
+    let folder = first.split_once('/').map_or("", |(folder, _)| folder);
+    let code = format!("{folder}/code/");
+    let torch_own = format!("{code}__torch__/torch/");
+    let names: Vec<String> = archive
+        .file_names()
+        .filter(|n| n.starts_with(&code) && n.ends_with(".py") && !n.starts_with(&torch_own))
+        .map(str::to_string)
+        .collect();
+    let mut methods = std::collections::BTreeSet::new();
+    for name in names {
+        let entry = archive
+            .by_name(&name)
+            .map_err(|e| archive_error(format!("{name}: {e}")))?;
+        let text = weights::read_bounded(entry, &name, MAX_CODE_BYTES).map_err(archive_error)?;
+        let found = class_methods(&String::from_utf8_lossy(&text))
+            .map_err(|line| archive_error(format!("{name}: cannot read the def in: {line}")))?;
+        methods.extend(found);
+    }
+    Ok(methods.into_iter().collect())
 }
 
-/// The `def`s directly inside `class CLASS(` of TorchScript's generated code (two-space
-/// indented, the class ending at the next unindented line).
-fn class_methods<'a>(code: &'a str, class: &'a str) -> impl Iterator<Item = String> + 'a {
-    let header = format!("class {class}(");
-    code.lines()
-        .skip_while(move |line| !line.starts_with(&header))
-        .skip(1)
-        .take_while(|line| line.is_empty() || line.starts_with(' '))
-        .filter_map(|line| {
-            let rest = line.strip_prefix("  def ")?;
+/// The methods of the classes in one code file: a `def` indented deeper than the `class`
+/// above it. Indentation decides (any amount, spaces or tabs); comments and blank lines do
+/// not end a class. Err: a `def` line without a name.
+fn class_methods(code: &str) -> Result<Vec<String>, String> {
+    let mut class_indent: Option<usize> = None;
+    let mut methods = Vec::new();
+    for line in code.lines() {
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - body.len();
+        if class_indent.is_some_and(|class| indent <= class) {
+            class_indent = None;
+        }
+        if keyword(body, "class").is_some() {
+            class_indent = Some(indent);
+        } else if let Some(rest) = keyword(body, "def") {
             let name: String = rest
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')
                 .collect();
-            (!name.is_empty()).then_some(name)
-        })
+            if name.is_empty() {
+                return Err(line.trim().to_string());
+            }
+            if class_indent.is_some() {
+                methods.push(name);
+            }
+        }
+    }
+    Ok(methods)
 }
 
-fn is_dunder(name: &str) -> bool {
-    name.len() > 4 && name.starts_with("__") && name.ends_with("__")
+/// The rest of `line` after `word` and the whitespace that must follow it.
+fn keyword<'a>(line: &'a str, word: &str) -> Option<&'a str> {
+    let rest = line.strip_prefix(word)?;
+    rest.starts_with(char::is_whitespace)
+        .then(|| rest.trim_start())
 }
 
 fn first_line(e: &TchError) -> String {
@@ -203,8 +215,8 @@ fn first_line(e: &TchError) -> String {
 
 impl ScriptNet {
     /// Loads the TorchScript module at `path` onto `device` in evaluation mode and reads the
-    /// classifier parameter `classifier` (e.g. `fc.weight`) and its bias. The module's code
-    /// may define `forward` (and dunder methods) and the methods in `allowed` only.
+    /// classifier parameter `classifier` (e.g. `fc.weight`) and its bias. The module's own
+    /// classes may define `forward` and the methods in `allowed` only (see [`script_methods`]).
     pub fn load(
         path: &Path,
         classifier: &str,
@@ -222,7 +234,7 @@ impl ScriptNet {
         }
         let unexpected: Vec<String> = script_methods(path)?
             .into_iter()
-            .filter(|m| m != "forward" && !is_dunder(m) && !allowed.contains(m))
+            .filter(|m| m != "forward" && !allowed.contains(m))
             .collect();
         if !unexpected.is_empty() {
             return Err(ScriptError::UnexpectedMethods {
@@ -394,5 +406,24 @@ impl GapNetwork for ScriptNet {
 
     fn classifier(&self) -> (&Tensor, &Tensor) {
         (&self.weight, &self.bias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_are_found_however_the_code_is_laid_out() {
+        let code = "class Evil (Module):\n    training : bool\n# a comment at column 0\n    def  forward(self, x):\n        return x\n\tdef side_door(self):\n\t\treturn 1\ndef helper(x):\n  return x\nclass Other:\n  def __setstate__(self, state):\n    pass\n";
+        assert_eq!(
+            class_methods(code).expect("readable"),
+            ["forward", "side_door", "__setstate__"]
+        );
+        assert!(class_methods("class A(Module):\n  def (self):\n").is_err());
+        assert_eq!(
+            class_methods("def free(x):\n  return x\n").expect("readable"),
+            Vec::<String>::new()
+        );
     }
 }

@@ -508,13 +508,18 @@ fn open_torch_zip(path: &Path, file: File) -> Result<ZipVerdict, WeightsError> {
     if entry.size() > MAX_PICKLE_BYTES {
         return not_torch(format!("{pkl} is {} bytes", entry.size()));
     }
+    // Bounded by what is read too: a stored entry reads its compressed size, not its declared one.
     let mut pickle = Vec::new();
-    entry
+    (&mut entry)
+        .take(MAX_PICKLE_BYTES + 1)
         .read_to_end(&mut pickle)
         .map_err(|source| WeightsError::Io {
             path: path.to_path_buf(),
             source,
         })?;
+    if pickle.len() as u64 > MAX_PICKLE_BYTES {
+        return not_torch(format!("{pkl} is larger than {MAX_PICKLE_BYTES} bytes"));
+    }
     drop(entry);
     Ok(ZipVerdict::Torch(TorchZip {
         archive,
@@ -621,16 +626,21 @@ fn read_record(zip: &mut TorchZip, record: &str, limit: u64) -> Result<Vec<u8>, 
         .archive
         .by_name(&name)
         .map_err(|e| format!("{name}: {e}"))?;
-    if entry.size() > limit {
-        return Err(format!(
-            "{name} is {} bytes, expected {limit}",
-            entry.size()
-        ));
-    }
+    read_bounded(&mut entry, &name, limit)
+}
+
+/// Reads a zip entry of at most `limit` bytes. The bound is on what is read, not on the size
+/// the entry declares: a stored entry reads its compressed size, which a crafted archive can
+/// make larger than the declared one.
+pub(crate) fn read_bounded(entry: impl Read, name: &str, limit: u64) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
     entry
+        .take(limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("{name}: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{name} is larger than {limit} bytes"));
+    }
     Ok(bytes)
 }
 
