@@ -167,25 +167,28 @@ impl Config {
 
     fn from_layers(layers: &[(&Path, &str)]) -> Result<Config, ConfigError> {
         let mut config = Config::empty();
-        // Which file last set each action's keys: a keymap error is that file's.
-        let mut key_origin: BTreeMap<String, &Path> = BTreeMap::new();
-        for (file, text) in layers {
+        // Which layer last set each action's keys: a keymap error is that layer's (for a key
+        // bound twice, the later layer of the two actions').
+        let mut key_origin: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, (file, text)) in layers.iter().enumerate() {
             let layer: Layer = toml::from_str(text).map_err(|e| ConfigError::Parse {
                 file: file.to_path_buf(),
                 message: e.to_string().trim_end().to_string(),
             })?;
             for name in layer.keys.iter().flat_map(BTreeMap::keys) {
-                key_origin.insert(name.clone(), file);
+                key_origin.insert(name.clone(), index);
             }
             config.apply(layer, file)?;
         }
         config.keymap = KeyMap::from_table(&config.keys).map_err(|e| {
             let action = e.key.strip_prefix("keys.").unwrap_or(&e.key);
-            let file = key_origin
-                .get(action)
-                .copied()
-                .or_else(|| layers.last().map(|(f, _)| *f))
-                .unwrap_or(Path::new(""));
+            let layer = [Some(action), e.clashes_with.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|name| key_origin.get(name).copied())
+                .max()
+                .unwrap_or(layers.len().saturating_sub(1));
+            let file = layers.get(layer).map_or(Path::new(""), |(f, _)| *f);
             ConfigError::Value {
                 file: file.to_path_buf(),
                 key: e.key,
@@ -304,17 +307,11 @@ impl Config {
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    let failed = |source| ConfigError::Read {
-        file: path.to_path_buf(),
-        source,
-    };
-    let bytes =
-        crate::fsutil::read_at_most(path, MAX_CONFIG_BYTES, "a config file").map_err(failed)?;
-    String::from_utf8(bytes).map_err(|e| {
-        failed(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
-        ))
+    crate::fsutil::read_text_at_most(path, MAX_CONFIG_BYTES, "a config file").map_err(|source| {
+        ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -388,6 +385,14 @@ mod tests {
             (Path::new("default.toml"), DEFAULT_TOML),
             (Path::new("user.toml"), "[keys]\nquit = [\"j\"]\n"),
             (Path::new("explicit.toml"), "[view]\ncolormap = \"turbo\"\n"),
+        ])
+        .expect_err("conflict");
+        let text = err.to_string();
+        assert!(text.starts_with("user.toml: keys."), "{text}");
+        // The other way round: the user's key is the earlier action of the clash.
+        let err = Config::from_layers(&[
+            (Path::new("default.toml"), DEFAULT_TOML),
+            (Path::new("user.toml"), "[keys]\nnext_patient = [\"q\"]\n"),
         ])
         .expect_err("conflict");
         let text = err.to_string();

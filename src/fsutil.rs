@@ -26,7 +26,8 @@ pub fn atomic_write_unsynced(
 /// while it is read is caught too).
 pub fn read_at_most(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
     let file = File::open(path)?;
-    let mut bytes = Vec::new();
+    let size = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(size.min(limit) as usize + 1);
     std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::new(
@@ -35,6 +36,16 @@ pub fn read_at_most(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<
         ));
     }
     Ok(bytes)
+}
+
+/// [`read_at_most`] for text: bytes that are not UTF-8 are an `InvalidData` error saying where.
+pub fn read_text_at_most(path: &Path, limit: u64, what: &str) -> std::io::Result<String> {
+    String::from_utf8(read_at_most(path, limit, what)?).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
 }
 
 fn write_then_rename(

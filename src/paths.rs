@@ -90,53 +90,43 @@ pub fn ensure_outside(
     Ok(())
 }
 
-/// `path` made absolute, with the part that exists canonicalised and the rest appended.
+/// `path` made absolute and resolved as the file system would: its existing part
+/// canonicalised, then the rest one component at a time (a `..` drops the last one, and
+/// whatever exists by then, a link say, is canonicalised again).
 fn resolve(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = absolute.clone();
-    let mut rest: Vec<std::ffi::OsString> = Vec::new();
-    loop {
-        if let Ok(real) = existing.canonicalize() {
-            // What does not exist yet cannot be a link: its `..` and `.` are resolved by name.
-            return rest.iter().rev().fold(real, |mut acc, part| {
-                match part.to_str() {
-                    Some("..") => {
-                        acc.pop();
-                    }
-                    Some(".") => {}
-                    _ => acc.push(part),
-                }
-                acc
-            });
+    let mut resolved = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                resolved.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => resolved.push(other),
         }
-        let Some(last) = existing.components().next_back() else {
-            return absolute;
-        };
-        rest.push(last.as_os_str().to_os_string());
-        if !existing.pop() {
-            return absolute;
+        if let Ok(real) = resolved.canonicalize() {
+            resolved = real;
         }
     }
+    resolved
 }
 
 /// The dataset folder an exam file belongs to: `ROOT` for `ROOT/{train,valid}/PLANE/N.npy`
-/// or `ROOT/PLANE/N.npy`; `None` for a file outside that layout (a loose exam).
+/// or `ROOT/PLANE/N.npy` once links and `..` are resolved; `None` for a file outside that
+/// layout (a loose exam) or one that does not exist.
 pub fn dataset_of(exam: &Path) -> Option<PathBuf> {
+    let exam = exam.canonicalize().ok()?;
     let name_of = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
     let plane_folder = exam
         .parent()
         .filter(|folder| name_of(folder).is_some_and(|n| PLANE_FOLDERS.contains(&n.as_str())))?;
-    let above = match plane_folder.parent()? {
-        parent if parent.as_os_str().is_empty() => Path::new("."),
-        parent => parent,
-    };
-    let above = std::path::absolute(above).ok()?;
-    if name_of(&above).is_some_and(|n| n == "train" || n == "valid") {
-        if let Some(root) = above.parent() {
-            return Some(root.to_path_buf());
+    let above = plane_folder.parent()?;
+    match above.parent() {
+        Some(root) if name_of(above).is_some_and(|n| n == "train" || n == "valid") => {
+            Some(root.to_path_buf())
         }
+        _ => Some(above.to_path_buf()),
     }
-    Some(above)
 }
 
 const PLANE_FOLDERS: [&str; 3] = ["axial", "coronal", "sagittal"];
@@ -158,6 +148,7 @@ mod tests {
 
         let refused = [
             data.join("cams"),
+            root.path().join("missing/../link/out"),
             data.join("valid/axial/new/deeper"),
             root.path().join("elsewhere/../data/x"),
             link.join("out"),
@@ -176,17 +167,23 @@ mod tests {
 
     #[test]
     fn an_exams_dataset_is_the_folder_above_its_plane_and_split() {
-        let here = std::env::current_dir().expect("cwd");
+        let root = tempfile::tempdir().expect("tempdir");
+        let root = root.path().canonicalize().expect("real");
+        for folder in ["d/valid/axial", "e/coronal", "scans"] {
+            std::fs::create_dir_all(root.join(folder)).expect("folder");
+            std::fs::write(root.join(folder).join("0001.npy"), "").expect("exam");
+        }
+        let exam = |p: &str| dataset_of(&root.join(p));
+        assert_eq!(exam("d/valid/axial/0001.npy"), Some(root.join("d")));
         assert_eq!(
-            dataset_of(Path::new("d/valid/axial/0001.npy")),
-            Some(here.join("d"))
+            exam("d/valid/axial/../axial/0001.npy"),
+            Some(root.join("d"))
         );
-        assert_eq!(
-            dataset_of(Path::new("/d/coronal/0001.npy")),
-            Some(PathBuf::from("/d"))
-        );
-        assert_eq!(dataset_of(Path::new("axial/0001.npy")), Some(here));
-        assert_eq!(dataset_of(Path::new("scans/0001.npy")), None);
-        assert_eq!(dataset_of(Path::new("0001.npy")), None);
+        assert_eq!(exam("e/coronal/0001.npy"), Some(root.join("e")));
+        assert_eq!(exam("scans/0001.npy"), None);
+        assert_eq!(exam("d/valid/axial/0002.npy"), None, "no such file");
+        std::os::unix::fs::symlink(root.join("d/valid/axial/0001.npy"), root.join("link.npy"))
+            .expect("symlink");
+        assert_eq!(exam("link.npy"), Some(root.join("d")));
     }
 }

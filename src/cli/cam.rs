@@ -92,7 +92,10 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     let device = device_choice.resolve().map_err(bad_input)?;
     let inputs = args.exam.as_deref().or(args.image.as_deref());
     let data = inputs.and_then(crate::paths::dataset_of);
-    let models = model_folder(&args.model);
+    let models = match args.image {
+        Some(_) => super::image_cam::split_spec(&args.model).map(|(dir, _)| PathBuf::from(dir)),
+        None => super::models::spec_folder(&args.model),
+    };
     super::outside_inputs("--out", &args.out, data.as_deref(), models.as_deref())?;
     prepare_out(&args.out, args.force)?;
     let Some(exam) = args.exam.clone() else {
@@ -203,25 +206,6 @@ fn wait_for(events: &Receiver<EngineEvent>, id: RequestId) -> anyhow::Result<Eng
             _ => {}
         }
     }
-}
-
-/// The models folder `--model` names: `MODELS_DIR` of `MODELS_DIR:task:plane` or
-/// `MODELS_DIR:NAME`, or a weights file's folder when it holds a manifest.
-fn model_folder(spec: &str) -> Option<PathBuf> {
-    let path = Path::new(spec);
-    if path.is_file() {
-        let folder = path.parent()?;
-        let folder = if folder.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            folder
-        };
-        return folder
-            .join(crate::model::manifest::MANIFEST_FILE)
-            .is_file()
-            .then(|| folder.to_path_buf());
-    }
-    spec.split_once(':').map(|(dir, _)| PathBuf::from(dir))
 }
 
 /// A new or empty folder, or any folder with --force; never a file.

@@ -60,16 +60,21 @@ pub fn run(job: ImageJob<'_>, device: Device) -> anyhow::Result<ExitCode> {
             "{:>2}. {:>5.1} %  class {class:<5} {:<30} {name}",
             rank + 1,
             probabilities[class] * 100.0,
-            labels[class]
+            super::printable(&labels[class])
         );
     }
     println!("wrote {}", job.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
+/// `MODELS_DIR:NAME` split into the folder and the name.
+pub(crate) fn split_spec(spec: &str) -> Option<(&str, &str)> {
+    spec.rsplit_once(':')
+}
+
 /// `MODELS_DIR:NAME`, an `[images.NAME]` TorchScript entry of the manifest.
 fn open_image_model(spec: &str, device: Device) -> anyhow::Result<Network> {
-    let (dir, name) = spec.rsplit_once(':').ok_or_else(|| {
+    let (dir, name) = split_spec(spec).ok_or_else(|| {
         bad_input(anyhow::anyhow!(
             "--model {spec}: with --image, expected MODELS_DIR:NAME naming an [images.NAME] entry"
         ))

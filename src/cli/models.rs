@@ -124,6 +124,24 @@ enum ModelSpec {
     },
 }
 
+/// The models folder a `--model` spec names: `DIR` of `DIR:task:plane`, or a weights file's
+/// folder when it holds a manifest (a loose weights file has no models folder).
+pub(crate) fn spec_folder(spec: &str) -> Option<PathBuf> {
+    match parse_spec(spec).ok()? {
+        ModelSpec::Entry { dir, .. } => Some(dir),
+        ModelSpec::File(path) => {
+            let folder = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            folder
+                .join(crate::model::manifest::MANIFEST_FILE)
+                .is_file()
+                .then_some(folder)
+        }
+    }
+}
+
 fn parse_spec(spec: &str) -> anyhow::Result<ModelSpec> {
     let as_path = PathBuf::from(spec);
     if as_path.is_file() {

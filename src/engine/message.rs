@@ -118,14 +118,14 @@ impl EngineError {
     /// The device ran out of memory (libtorch's CUDA allocator says "CUDA out of memory";
     /// other backends "out of memory"): worth retrying on the CPU.
     pub fn is_out_of_memory(&self) -> bool {
-        let message = match self {
+        let says_so = |message: &str| message.to_ascii_lowercase().contains("out of memory");
+        match self {
             EngineError::Load { message, .. } | EngineError::Panicked { message, .. } => {
-                message.clone()
+                says_so(message)
             }
-            EngineError::Cam(err) => err.to_string(),
-            _ => return false,
-        };
-        message.to_ascii_lowercase().contains("out of memory")
+            EngineError::Cam(err) => says_so(&err.to_string()),
+            _ => false,
+        }
     }
 }
 

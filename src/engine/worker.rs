@@ -222,11 +222,17 @@ impl Worker {
         match outcome {
             Err(err) if self.device != Device::Cpu && err.is_out_of_memory() => {
                 warn!(id = %job.id, "{err}; computing this request on the CPU");
-                // The device's copy goes, so the memory it held is free for the next request.
-                self.models.remove(&job.request.key());
+                // The cached device models hold the memory: they go, so the next request
+                // finds the device as free as it can be.
+                self.models.clear();
                 timings.cpu_fallback = true;
                 self.checkpoint()?;
                 self.compute_on(Device::Cpu, job, timings)
+            }
+            Ok(explained) => {
+                // The device works for this model again: its CPU copy is no longer needed.
+                self.fallback_models.remove(&job.request.key());
+                Ok(explained)
             }
             other => other,
         }

@@ -290,20 +290,13 @@ impl Manifest {
     /// Reads `dir/manifest.toml`.
     pub fn load(dir: &Path) -> Result<Manifest, ManifestError> {
         let path = dir.join(MANIFEST_FILE);
-        let bytes = match crate::fsutil::read_at_most(&path, MAX_MANIFEST_BYTES, "a manifest") {
-            Ok(bytes) => bytes,
+        let text = match crate::fsutil::read_text_at_most(&path, MAX_MANIFEST_BYTES, "a manifest") {
+            Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ManifestError::NotFound { path })
             }
             Err(source) => return Err(ManifestError::Read { path, source }),
         };
-        let text = String::from_utf8(bytes).map_err(|e| ManifestError::Read {
-            path: path.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
-            ),
-        })?;
         Manifest::parse(&text, &path)
     }
 

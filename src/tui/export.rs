@@ -52,16 +52,21 @@ impl Job {
 pub fn run(job: Job) -> Result<String, String> {
     std::fs::create_dir_all(&job.folder)
         .map_err(|e| format!("creating {}: {e}", job.folder.display()))?;
-    let tmp = job
-        .folder
-        .join(format!(".{}.tmp.{}", job.name, std::process::id()));
+    // Claimed like the target: two exports of one case at once never share a folder.
+    let tmp = claim_free_name(
+        &job.folder,
+        &format!(".{}.tmp.{}", job.name, std::process::id()),
+    )
+    .map_err(|e| format!("creating a folder in {}: {e}", job.folder.display()))?;
     let written = write_planes(&job, &tmp);
     let outcome = written.and_then(|(done, missing)| {
         let target = claim_free_name(&job.folder, &job.name)
             .map_err(|e| format!("creating a folder in {}: {e}", job.folder.display()))?;
         // Renaming a folder over the empty one just claimed replaces it.
-        std::fs::rename(&tmp, &target)
-            .map_err(|e| format!("renaming into {}: {e}", target.display()))?;
+        std::fs::rename(&tmp, &target).map_err(|e| {
+            let _ = std::fs::remove_dir(&target);
+            format!("renaming into {}: {e}", target.display())
+        })?;
         let mut text = format!("exported {} to {}", done.join(", "), target.display());
         if !missing.is_empty() {
             text.push_str(&format!(" ({} not computed yet)", missing.join(", ")));

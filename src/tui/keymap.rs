@@ -112,6 +112,8 @@ pub struct KeyMap {
 pub struct KeyMapError {
     pub key: String,
     pub message: String,
+    /// For a key bound twice: the other action it is bound to.
+    pub clashes_with: Option<String>,
 }
 
 impl KeyMap {
@@ -127,6 +129,7 @@ impl KeyMap {
         let error = |name: &str, message: String| KeyMapError {
             key: format!("keys.{name}"),
             message,
+            clashes_with: None,
         };
         for name in table.keys() {
             if Action::from_name(name).is_none() {
@@ -147,7 +150,10 @@ impl KeyMap {
             for text in texts {
                 let combo = KeyCombo::parse(text).map_err(|m| error(name, m))?;
                 if let Some(other) = owner.insert(combo.to_string(), name) {
-                    return Err(error(name, format!("'{text}' is already bound to {other}")));
+                    return Err(KeyMapError {
+                        clashes_with: Some(other.to_string()),
+                        ..error(name, format!("'{text}' is already bound to {other}"))
+                    });
                 }
                 combos.push(combo);
             }
