@@ -141,6 +141,17 @@ fn outputs_inside_the_dataset_or_models_folder_are_refused_and_nothing_is_writte
         ),
         (
             vec![
+                "demo".into(),
+                "--print".into(),
+                "--models".into(),
+                models.display().to_string(),
+                "--out".into(),
+                models.join("pictures").display().to_string(),
+            ],
+            "--out",
+        ),
+        (
+            vec![
                 "train".into(),
                 "--data".into(),
                 data.display().to_string(),

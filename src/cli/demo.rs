@@ -66,6 +66,10 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
         .cache
         .clone()
         .unwrap_or_else(|| folders.cache.join("demo"));
+    super::outside_inputs("--cache", &cache, None, Some(&models_dir))?;
+    if let Some(out) = &args.out {
+        super::outside_inputs("--out", out, None, Some(&models_dir))?;
+    }
     let cohort = ensure_cohort(&cache, &spec)?;
     let dataset = Dataset::open(&cohort).map_err(bad_input)?;
     if !args.print && std::io::stdout().is_terminal() {
