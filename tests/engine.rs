@@ -670,6 +670,18 @@ fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_
         *devices.lock().expect("devices"),
         vec![Device::Cuda(0), Device::Cpu, Device::Cuda(0)]
     );
+    engine.request_status().expect("status");
+    let status = loop {
+        if let EngineEvent::Status(status) = events.recv_timeout(PATIENCE).expect("an event") {
+            break status;
+        }
+    };
+    assert_eq!(
+        status.models,
+        Vec::<ModelKey>::new(),
+        "nothing on the device"
+    );
+    assert_eq!(status.cpu_fallback_models, vec![PLAIN]);
 
     // An error that is not about memory is the request's error, not retried elsewhere.
     engine.submit(request(FAILING)).expect("submit");

@@ -163,8 +163,10 @@ pub struct EngineStatus {
     pub running: Option<RequestId>,
     /// Waiting requests, the one that runs next first.
     pub pending: Vec<(RequestId, Priority)>,
-    /// Cached models, sorted.
+    /// Cached models on the engine's device, sorted.
     pub models: Vec<ModelKey>,
+    /// CPU copies of models the device had no memory for, sorted.
+    pub cpu_fallback_models: Vec<ModelKey>,
     /// Results emitted so far (of any outcome).
     pub finished: u64,
 }

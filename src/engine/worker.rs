@@ -38,8 +38,8 @@ struct Running {
     id: RequestId,
     key: ModelKey,
     cancelled: bool,
-    /// Its model is loaded (and out of the cache while in use).
-    has_model: bool,
+    /// Where its model is loaded (out of the cache while in use), once it is.
+    model_on: Option<Device>,
     /// Its model was invalidated while it ran: do not cache it afterwards.
     invalidated: bool,
 }
@@ -157,17 +157,22 @@ impl Worker {
 
     fn status(&self) -> EngineStatus {
         let mut models: Vec<ModelKey> = self.models.keys().copied().collect();
-        if let Some(running) = self.running.as_ref() {
-            if running.has_model && !running.invalidated {
-                models.push(running.key);
+        let mut cpu_fallback_models: Vec<ModelKey> = self.fallback_models.keys().copied().collect();
+        if let Some(running) = self.running.as_ref().filter(|r| !r.invalidated) {
+            match running.model_on {
+                Some(device) if device == self.device => models.push(running.key),
+                Some(_) => cpu_fallback_models.push(running.key),
+                None => {}
             }
         }
         models.sort();
+        cpu_fallback_models.sort();
         EngineStatus {
             device: self.device,
             running: self.running.as_ref().map(|r| r.id),
             pending: self.slots.waiting(),
             models,
+            cpu_fallback_models,
             finished: self.finished,
         }
     }
@@ -187,7 +192,7 @@ impl Worker {
             id: job.id,
             key,
             cancelled: false,
-            has_model: false,
+            model_on: None,
             invalidated: false,
         });
         (self.notify)(EngineEvent::Started {
@@ -262,14 +267,14 @@ impl Worker {
             }
         };
         if let Some(running) = self.running.as_mut() {
-            running.has_model = true;
+            running.model_on = Some(device);
         }
         let outcome = self
             .checkpoint()
             .and_then(|()| self.explain(&model, device, job, timings));
         // A model invalidated while in use is not kept: the next request loads it afresh.
         if let Some(running) = self.running.as_mut() {
-            running.has_model = false;
+            running.model_on = None;
             if !running.invalidated {
                 let models = if fallback {
                     &mut self.fallback_models
