@@ -29,8 +29,8 @@ mod ticket;
 mod worker;
 
 pub use message::{
-    CacheRef, CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus, Loader, ModelKey,
-    Notify, Priority, RequestId, Stopped, Timings,
+    is_out_of_memory, CacheRef, CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus,
+    Loader, ModelKey, Notify, Priority, RequestId, Stopped, Timings,
 };
 pub use ticket::Latest;
 pub use worker::install_panic_filter;

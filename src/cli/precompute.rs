@@ -415,13 +415,24 @@ fn forward_batch(model: &LoadedModel, volumes: &[&Volume]) -> anyhow::Result<Vec
     let same_size = inputs
         .windows(2)
         .all(|pair| pair[0].size()[1..] == pair[1].size()[1..]);
-    if inputs.len() == 1 || !same_size || !model.network.slices_independent() {
-        return inputs
+    let one_each = |inputs: &[tch::Tensor]| {
+        inputs
             .iter()
             .map(|x| cam::forward(&model.network, x).map_err(Into::into))
-            .collect();
+            .collect()
+    };
+    if inputs.len() == 1 || !same_size || !model.network.slices_independent() {
+        return one_each(&inputs);
     }
-    let all = cam::forward(&model.network, &tch::Tensor::cat(&inputs, 0))?;
+    let all = match cam::forward(&model.network, &tch::Tensor::cat(&inputs, 0)) {
+        Ok(all) => all,
+        // A batch the device has no room for: smaller ones (one series each) may fit.
+        Err(err) if crate::engine::is_out_of_memory(&err.to_string()) => {
+            tracing::warn!("{err}; this batch of {} goes one at a time", inputs.len());
+            return one_each(&inputs);
+        }
+        Err(err) => return Err(err.into()),
+    };
     let (weight, bias) = model.network.classifier();
     let mut start = 0;
     let mut passes = Vec::new();

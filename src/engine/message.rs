@@ -114,11 +114,17 @@ pub enum EngineError {
     ShutDown,
 }
 
+/// Whether a libtorch error message says the device ran out of memory (CUDA's allocator:
+/// "CUDA out of memory"; other backends: "out of memory").
+pub fn is_out_of_memory(message: &str) -> bool {
+    message.to_ascii_lowercase().contains("out of memory")
+}
+
 impl EngineError {
     /// The device ran out of memory (libtorch's CUDA allocator says "CUDA out of memory";
     /// other backends "out of memory"): worth retrying on the CPU.
     pub fn is_out_of_memory(&self) -> bool {
-        let says_so = |message: &str| message.to_ascii_lowercase().contains("out of memory");
+        let says_so = is_out_of_memory;
         match self {
             EngineError::Load { message, .. } | EngineError::Panicked { message, .. } => {
                 says_so(message)
@@ -188,3 +194,23 @@ pub enum EngineEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the engine has stopped")]
 pub struct Stopped;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_memory_is_recognised_in_libtorchs_words() {
+        for message in [
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity)",
+            "CUDA error: out of memory",
+            "HIP out of memory. Tried to allocate 20.00 MiB",
+            "MPS backend out of memory",
+        ] {
+            assert!(is_out_of_memory(message), "{message}");
+        }
+        assert!(!is_out_of_memory(
+            "Given input size: (256x1x1). Calculated output size: (256x0x0)"
+        ));
+    }
+}
