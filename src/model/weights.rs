@@ -657,7 +657,7 @@ fn is_state_dict_global(global: &str) -> bool {
 
 /// Every global (`module.name`) a pickle refers to, in first-seen order, found by walking its
 /// opcodes without building or calling anything.
-pub(crate) fn pickle_globals(bytes: &[u8]) -> Result<Vec<String>, String> {
+fn pickle_globals(bytes: &[u8]) -> Result<Vec<String>, String> {
     let mut globals: Vec<String> = Vec::new();
     let mut seen = BTreeSet::new();
     // Just enough of the stack to resolve STACK_GLOBAL: the string (or not) each push left.
