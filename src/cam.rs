@@ -180,15 +180,15 @@ pub fn forward(net: &dyn GapNetwork, x: &Tensor) -> Result<Forward, CamError> {
     // tch's layers panic on libtorch errors (e.g. a slice too small for the network): make
     // that an error of this request, not a crash.
     // The guard, unlike `tch::no_grad`, restores grad mode while a panic unwinds.
-    let features = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let features = crate::panics::catch(|| {
         let _no_grad = tch::no_grad_guard();
         net.features(x)
-    }))
+    })
     .map_err(|panic| {
         CamError::Shape(format!(
             "the network refused the input of shape {:?}: {}",
             x.size(),
-            panic_text(&panic)
+            first_line(&panic)
         ))
     })??;
     if features.dim() != 4 {
@@ -245,16 +245,9 @@ pub fn explain(
     explain_forward(net, &forward(net, x)?, spec, placement)
 }
 
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown error".into())
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
+/// libtorch's messages go on for a stack trace: the first line says what went wrong.
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 fn to_array3_f32(t: &Tensor) -> Result<Array3<f32>, CamError> {

@@ -7,6 +7,9 @@ pub mod dataset;
 pub mod labels;
 pub mod npy;
 pub mod phantom;
+mod table;
+
+pub use table::PerTaskPlane;
 
 /// The three MRI planes of an MRNet exam, in MRNet's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,6 +38,11 @@ pub enum Split {
 impl Plane {
     pub const ALL: [Plane; 3] = [Plane::Axial, Plane::Coronal, Plane::Sagittal];
 
+    /// The plane after this one, cycling.
+    pub fn next(self) -> Plane {
+        Plane::ALL[(self.index() + 1) % 3]
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Plane::Axial => "axial",
@@ -59,6 +67,11 @@ impl Plane {
 
 impl Task {
     pub const ALL: [Task; 3] = [Task::Abnormal, Task::Acl, Task::Meniscus];
+
+    /// The task after this one, cycling.
+    pub fn next(self) -> Task {
+        Task::ALL[(self.index() + 1) % 3]
+    }
 
     pub fn name(self) -> &'static str {
         match self {

@@ -10,11 +10,16 @@
 //! the model, then the forward pass and CAM), reads every command already queued, so a burst
 //! of requests leaves only the newest waiting and a cancellation is seen promptly.
 //!
-//! Every submitted request gets exactly one [`EngineResult`], through the [`Notify`] callback
-//! given to [`Engine::start`] (or the channel of [`Engine::with_channel`]): done, failed
-//! (loader error, CAM error, a panic inside the request — the worker carries on), or dropped
-//! (superseded, cancelled, shut down). Results of requests the caller no longer wants can be
-//! filtered with [`Latest`].
+//! Every submitted request gets exactly one answer ([`EngineResult`] for a CAM,
+//! [`ScoreResult`] for scoring an exam), through the [`Notify`] callback given to
+//! [`Engine::start`] (or the channel of [`Engine::with_channel`]): done, failed (loader error,
+//! CAM error, a series too small for the model, a panic inside the request — caught silently,
+//! and the worker carries on), or dropped (superseded, cancelled, shut down). Results of
+//! requests the caller no longer wants can be filtered with [`Latest`].
+//!
+//! The engine is the one owner of models: the explorer's CAMs, its prefetches and the scoring
+//! of its list (the background lane) all go through it, so a GPU holds one set of weights and
+//! every request has the out-of-memory fallback to the CPU.
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -24,18 +29,19 @@ use std::time::Instant;
 use tracing::warn;
 
 mod message;
+pub mod score;
 mod slots;
 mod ticket;
 mod worker;
 
 pub use message::{
     is_out_of_memory, CacheRef, CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus,
-    Loader, ModelKey, Notify, Priority, RequestId, Stopped, Timings,
+    ExamScores, Loader, ModelKey, Notify, Priority, RequestId, ScoreRequest, ScoreResult, Stopped,
+    Timings,
 };
 pub use ticket::Latest;
-pub use worker::install_panic_filter;
 
-use slots::Queued;
+use slots::{Queued, Work};
 use worker::{Command, Worker};
 
 /// The handle to the engine thread. Dropping it shuts the thread down and joins it: a request
@@ -90,16 +96,35 @@ impl Engine {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Stopped);
         }
-        let id = RequestId(self.last_id.fetch_add(1, Ordering::SeqCst) + 1);
+        let id = self.next_id();
         if request.priority == Priority::Interactive {
             self.latest_interactive.fetch_max(id.0, Ordering::SeqCst);
         }
         self.send(Command::Submit(Queued {
             id,
-            request,
+            work: Work::Cam(request),
             submitted: Instant::now(),
         }))?;
         Ok(id)
+    }
+
+    /// Queues an exam to score in the background lane (below prefetches: a newer score request
+    /// displaces the waiting one) and returns its id. The answer is [`EngineEvent::Scored`].
+    pub fn score(&self, request: ScoreRequest) -> Result<RequestId, Stopped> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(Stopped);
+        }
+        let id = self.next_id();
+        self.send(Command::Submit(Queued {
+            id,
+            work: Work::Score(request),
+            submitted: Instant::now(),
+        }))?;
+        Ok(id)
+    }
+
+    fn next_id(&self) -> RequestId {
+        RequestId(self.last_id.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
     /// Cancels a request: a waiting one ends [`EngineError::Cancelled`] at once (when the

@@ -7,5 +7,6 @@ pub mod engine;
 pub mod fsutil;
 pub mod logging;
 pub mod model;
+pub mod panics;
 pub mod paths;
 pub mod tui;

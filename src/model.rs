@@ -1,7 +1,9 @@
 //! Networks, weights, manifests and the device they run on.
+pub mod cache;
 pub mod combine;
 pub mod device;
 pub mod libtorch;
+pub mod loaded;
 pub mod manifest;
 pub mod metrics;
 pub mod mrnet;

@@ -1,15 +1,13 @@
 //! The explorer: a patient list, task and plane tabs, slices with their CAM overlays drawn
 //! inline (sixel / kitty / iTerm2, halfblocks otherwise), the slice-attribution strip.
 //!
-//! Threads: the UI (this loop: state, drawing), the engine (models, CAMs), the encoder
-//! (terminal images), the scorer (probabilities for the whole list), the input reader and
-//! an export writer when asked. All talk to the UI through one [`Event`] channel; the UI
-//! redraws only after events, and draws a frame inside a synchronized update.
+//! Threads: the UI (this loop: state, drawing), the engine (the one owner of the models: CAMs,
+//! prefetches and the list's scores), the series loader, the encoder (terminal images), the
+//! input reader and an export writer when asked. All talk to the UI through one [`Event`]
+//! channel; the UI redraws only after events, and draws a frame inside a synchronized update.
 use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{DisableMouseCapture, EnableMouseCapture};
@@ -34,20 +32,23 @@ pub mod driver;
 pub mod export;
 pub mod images;
 pub mod keymap;
+mod loader;
 pub mod ui;
 
-pub use driver::{Driver, Event, ImageSink, Scores, StoreSetup};
-
-/// Scores one exam for the list (every task and plane it has a model for).
-pub type Scorer = Box<dyn FnMut(&Exam) -> Result<Scores, String> + Send>;
+pub use driver::{Driver, Event, ImageSink, StoreSetup};
 
 /// Everything the explorer needs, prepared by the command line.
 pub struct Session {
-    pub app: app::App,
+    /// The list: one case per exam, in the order of `exams`.
+    pub cases: Vec<app::Case>,
+    pub models: app::ModelFacts,
+    /// What the status line says of the session (the device and the graphics are filled in
+    /// when the explorer starts).
+    pub info: app::Info,
     pub exams: Vec<Exam>,
     pub device: tch::Device,
+    /// Builds each model on the engine thread (the one owner of models).
     pub loader: Loader,
-    pub scorer: Option<Scorer>,
     pub config: Config,
     pub export_folder: PathBuf,
     /// The CAM store read before the engine computes (and filled by it).
@@ -67,6 +68,7 @@ pub fn run(session: Session) -> anyhow::Result<()> {
     let mut terminal = enter()?;
     let result = run_in(&mut terminal, session);
     leave();
+    crate::panics::on_fatal(None);
     result
 }
 
@@ -80,13 +82,13 @@ fn run_in(
     spawn_input(events.clone())?;
     spawn_signals(events);
     let size = terminal.size()?;
-    driver.app.size = (size.width, size.height);
+    driver.handle(Event::Resize(size.width, size.height));
     let mut last_layout = None;
     loop {
         driver.sync();
         driver.touch_visible();
         draw(terminal, &driver, &mut last_layout)?;
-        if driver.app.quit {
+        if driver.app().quit() {
             return Ok(());
         }
         wait_for_events(&mut driver, &inbox);
@@ -99,8 +101,8 @@ pub fn start(
     graphics: Graphics,
     events: &Sender<Event>,
 ) -> anyhow::Result<Driver> {
-    session.app.info.protocol = graphics.name;
-    session.app.info.protocol_note = graphics.note;
+    session.info.protocol = graphics.name;
+    session.info.protocol_note = graphics.note;
     let encoded = events.clone();
     let encoder = images::Encoder::spawn(graphics.picker, move |image| {
         let _ = encoded.send(Event::Encoded(image));
@@ -115,21 +117,22 @@ pub fn start_headless(
     picker: Picker,
 ) -> anyhow::Result<(Driver, Receiver<Event>)> {
     let (events, inbox) = mpsc::channel();
-    session.app.info.protocol = protocol_name(picker.protocol_type()).to_string();
+    session.info.protocol = protocol_name(picker.protocol_type()).to_string();
     let driver = assemble(session, ImageSink::Inline(picker), &events)?;
     Ok((driver, inbox))
 }
 
-fn assemble(session: Session, images: ImageSink, events: &Sender<Event>) -> anyhow::Result<Driver> {
+fn assemble(session: Session, sink: ImageSink, events: &Sender<Event>) -> anyhow::Result<Driver> {
     let Session {
-        mut app,
+        cases,
+        models,
+        mut info,
         exams,
         device,
         loader,
-        scorer,
+        config,
         export_folder,
         store,
-        ..
     } = session;
     let engine_events = events.clone();
     let engine = Engine::start(
@@ -139,90 +142,36 @@ fn assemble(session: Session, images: ImageSink, events: &Sender<Event>) -> anyh
             let _ = engine_events.send(Event::Engine(event));
         }),
     )?;
-    app.info.device = engine.device_name().to_string();
-    let mut driver = Driver::new(
-        app,
-        exams.clone(),
+    info.device = engine.device_name().to_string();
+    let driver = Driver::new(driver::Parts {
+        app: app::App::new(cases, models, &config, info),
+        images: images::Images::new(config.image_cache_entries),
+        exams,
         engine,
-        images,
+        sink,
         export_folder,
-        events.clone(),
-    )
-    .with_store(store);
-    if let Some(scorer) = scorer {
-        driver.scoring = exams.len();
-        driver.scorer = Some(spawn_scorer(scorer, exams, events.clone())?);
-    }
+        events: events.clone(),
+        store,
+    })?;
     Ok(driver)
-}
-
-/// The scoring thread; dropping the handle stops it after the exam it is on and waits for
-/// it (libtorch must not be running when the process exits).
-pub struct ScorerHandle {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for ScorerHandle {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Scores every exam in list order on a thread of its own.
-pub fn spawn_scorer(
-    mut scorer: Scorer,
-    exams: Vec<Exam>,
-    events: Sender<Event>,
-) -> io::Result<ScorerHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopping = Arc::clone(&stop);
-    let thread = std::thread::Builder::new()
-        .name("kneecam-scorer".into())
-        .spawn(move || {
-            for (case, exam) in exams.iter().enumerate() {
-                if stopping.load(Ordering::SeqCst) {
-                    return;
-                }
-                if events.send(Event::Scored(case, scorer(exam))).is_err() {
-                    return;
-                }
-            }
-        })?;
-    Ok(ScorerHandle {
-        stop,
-        thread: Some(thread),
-    })
 }
 
 /// Blocks until an event comes (waking every 100 ms while workers run, for the spinner),
 /// then handles every event already queued, so a burst of keys costs one frame.
 fn wait_for_events(driver: &mut Driver, inbox: &Receiver<Event>) {
-    let first = if driver.app.is_busy() {
+    let first = if driver.app().is_busy() {
         match inbox.recv_timeout(Duration::from_millis(100)) {
             Ok(event) => Some(event),
             Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => {
-                driver.app.quit = true;
-                None
-            }
+            Err(RecvTimeoutError::Disconnected) => Some(Event::Terminate),
         }
     } else {
-        match inbox.recv() {
-            Ok(event) => Some(event),
-            Err(_) => {
-                driver.app.quit = true;
-                None
-            }
-        }
+        Some(inbox.recv().unwrap_or(Event::Terminate))
     };
-    driver.app.tick += 1;
+    driver.tick();
     for event in first.into_iter().chain(inbox.try_iter()) {
         driver.handle(event);
-        if driver.app.quit {
+        if driver.app().quit() {
             return;
         }
     }
@@ -241,17 +190,17 @@ fn draw(
 ) -> io::Result<()> {
     let size = terminal.size()?;
     let area = Rect::new(0, 0, size.width, size.height);
-    let app = &driver.app;
+    let app = driver.app();
     let panes = ui::layout(area, app);
     let image_sizes = panes
         .iter()
         .flat_map(|l| l.panes.iter())
         .filter_map(|pane| {
             let wanted = images::wanted_key(app, pane.plane, pane.image);
-            let protocol = app.images.for_pane(wanted, pane.plane)?;
+            let protocol = driver.images().for_pane(wanted, pane.plane)?;
             Some((protocol.size().width, protocol.size().height))
         });
-    let layout = (panes.clone(), app.help, image_sizes.collect());
+    let layout = (panes.clone(), app.help(), image_sizes.collect());
     execute!(io::stdout(), BeginSynchronizedUpdate)?;
     if last_layout.as_ref() != Some(&layout) {
         // Not `Terminal::clear`: it asks the terminal for the cursor position, and the input
@@ -260,18 +209,15 @@ fn draw(
         terminal.draw(|frame| frame.render_widget(ratatui::widgets::Clear, frame.area()))?;
         *last_layout = Some(layout);
     }
-    let drawn = terminal.draw(|frame| ui::draw(frame, &driver.app));
+    let drawn = terminal.draw(|frame| ui::draw(frame, driver.app(), driver.images()));
     execute!(io::stdout(), EndSynchronizedUpdate)?;
     drawn.map(|_| ())
 }
 
-/// Raw mode, alternate screen, mouse; a panic hook that restores the terminal first.
+/// Raw mode, alternate screen, mouse. A panic that ends the process restores the terminal
+/// before it prints; a panic that is caught (a request's error) touches nothing.
 fn enter() -> io::Result<Terminal<CrosstermBackend<io::Stdout>>> {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        leave();
-        previous(info);
-    }));
+    crate::panics::on_fatal(Some(leave));
     crossterm::terminal::enable_raw_mode()?;
     execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
     Terminal::new(CrosstermBackend::new(io::stdout()))

@@ -12,7 +12,7 @@ use crate::cam::{self, CamSpec, Method, Normalization};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use crate::cli::models::{self, LoadedModel};
+use crate::cli::models;
 use crate::cli::{bad_input, BadInput};
 use crate::data::{npy, Plane, Task};
 use crate::engine::{
@@ -120,11 +120,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
 
     // The model is loaded and run on the engine's thread, as in the explorer.
     let spec_text = args.model.clone();
-    let loader: Loader = Box::new(move |_, device| {
-        LoadedModel::open(&spec_text, device)
-            .map(|m| (m.network, m.preprocess))
-            .map_err(|e| format!("{e:#}"))
-    });
+    let loader: Loader = Box::new(move |_, device| models::load(&spec_text, device));
     let (engine, events) =
         Engine::with_channel(device, loader).context("starting the engine thread")?;
     // A bare weights file names no task or plane; the key only labels the engine's cache.
@@ -148,9 +144,9 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     timings.forward = result.timings.forward_ms;
     timings.cam = result.timings.cam_ms;
     let explanation = result.outcome.map_err(|e| match e {
-        EngineError::Load { .. } | EngineError::Cam(cam::CamError::NoSuchClass { .. }) => {
-            bad_input(e)
-        }
+        EngineError::Load(_)
+        | EngineError::TooSmall { .. }
+        | EngineError::Cam(cam::CamError::NoSuchClass { .. }) => bad_input(e),
         other => anyhow::Error::new(other),
     })?;
 

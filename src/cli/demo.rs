@@ -10,7 +10,7 @@ use std::io::IsTerminal;
 use anyhow::Context;
 
 use crate::cam::{self, CamSpec, Method, Normalization, Placement};
-use crate::cli::{bad_input, models::LoadedModel};
+use crate::cli::{bad_input, models};
 use crate::config::Config;
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::phantom::{self, CohortSpec};
@@ -169,8 +169,7 @@ fn write_acl_cams(
         if manifest.model(Task::Acl, plane).is_none() || exam.path(plane).is_none() {
             continue;
         }
-        let model =
-            LoadedModel::from_loaded_manifest(models_dir, manifest, Task::Acl, plane, device)?;
+        let model = models::from_manifest(models_dir, manifest, Task::Acl, plane, device)?;
         let volume = exam.load(plane).map_err(bad_input)?;
         let mask = exam.load_mask(plane).map_err(bad_input)?;
         let (_, h, w) = volume.data.dim();

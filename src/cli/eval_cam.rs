@@ -11,7 +11,10 @@ use serde::Serialize;
 
 use crate::cam::evaluation::{evaluate_exam, has_lesion, lesion_of, EvalInput, ExamEvaluation};
 use crate::cam::Method;
-use crate::cli::{bad_input, models::LoadedModel};
+use crate::cli::{
+    bad_input,
+    models::{self, LoadedModel},
+};
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::{Plane, Task};
 use crate::model::device::DeviceChoice;
@@ -127,8 +130,7 @@ pub fn run(args: EvalCamArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
                 eprintln!("skipping {task}-{plane}: no model in the manifest");
                 continue;
             };
-            let model =
-                LoadedModel::from_loaded_manifest(&args.models, &manifest, task, plane, device)?;
+            let model = models::from_manifest(&args.models, &manifest, task, plane, device)?;
             let job = Job {
                 model: &model,
                 task,

@@ -6,79 +6,35 @@ use anyhow::Context;
 use crate::cli::bad_input;
 use crate::data::{Plane, Task};
 use crate::model::manifest::{self, Manifest};
-use crate::model::network::{GapNetwork, Network};
 use crate::model::preprocess::Preprocess;
 
-/// A model ready on its device, with what the outputs need to say about it.
-#[derive(Debug)]
-pub struct LoadedModel {
-    pub network: Network,
-    pub preprocess: Preprocess,
-    /// How the user named it (file, or folder:task:plane).
-    pub label: String,
-    pub sha256: String,
+pub use crate::model::loaded::{LoadError, LoadedModel};
+
+/// The model a `--model` spec names, loaded on `device`; a bad file or entry is bad input.
+pub fn open(spec: &str, device: tch::Device) -> anyhow::Result<LoadedModel> {
+    parse_spec(spec)?;
+    load(spec, device).map_err(bad_input)
 }
 
-impl LoadedModel {
-    pub fn open(spec: &str, device: tch::Device) -> anyhow::Result<Self> {
-        match parse_spec(spec)? {
-            ModelSpec::File(path) => Self::from_file(&path, device),
-            ModelSpec::Entry { dir, task, plane } => Self::from_manifest(&dir, task, plane, device),
+/// [`open`] for the engine's loader: the error typed, a spec that does not parse said as is.
+pub fn load(spec: &str, device: tch::Device) -> Result<LoadedModel, LoadError> {
+    match parse_spec(spec).map_err(|e| LoadError::Other(format!("{e:#}")))? {
+        ModelSpec::File(path) => LoadedModel::from_file(&path, device),
+        ModelSpec::Entry { dir, task, plane } => {
+            LoadedModel::from_manifest(&dir, task, plane, device)
         }
     }
+}
 
-    /// A bare weights file: an MRNet state dict, outputs from its classifier, raw preprocessing.
-    pub fn from_file(path: &Path, device: tch::Device) -> anyhow::Result<Self> {
-        let (network, entry) = manifest::load_weights_file(path, device).map_err(bad_input)?;
-        Ok(LoadedModel {
-            network,
-            preprocess: entry.preprocess,
-            label: path.display().to_string(),
-            sha256: entry.sha256,
-        })
-    }
-
-    pub fn from_manifest(
-        dir: &Path,
-        task: Task,
-        plane: Plane,
-        device: tch::Device,
-    ) -> anyhow::Result<Self> {
-        let manifest = Manifest::load(dir).map_err(bad_input)?;
-        Self::from_loaded_manifest(dir, &manifest, task, plane, device)
-    }
-
-    /// As `from_manifest`, with the manifest already read.
-    pub fn from_loaded_manifest(
-        dir: &Path,
-        manifest: &Manifest,
-        task: Task,
-        plane: Plane,
-        device: tch::Device,
-    ) -> anyhow::Result<Self> {
-        let entry = manifest.model(task, plane).ok_or_else(|| {
-            bad_input(anyhow::anyhow!(
-                "{}: manifest.toml has no model for {task}-{plane}",
-                dir.display()
-            ))
-        })?;
-        let network = manifest::load_network(dir, entry, device).map_err(bad_input)?;
-        Ok(LoadedModel {
-            network,
-            preprocess: entry.preprocess,
-            label: format!("{}:{task}:{plane}", dir.display()),
-            sha256: entry.sha256.clone(),
-        })
-    }
-
-    /// P(positive) for one series.
-    pub fn probability(&self, volume: &ndarray::Array3<u8>) -> anyhow::Result<f32> {
-        let device = self.network.classifier().0.device();
-        let x = self.preprocess.input(volume, device);
-        let pass = crate::cam::forward(&self.network, &x)
-            .with_context(|| format!("running {}", self.label))?;
-        Ok(crate::model::network::positive_probability(&pass.logits))
-    }
+/// A manifest's (task, plane) model on `device`; a bad entry or file is bad input.
+pub fn from_manifest(
+    dir: &Path,
+    manifest: &Manifest,
+    task: Task,
+    plane: Plane,
+    device: tch::Device,
+) -> anyhow::Result<LoadedModel> {
+    LoadedModel::from_loaded_manifest(dir, manifest, task, plane, device).map_err(bad_input)
 }
 
 /// What a spec names, found without loading the model (no tch).

@@ -14,11 +14,13 @@ use sha2::{Digest, Sha256};
 
 use crate::cam::store::{CacheKey, Entry, Precision, Store};
 use crate::cam::{self, CamSpec, Method, Normalization, Placement};
-use crate::cli::{bad_input, models::LoadedModel};
+use crate::cli::bad_input;
 use crate::config::SplitChoice;
 use crate::data::dataset::{Dataset, Exam};
 use crate::data::{npy::Volume, Plane, Task};
+use crate::model::cache::ModelCache;
 use crate::model::device::DeviceChoice;
+use crate::model::loaded::LoadedModel;
 use crate::model::manifest::Manifest;
 use crate::model::network::GapNetwork;
 use crate::paths::Folders;
@@ -310,7 +312,7 @@ struct Models {
     dir: PathBuf,
     manifest: Manifest,
     device: tch::Device,
-    loaded: std::collections::HashMap<(Task, Plane), LoadedModel>,
+    loaded: ModelCache,
 }
 
 impl Models {
@@ -319,7 +321,7 @@ impl Models {
             dir,
             manifest,
             device,
-            loaded: Default::default(),
+            loaded: ModelCache::new(),
         }
     }
 
@@ -387,19 +389,12 @@ impl Models {
     }
 
     fn model(&mut self, task: Task, plane: Plane) -> anyhow::Result<&LoadedModel> {
-        if !self.loaded.contains_key(&(task, plane)) {
-            let model = LoadedModel::from_loaded_manifest(
-                &self.dir,
-                &self.manifest,
-                task,
-                plane,
-                self.device,
-            )?;
-            self.loaded.insert((task, plane), model);
-        }
+        let (dir, manifest, device) = (&self.dir, &self.manifest, self.device);
         self.loaded
-            .get(&(task, plane))
-            .ok_or_else(|| anyhow::anyhow!("{task}-{plane}: not loaded"))
+            .get_or_load((task, plane), |(task, plane)| {
+                LoadedModel::from_loaded_manifest(dir, manifest, task, plane, device)
+            })
+            .map_err(bad_input)
     }
 }
 

@@ -1,6 +1,5 @@
 //! `kneecam predict`: per exam and task, the three plane probabilities, their combination and
 //! the label, as CSV; then AUCs per task and plane and for the combination.
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,14 +8,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::cam::store::{CacheKey, Precision, Store};
-use crate::cam::Method;
-use crate::cli::{bad_input, models::LoadedModel};
+use crate::cam::store::{Precision, Store};
+use crate::cli::bad_input;
 use crate::config::SplitChoice;
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::{Plane, Task};
+use crate::data::{PerTaskPlane, Plane, Task};
+use crate::engine::score::exam_scores;
+use crate::engine::ModelKey;
+use crate::model::cache::ModelCache;
 use crate::model::device::DeviceChoice;
+use crate::model::loaded::LoadedModel;
 use crate::model::manifest::Manifest;
+use crate::model::manifest::ModelEntry;
 use crate::model::metrics::auc;
 
 #[derive(Debug, clap::Args)]
@@ -40,8 +43,8 @@ pub struct PredictArgs {
     pub cache: Option<PathBuf>,
 }
 
-/// Probabilities of one exam: [task][plane].
-type Probabilities = [[Option<f32>; 3]; 3];
+/// Probabilities of one exam per task and plane.
+type Probabilities = PerTaskPlane<Option<f32>>;
 
 /// One exam's outcome: plane probabilities, the combination per task, the labels per task.
 pub(crate) struct Record {
@@ -77,7 +80,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
             args.split
         )));
     }
-    let models = load_models(&args.models, &manifest, device)?;
+    let mut models = load_models(&args.models, &manifest, device)?;
     let folders = crate::paths::Folders::locate().map_err(bad_input)?;
     let store = Store::new(
         args.cache.clone().unwrap_or_else(|| folders.cam_store()),
@@ -101,7 +104,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
             if stop.load(Ordering::SeqCst) {
                 break;
             }
-            let record = record_exam(exam, &models, &manifest, Some(&store))
+            let record = record_exam(exam, &mut models, &manifest, Some(&store))
                 .map_err(std::io::Error::other)?;
             for task in Task::ALL {
                 let cell = |p: Option<f32>| p.map_or(String::new(), |p| format!("{p:.6}"));
@@ -109,7 +112,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
                     .labels
                     .get(task)
                     .map_or(String::new(), |l| u8::from(l).to_string());
-                let [a, c, s] = record.planes[task.index()].map(cell);
+                let [a, c, s] = record.planes.row(task).map(cell);
                 writeln!(
                     w,
                     "{},{},{task},{label},{a},{c},{s},{}",
@@ -141,7 +144,7 @@ pub(crate) fn predict_dataset(
     device: tch::Device,
     store: Option<&Store>,
 ) -> anyhow::Result<Vec<Record>> {
-    let models = load_models(models_dir, manifest, device)?;
+    let mut models = load_models(models_dir, manifest, device)?;
     let exams: Vec<&Exam> = dataset
         .exams()
         .iter()
@@ -150,7 +153,7 @@ pub(crate) fn predict_dataset(
     let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
     let mut records = Vec::with_capacity(exams.len());
     for exam in exams {
-        records.push(record_exam(exam, &models, manifest, store)?);
+        records.push(record_exam(exam, &mut models, manifest, store)?);
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -160,16 +163,12 @@ pub(crate) fn predict_dataset(
 /// One exam through every model, each task's planes combined, with its labels.
 fn record_exam(
     exam: &Exam,
-    models: &BTreeMap<(Task, Plane), LoadedModel>,
+    models: &mut Models,
     manifest: &Manifest,
     store: Option<&Store>,
 ) -> anyhow::Result<Record> {
-    let planes = predict_exam(exam, models, manifest, store)?;
-    let combined = Task::ALL.map(|t| {
-        manifest
-            .combiner(t)
-            .and_then(|c| c.combine(planes[t.index()]))
-    });
+    let planes = predict_exam(exam, models, store)?;
+    let combined = Task::ALL.map(|t| manifest.combiner(t).and_then(|c| c.combine(*planes.row(t))));
     Ok(Record {
         name: exam.name(),
         planes,
@@ -204,25 +203,31 @@ pub(crate) fn print_table(records: &[Record]) {
     println!("(label +/-, combined P(positive); ! marks a wrong call at 0.5)");
 }
 
-fn load_models(
-    dir: &Path,
-    manifest: &Manifest,
-    device: tch::Device,
-) -> anyhow::Result<BTreeMap<(Task, Plane), LoadedModel>> {
-    let mut models = BTreeMap::new();
-    for ((task, plane), _) in manifest.models() {
-        models.insert(
-            (task, plane),
-            LoadedModel::from_loaded_manifest(dir, manifest, task, plane, device)?,
-        );
+/// Every model of the manifest, loaded now (a bad one stops the command before any work).
+fn load_models(dir: &Path, manifest: &Manifest, device: tch::Device) -> anyhow::Result<Models> {
+    let mut cache = ModelCache::new();
+    let mut listed = Vec::new();
+    for (key, entry) in manifest.models() {
+        cache
+            .get_or_load(key, |(task, plane)| {
+                LoadedModel::from_loaded_manifest(dir, manifest, task, plane, device)
+            })
+            .map_err(bad_input)?;
+        listed.push((key, Some(entry.clone())));
     }
-    if models.is_empty() {
+    if listed.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
             "{}: manifest.toml lists no models",
             dir.display()
         )));
     }
-    Ok(models)
+    Ok(Models { cache, listed })
+}
+
+/// The loaded models, and the list the scorer takes (keys with their manifest entries).
+pub(crate) struct Models {
+    cache: ModelCache,
+    listed: Vec<(ModelKey, Option<ModelEntry>)>,
 }
 
 /// Each plane's series is read once and run through every task's model for that plane,
@@ -230,77 +235,23 @@ fn load_models(
 /// skipped with a warning.
 fn predict_exam(
     exam: &Exam,
-    models: &BTreeMap<(Task, Plane), LoadedModel>,
-    manifest: &Manifest,
+    models: &mut Models,
     store: Option<&Store>,
 ) -> anyhow::Result<Probabilities> {
-    let mut run = |task, plane, volume: &ndarray::Array3<u8>| match models.get(&(task, plane)) {
-        Some(model) => model.probability(volume).with_context(|| exam.name()),
-        None => Err(anyhow::anyhow!("{task}-{plane}: no model loaded")),
-    };
-    let (probabilities, unreadable) = exam_probabilities(exam, manifest, store, &mut run)?;
-    for err in unreadable {
+    let cache = &mut models.cache;
+    let scores = exam_scores(exam, &models.listed, store, |key, volume| {
+        let model = cache
+            .take(key)
+            .ok_or_else(|| anyhow::anyhow!("{} {}: no model loaded", key.0, key.1))?;
+        let probability = model.probability(volume).with_context(|| exam.name());
+        cache.put(key, model);
+        probability
+    })?;
+    for err in &scores.unreadable {
         tracing::warn!("{err}");
-        eprintln!("warning: {}", super::printable(&err.to_string()));
+        eprintln!("warning: {}", super::printable(err));
     }
-    Ok(probabilities)
-}
-
-/// Runs a (task, plane) model on a series: P(positive).
-pub(crate) type RunModel<'a> =
-    dyn FnMut(Task, Plane, &ndarray::Array3<u8>) -> anyhow::Result<f32> + 'a;
-
-/// An exam's P(positive) per task and plane for every model of `manifest`: each plane's
-/// series read once, each result taken from the CAM store when it is there, else from `run`
-/// (task, plane, series). Also returns why planes that could not be read were skipped.
-pub(crate) fn exam_probabilities(
-    exam: &Exam,
-    manifest: &Manifest,
-    store: Option<&Store>,
-    run: &mut RunModel<'_>,
-) -> anyhow::Result<(Probabilities, Vec<String>)> {
-    let mut probabilities: Probabilities = [[None; 3]; 3];
-    let mut unreadable = Vec::new();
-    for plane in Plane::ALL {
-        let tasks: Vec<Task> = Task::ALL
-            .into_iter()
-            .filter(|t| manifest.model(*t, plane).is_some())
-            .collect();
-        if tasks.is_empty() || exam.path(plane).is_none() {
-            continue;
-        }
-        let (volume, sha) = match exam.load_hashed(plane) {
-            Ok(loaded) => loaded,
-            Err(err) => {
-                unreadable.push(err.to_string());
-                continue;
-            }
-        };
-        for task in tasks {
-            let stored = store.and_then(|s| stored_probability(s, manifest, task, plane, &sha));
-            let probability = match stored {
-                Some(p) => p,
-                None => run(task, plane, &volume.data)?,
-            };
-            probabilities[task.index()][plane.index()] = Some(probability);
-        }
-    }
-    Ok((probabilities, unreadable))
-}
-
-/// P(positive) from any method's entry in the store (they share the forward pass).
-pub(crate) fn stored_probability(
-    store: &Store,
-    manifest: &Manifest,
-    task: Task,
-    plane: Plane,
-    exam_sha256: &str,
-) -> Option<f32> {
-    let entry = manifest.model(task, plane)?;
-    Method::ALL.into_iter().find_map(|method| {
-        let key = CacheKey::for_model(entry, exam_sha256, method);
-        store.get(&key).ok().flatten().map(|e| e.probability)
-    })
+    Ok(scores.probabilities)
 }
 
 pub(crate) fn print_aucs(records: &[Record]) {
@@ -316,7 +267,7 @@ pub(crate) fn print_aucs(records: &[Record]) {
                 .unzip();
             auc(&scores, &labels).map_or("-".to_string(), |a| format!("{a:.3}"))
         };
-        let planes = Plane::ALL.map(|plane| column(&|r| r.planes[task.index()][plane.index()]));
+        let planes = Plane::ALL.map(|plane| column(&|r| *r.planes.get(task, plane)));
         let combined = column(&|r| r.combined[task.index()]);
         println!(
             "{:<9} {:>7} {:>7} {:>8} {:>9}",

@@ -267,14 +267,7 @@ pub fn fit_combiner(
         let models: Vec<_> = Plane::ALL
             .iter()
             .map(|&plane| {
-                crate::cli::models::LoadedModel::from_loaded_manifest(
-                    &args.models,
-                    &manifest,
-                    task,
-                    plane,
-                    device,
-                )
-                .ok()
+                crate::cli::models::from_manifest(&args.models, &manifest, task, plane, device).ok()
             })
             .collect();
         if models.iter().any(Option::is_none) {

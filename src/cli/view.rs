@@ -2,21 +2,20 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cam::store::{Precision, Store};
-use std::collections::hash_map::{Entry, HashMap};
+use std::sync::Arc;
 
-use crate::cli::predict::exam_probabilities;
-use crate::cli::{bad_input, models::LoadedModel};
+use crate::cam::store::{Precision, Store};
+use crate::cli::bad_input;
 use crate::config::Config;
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::{Plane, Task};
+use crate::data::{PerTaskPlane, Task};
 use crate::engine::Loader;
 use crate::model::device::DeviceChoice;
-use crate::model::manifest::{Manifest, ModelEntry};
+use crate::model::loaded::LoadedModel;
+use crate::model::manifest::Manifest;
 use crate::paths::Folders;
-use crate::tui::app::{App, Case, Info};
-use crate::tui::{Scorer, Session, StoreSetup};
-use std::sync::Arc;
+use crate::tui::app::{Case, Info, ModelFacts};
+use crate::tui::{Session, StoreSetup};
 
 #[derive(Debug, clap::Args)]
 pub struct ViewArgs {
@@ -90,8 +89,8 @@ fn export_folder(config: &Config, folders: &Folders) -> PathBuf {
         .unwrap_or_else(|| folders.data.join("exports"))
 }
 
-/// The explorer's session for `dataset` and the models of `dir`: the list, the engine's
-/// loader and the scorer, both reading the CAM store at `store` first when one is given.
+/// The explorer's session for `dataset` and the models of `dir`: the list and the engine's
+/// loader, the engine reading the CAM store at `store` first when one is given.
 pub fn session(
     dataset: &Dataset,
     dir: &Path,
@@ -113,39 +112,33 @@ pub fn session(
         data: dataset.root().display().to_string(),
         ..Info::default()
     };
-    let mut app = App::new(cases, &config, info);
-    for task in Task::ALL {
-        app.combiners[task.index()] = manifest.combiner(task).copied();
-        for plane in Plane::ALL {
-            app.positive_class[task.index()][plane.index()] = manifest
+    let models = ModelFacts {
+        combiners: Task::ALL.map(|task| manifest.combiner(task).copied()),
+        positive_class: PerTaskPlane::from_fn(|task, plane| {
+            manifest
                 .model(task, plane)
-                .map(|entry| entry.positive_class());
-        }
-    }
+                .map(|entry| entry.positive_class())
+        }),
+    };
     let export_folder = export_folder(&config, folders);
-    let store = store.map(|root| store_setup(&manifest, root));
-    let scorer_store = store.as_ref().map(|setup| Arc::clone(&setup.store));
     Session {
-        app,
+        cases,
+        models,
+        info,
         exams,
         device,
         loader: loader(dir.to_path_buf(), manifest.clone()),
-        scorer: Some(scorer(dir.to_path_buf(), manifest, device, scorer_store)),
         config,
         export_folder,
-        store,
+        store: store.map(|root| store_setup(&manifest, root)),
     }
 }
 
 /// The CAM store at `root`, with what its keys need from each model of `manifest`.
 pub fn store_setup(manifest: &Manifest, root: &Path) -> StoreSetup {
-    let mut models: [[Option<ModelEntry>; 3]; 3] = Default::default();
-    for ((task, plane), entry) in manifest.models() {
-        models[task.index()][plane.index()] = Some(entry.clone());
-    }
     StoreSetup {
         store: Arc::new(Store::new(root, Precision::default())),
-        models,
+        models: PerTaskPlane::from_fn(|task, plane| manifest.model(task, plane).cloned()),
     }
 }
 
@@ -153,7 +146,7 @@ fn case_of(exam: &Exam) -> Case {
     Case {
         name: exam.name(),
         labels: Task::ALL.map(|t| exam.labels.get(t)),
-        planes: [[None; 3]; 3],
+        planes: PerTaskPlane::default(),
         failed: None,
     }
 }
@@ -162,36 +155,5 @@ fn case_of(exam: &Exam) -> Case {
 pub fn loader(dir: PathBuf, manifest: Manifest) -> Loader {
     Box::new(move |(task, plane), device| {
         LoadedModel::from_loaded_manifest(&dir, &manifest, task, plane, device)
-            .map(|m| (m.network, m.preprocess))
-            .map_err(|e| format!("{e:#}"))
-    })
-}
-
-/// Scores exams for the list: from the CAM store when it holds them, else with the models
-/// of the manifest, loaded on the scorer's thread when first needed. Unreadable planes are
-/// logged (never printed: the terminal is the explorer's) and left unscored.
-pub fn scorer(
-    dir: PathBuf,
-    manifest: Manifest,
-    device: tch::Device,
-    store: Option<Arc<Store>>,
-) -> Scorer {
-    let mut models: HashMap<(Task, Plane), LoadedModel> = HashMap::new();
-    Box::new(move |exam| {
-        let mut run = |task, plane, volume: &ndarray::Array3<u8>| {
-            let model = match models.entry((task, plane)) {
-                Entry::Occupied(found) => found.into_mut(),
-                Entry::Vacant(slot) => slot.insert(LoadedModel::from_loaded_manifest(
-                    &dir, &manifest, task, plane, device,
-                )?),
-            };
-            model.probability(volume)
-        };
-        let (scores, unreadable) = exam_probabilities(exam, &manifest, store.as_deref(), &mut run)
-            .map_err(|e| format!("{e:#}"))?;
-        for err in unreadable {
-            tracing::warn!("{err}");
-        }
-        Ok(scores)
     })
 }

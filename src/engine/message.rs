@@ -6,18 +6,16 @@ use ndarray::Array3;
 
 use crate::cam::store::{CacheKey, Store};
 use crate::cam::{CamError, CamSpec, Explanation};
-use crate::data::{Plane, Task};
-use crate::model::network::Network;
-use crate::model::preprocess::Preprocess;
+use crate::data::dataset::Exam;
+use crate::data::{PerTaskPlane, Plane, Task};
+use crate::model::loaded::{LoadError, LoadedModel};
+use crate::model::manifest::ModelEntry;
 
-/// Which model a request needs: one per task and plane, as MRNet trains them.
-pub type ModelKey = (Task, Plane);
+pub use crate::model::cache::ModelKey;
 
 /// Builds the model for a key on the engine's device. Called on the engine thread (so the
-/// tensors it makes never leave it), once per key until the cache is invalidated; an `Err`
-/// is the message shown to people.
-pub type Loader =
-    Box<dyn FnMut(ModelKey, tch::Device) -> Result<(Network, Preprocess), String> + Send>;
+/// tensors it makes never leave it), once per key until the cache is invalidated.
+pub type Loader = Box<dyn FnMut(ModelKey, tch::Device) -> Result<LoadedModel, LoadError> + Send>;
 
 /// Receives every event the engine emits, on the engine thread; typically it forwards into
 /// the caller's own event channel. It should return quickly and not panic.
@@ -33,11 +31,21 @@ impl fmt::Display for RequestId {
     }
 }
 
-/// Interactive requests (what is on screen) always run before prefetches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Interactive requests (what is on screen) run first, then prefetches, then background
+/// work (scoring the list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Priority {
     Interactive,
     Prefetch,
+    Background,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 3] = [
+        Priority::Interactive,
+        Priority::Prefetch,
+        Priority::Background,
+    ];
 }
 
 /// What to compute: the CAM of one plane's series for one task's model.
@@ -67,6 +75,37 @@ impl CamRequest {
     }
 }
 
+/// What to score: one exam's P(positive) for every model asked for, each plane's series read
+/// once (by the engine) and each result taken from the CAM store when it is there. Scoring
+/// runs in the background lane, below prefetches; a newer score request takes the waiting one's
+/// place.
+#[derive(Debug, Clone)]
+pub struct ScoreRequest {
+    pub exam: Exam,
+    /// The models to run, with their manifest entries when the store may hold their results.
+    pub models: Vec<(ModelKey, Option<ModelEntry>)>,
+    pub store: Option<Arc<Store>>,
+}
+
+/// One exam's scores: P(positive) per task and plane, for the models that could run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExamScores {
+    pub probabilities: PerTaskPlane<Option<f32>>,
+    /// Planes whose series could not be read, and why (the others are still scored).
+    pub unreadable: Vec<String>,
+    /// How many came from the CAM store.
+    pub from_store: usize,
+    /// The sha256 of each plane's series file read for this, when a store was given.
+    pub sha256: [Option<String>; 3],
+}
+
+/// The one answer every score request gets.
+#[derive(Debug)]
+pub struct ScoreResult {
+    pub id: RequestId,
+    pub outcome: Result<ExamScores, EngineError>,
+}
+
 /// Where a request's time went, in milliseconds (0 for a stage that did not run; loading is 0
 /// when the model was cached).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -86,13 +125,23 @@ pub struct Timings {
 /// Why a request produced no explanation.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("could not load the {} {} model: {message}", .key.0, .key.1)]
-    Load { key: ModelKey, message: String },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("the series is empty ({slices}×{height}×{width})")]
     EmptyVolume {
         slices: usize,
         height: usize,
         width: usize,
+    },
+    /// Checked before libtorch sees the series.
+    #[error(
+        "the series of {height}×{width} px is smaller than the model's input needs (at least \
+         {min}×{min} px)"
+    )]
+    TooSmall {
+        height: usize,
+        width: usize,
+        min: usize,
     },
     #[error(transparent)]
     Cam(#[from] CamError),
@@ -121,14 +170,21 @@ pub fn is_out_of_memory(message: &str) -> bool {
 }
 
 impl EngineError {
+    /// Superseded, cancelled or shut down: nobody wants the answer any more.
+    pub fn is_dropped(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Superseded(_) | EngineError::Cancelled | EngineError::ShutDown
+        )
+    }
+
     /// The device ran out of memory (libtorch's CUDA allocator says "CUDA out of memory";
     /// other backends "out of memory"): worth retrying on the CPU.
     pub fn is_out_of_memory(&self) -> bool {
         let says_so = is_out_of_memory;
         match self {
-            EngineError::Load { message, .. } | EngineError::Panicked { message, .. } => {
-                says_so(message)
-            }
+            EngineError::Panicked { message, .. } => says_so(message),
+            EngineError::Load(err) => says_so(&err.to_string()),
             EngineError::Cam(err) => says_so(&err.to_string()),
             _ => false,
         }
@@ -154,10 +210,10 @@ impl EngineResult {
 
     /// Superseded, cancelled or shut down: nobody wants it any more, nothing went wrong.
     pub fn is_dropped(&self) -> bool {
-        matches!(
-            self.outcome,
-            Err(EngineError::Superseded(_) | EngineError::Cancelled | EngineError::ShutDown)
-        )
+        self.outcome
+            .as_ref()
+            .err()
+            .is_some_and(EngineError::is_dropped)
     }
 }
 
@@ -187,6 +243,7 @@ pub enum EngineEvent {
         plane: Plane,
     },
     Finished(Box<EngineResult>),
+    Scored(Box<ScoreResult>),
     Status(EngineStatus),
 }
 

@@ -2,52 +2,60 @@
 //! requests leaves only the newest of each priority waiting.
 use std::time::Instant;
 
-use super::message::{CamRequest, Priority, RequestId};
+use super::message::{CamRequest, Priority, RequestId, ScoreRequest};
+
+/// What a queued request asks for.
+#[derive(Debug)]
+pub(crate) enum Work {
+    Cam(CamRequest),
+    Score(ScoreRequest),
+}
 
 /// A request with its id, waiting for the worker.
 #[derive(Debug)]
 pub(crate) struct Queued {
     pub id: RequestId,
-    pub request: CamRequest,
+    pub work: Work,
     pub submitted: Instant,
+}
+
+impl Queued {
+    /// Scoring is background work; a CAM request says its own priority.
+    pub fn priority(&self) -> Priority {
+        match &self.work {
+            Work::Cam(request) => request.priority,
+            Work::Score(_) => Priority::Background,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Slots {
-    interactive: Option<Queued>,
-    prefetch: Option<Queued>,
+    /// Indexed by [`Priority`], most urgent first.
+    waiting: [Option<Queued>; 3],
 }
 
 impl Slots {
     fn slot(&mut self, priority: Priority) -> &mut Option<Queued> {
-        match priority {
-            Priority::Interactive => &mut self.interactive,
-            Priority::Prefetch => &mut self.prefetch,
-        }
+        &mut self.waiting[priority as usize]
     }
 
     /// Queues `job` in its priority's slot; returns the request it displaced, if any.
     pub fn push(&mut self, job: Queued) -> Option<Queued> {
-        self.slot(job.request.priority).replace(job)
+        self.slot(job.priority()).replace(job)
     }
 
     /// Removes the waiting request `id`, if it is waiting.
     pub fn cancel(&mut self, id: RequestId) -> Option<Queued> {
-        [Priority::Interactive, Priority::Prefetch]
-            .into_iter()
-            .find_map(|priority| {
-                let slot = self.slot(priority);
-                if slot.as_ref().is_some_and(|job| job.id == id) {
-                    slot.take()
-                } else {
-                    None
-                }
-            })
+        self.waiting
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|job| job.id == id))
+            .and_then(Option::take)
     }
 
-    /// The request to run next: interactive before prefetch.
+    /// The request to run next: the most urgent priority first.
     pub fn next(&mut self) -> Option<Queued> {
-        self.interactive.take().or_else(|| self.prefetch.take())
+        self.waiting.iter_mut().find_map(Option::take)
     }
 
     /// Everything waiting, in the order it would have run.
@@ -56,10 +64,10 @@ impl Slots {
     }
 
     pub fn waiting(&self) -> Vec<(RequestId, Priority)> {
-        [&self.interactive, &self.prefetch]
-            .into_iter()
+        self.waiting
+            .iter()
             .flatten()
-            .map(|job| (job.id, job.request.priority))
+            .map(|job| (job.id, job.priority()))
             .collect()
     }
 }
@@ -77,7 +85,7 @@ mod tests {
     fn job(id: u64, priority: Priority) -> Queued {
         Queued {
             id: RequestId(id),
-            request: CamRequest {
+            work: Work::Cam(CamRequest {
                 volume: Arc::new(Array3::zeros((1, 1, 1))),
                 task: Task::Acl,
                 plane: Plane::Sagittal,
@@ -88,7 +96,7 @@ mod tests {
                 },
                 priority,
                 cache: None,
-            },
+            }),
             submitted: Instant::now(),
         }
     }
@@ -138,5 +146,14 @@ mod tests {
         );
         assert!(slots.cancel(RequestId(2)).is_none());
         assert_eq!(ids(&slots.drain()), vec![1]);
+    }
+
+    #[test]
+    fn background_runs_last() {
+        let mut slots = Slots::default();
+        slots.push(job(1, Priority::Background));
+        slots.push(job(2, Priority::Prefetch));
+        slots.push(job(3, Priority::Interactive));
+        assert_eq!(ids(&slots.drain()), vec![3, 2, 1]);
     }
 }

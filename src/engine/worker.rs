@@ -1,9 +1,5 @@
 //! The engine thread: owns the device's models, serves one request at a time, and between
 //! (and inside) requests drains its command channel so the newest request wins.
-use std::any::Any;
-use std::cell::Cell;
-use std::collections::HashMap;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -11,13 +7,14 @@ use tch::Device;
 use tracing::{debug, warn};
 
 use super::message::{
-    EngineError, EngineEvent, EngineResult, EngineStatus, Loader, ModelKey, Notify, RequestId,
-    Timings,
+    CamRequest, EngineError, EngineEvent, EngineResult, EngineStatus, ExamScores, Loader, ModelKey,
+    Notify, RequestId, ScoreRequest, ScoreResult, Timings,
 };
-use super::slots::{Queued, Slots};
+use super::score;
+use super::slots::{Queued, Slots, Work};
 use crate::cam::{self, Explanation, Placement};
-use crate::model::network::Network;
-use crate::model::preprocess::Preprocess;
+use crate::model::cache::ModelCache;
+use crate::model::loaded::LoadedModel;
 
 pub(crate) enum Command {
     Submit(Queued),
@@ -28,19 +25,13 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-struct Loaded {
-    network: Network,
-    preprocess: Preprocess,
-}
-
 /// The request being computed, and what arrived for it meanwhile.
 struct Running {
     id: RequestId,
-    key: ModelKey,
     cancelled: bool,
-    /// Where its model is loaded (out of the cache while in use), once it is.
-    model_on: Option<Device>,
-    /// Its model was invalidated while it ran: do not cache it afterwards.
+    /// The model out of its cache while in use, and the device it is on.
+    in_use: Option<(ModelKey, Device)>,
+    /// The model in use was invalidated meanwhile: do not cache it afterwards.
     invalidated: bool,
 }
 
@@ -49,9 +40,9 @@ pub(crate) struct Worker {
     loader: Loader,
     notify: Notify,
     commands: Receiver<Command>,
-    models: HashMap<ModelKey, Loaded>,
+    models: ModelCache,
     /// CPU copies of models the device had no memory for (empty when the device is the CPU).
-    fallback_models: HashMap<ModelKey, Loaded>,
+    fallback_models: ModelCache,
     slots: Slots,
     running: Option<Running>,
     stopping: bool,
@@ -70,8 +61,8 @@ impl Worker {
             loader,
             notify,
             commands,
-            models: HashMap::new(),
-            fallback_models: HashMap::new(),
+            models: ModelCache::new(),
+            fallback_models: ModelCache::new(),
             slots: Slots::default(),
             running: None,
             stopping: false,
@@ -100,7 +91,7 @@ impl Worker {
         // Requests sent before the shutdown but not yet read still get their result.
         self.drain();
         for job in self.slots.drain() {
-            self.finish(job, Err(EngineError::ShutDown), Timings::default());
+            self.drop_job(job, EngineError::ShutDown);
         }
         debug!(finished = self.finished, "engine stopped");
     }
@@ -115,35 +106,30 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Submit(job) => {
-                debug!(id = %job.id, priority = ?job.request.priority, "request queued");
+                debug!(id = %job.id, priority = ?job.priority(), "request queued");
                 let by = job.id;
                 if self.stopping {
-                    self.finish(job, Err(EngineError::ShutDown), Timings::default());
+                    self.drop_job(job, EngineError::ShutDown);
                 } else if let Some(old) = self.slots.push(job) {
-                    self.finish(old, Err(EngineError::Superseded(by)), Timings::default());
+                    self.drop_job(old, EngineError::Superseded(by));
                 }
             }
             Command::Cancel(id) => {
                 if let Some(job) = self.slots.cancel(id) {
-                    self.finish(job, Err(EngineError::Cancelled), Timings::default());
+                    self.drop_job(job, EngineError::Cancelled);
                 } else if let Some(running) = self.running.as_mut().filter(|r| r.id == id) {
                     debug!(%id, "running request cancelled");
                     running.cancelled = true;
                 }
             }
             Command::Invalidate(key) => {
-                match key {
-                    Some(key) => {
-                        self.models.remove(&key);
-                        self.fallback_models.remove(&key);
-                    }
-                    None => {
-                        self.models.clear();
-                        self.fallback_models.clear();
-                    }
-                }
+                self.models.forget(key);
+                self.fallback_models.forget(key);
                 if let Some(running) = self.running.as_mut() {
-                    running.invalidated |= key.is_none_or(|key| key == running.key);
+                    let hit = running
+                        .in_use
+                        .is_some_and(|(used, _)| key.is_none_or(|key| key == used));
+                    running.invalidated |= hit;
                 }
                 debug!(?key, "model cache invalidated");
             }
@@ -156,12 +142,12 @@ impl Worker {
     }
 
     fn status(&self) -> EngineStatus {
-        let mut models: Vec<ModelKey> = self.models.keys().copied().collect();
-        let mut cpu_fallback_models: Vec<ModelKey> = self.fallback_models.keys().copied().collect();
+        let mut models = self.models.keys();
+        let mut cpu_fallback_models = self.fallback_models.keys();
         if let Some(running) = self.running.as_ref().filter(|r| !r.invalidated) {
-            match running.model_on {
-                Some(device) if device == self.device => models.push(running.key),
-                Some(_) => cpu_fallback_models.push(running.key),
+            match running.in_use {
+                Some((key, device)) if device == self.device => models.push(key),
+                Some((key, _)) => cpu_fallback_models.push(key),
                 None => {}
             }
         }
@@ -178,30 +164,30 @@ impl Worker {
     }
 
     fn serve(&mut self, job: Queued) {
-        let request = &job.request;
-        let key = request.key();
         debug!(
             id = %job.id,
-            task = %request.task,
-            plane = %request.plane,
-            method = %request.spec.method,
+            priority = ?job.priority(),
             queued_ms = millis(job.submitted.elapsed()),
             "request started"
         );
         self.running = Some(Running {
             id: job.id,
-            key,
             cancelled: false,
-            model_on: None,
+            in_use: None,
             invalidated: false,
         });
-        (self.notify)(EngineEvent::Started {
-            id: job.id,
-            task: request.task,
-            plane: request.plane,
-        });
         let mut timings = Timings::default();
-        let outcome = self.compute(&job, &mut timings);
+        let outcome = match &job.work {
+            Work::Cam(request) => {
+                (self.notify)(EngineEvent::Started {
+                    id: job.id,
+                    task: request.task,
+                    plane: request.plane,
+                });
+                self.explain(request, &mut timings).map(Done::Cam)
+            }
+            Work::Score(request) => self.score(request, &mut timings).map(Done::Score),
+        };
         // A cancellation that arrived while the last stage ran still discards the result.
         self.drain();
         let outcome = match self.running.take() {
@@ -211,8 +197,12 @@ impl Worker {
         self.finish(job, outcome, timings);
     }
 
-    fn compute(&mut self, job: &Queued, timings: &mut Timings) -> Result<Explanation, EngineError> {
-        let (slices, height, width) = job.request.volume.dim();
+    fn explain(
+        &mut self,
+        request: &CamRequest,
+        timings: &mut Timings,
+    ) -> Result<Explanation, EngineError> {
+        let (slices, height, width) = request.volume.dim();
         if slices == 0 || height == 0 || width == 0 {
             return Err(EngineError::EmptyVolume {
                 slices,
@@ -220,43 +210,65 @@ impl Worker {
                 width,
             });
         }
-        if let Some(explained) = self.stored(job, timings) {
+        if let Some(explained) = stored(request, timings) {
             return Ok(explained);
         }
-        let outcome = self.compute_on(self.device, job, timings);
-        match outcome {
+        self.with_model(request.key(), timings, |model, timings| {
+            explain_with(model, request, timings)
+        })
+    }
+
+    fn score(
+        &mut self,
+        request: &ScoreRequest,
+        timings: &mut Timings,
+    ) -> Result<ExamScores, EngineError> {
+        let store = request.store.as_deref();
+        score::exam_scores(&request.exam, &request.models, store, |key, volume| {
+            self.checkpoint()?;
+            self.with_model(key, timings, |model, _| probability_with(model, volume))
+        })
+    }
+
+    /// Runs `work` with the model for `key` on the engine's device; when the device runs out
+    /// of memory, once more with a CPU copy (the next request tries the device again).
+    fn with_model<R>(
+        &mut self,
+        key: ModelKey,
+        timings: &mut Timings,
+        mut work: impl FnMut(&LoadedModel, &mut Timings) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        match self.with_model_on(self.device, key, timings, &mut work) {
             Err(err) if self.device != Device::Cpu && err.is_out_of_memory() => {
-                warn!(id = %job.id, "{err}; computing this request on the CPU");
+                warn!("{err}; computing this request on the CPU");
                 // The cached device models hold the memory: they go, so the next request
                 // finds the device as free as it can be.
-                self.models.clear();
+                self.models.forget(None);
                 timings.cpu_fallback = true;
                 self.checkpoint()?;
-                self.compute_on(Device::Cpu, job, timings)
+                self.with_model_on(Device::Cpu, key, timings, &mut work)
             }
-            Ok(explained) => {
-                // The device works for this model again: its CPU copy is no longer needed.
-                self.fallback_models.remove(&job.request.key());
-                Ok(explained)
+            Ok(done) => {
+                if self.device != Device::Cpu {
+                    // The device works for this model again: its CPU copy is not needed.
+                    self.fallback_models.forget(Some(key));
+                }
+                Ok(done)
             }
             other => other,
         }
     }
 
-    /// Loads (or reuses) the request's model on `device` and explains the request there.
-    fn compute_on(
+    /// Loads (or reuses) `key`'s model on `device` and runs `work` with it there.
+    fn with_model_on<R>(
         &mut self,
         device: Device,
-        job: &Queued,
+        key: ModelKey,
         timings: &mut Timings,
-    ) -> Result<Explanation, EngineError> {
-        let key = job.request.key();
+        work: &mut impl FnMut(&LoadedModel, &mut Timings) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
         let fallback = device != self.device;
-        let cached = if fallback {
-            self.fallback_models.remove(&key)
-        } else {
-            self.models.remove(&key)
-        };
+        let cached = self.cache(fallback).take(key);
         let model = match cached {
             Some(model) => model,
             None => {
@@ -267,55 +279,26 @@ impl Worker {
             }
         };
         if let Some(running) = self.running.as_mut() {
-            running.model_on = Some(device);
+            running.in_use = Some((key, device));
+            running.invalidated = false;
         }
-        let outcome = self
-            .checkpoint()
-            .and_then(|()| self.explain(&model, device, job, timings));
+        let outcome = self.checkpoint().and_then(|()| work(&model, timings));
         // A model invalidated while in use is not kept: the next request loads it afresh.
-        if let Some(running) = self.running.as_mut() {
-            running.model_on = None;
-            if !running.invalidated {
-                let models = if fallback {
-                    &mut self.fallback_models
-                } else {
-                    &mut self.models
-                };
-                models.insert(key, model);
-            }
+        let invalidated = self.running.as_mut().is_some_and(|running| {
+            running.in_use = None;
+            running.invalidated
+        });
+        if !invalidated {
+            self.cache(fallback).put(key, model);
         }
         outcome
     }
 
-    /// The request's result from the CAM store, when it is there and sound. A corrupt entry
-    /// is logged and recomputed (and replaced).
-    fn stored(&self, job: &Queued, timings: &mut Timings) -> Option<Explanation> {
-        let cache = job.request.cache.as_ref()?;
-        let started = Instant::now();
-        match cache.store.get(&cache.key) {
-            Ok(Some(entry)) if entry.raw.dim().0 == job.request.volume.dim().0 => {
-                let spec = &job.request.spec;
-                let explained = guarded(|| entry.explain(spec.method, spec.normalization)).ok()?;
-                timings.cam_ms = millis(started.elapsed());
-                timings.from_store = true;
-                Some(explained)
-            }
-            Ok(_) => None,
-            Err(err) => {
-                warn!("CAM store: {err}; recomputing");
-                None
-            }
-        }
-    }
-
-    /// Keeps a computed result in the CAM store; a store that cannot be written is logged,
-    /// the result still goes out.
-    fn keep(&self, job: &Queued, explained: &Explanation, placement: Placement) {
-        if let Some(cache) = &job.request.cache {
-            let entry = crate::cam::store::Entry::from_explanation(explained, placement);
-            if let Err(err) = cache.store.put(&cache.key, &entry) {
-                warn!("CAM store: {err}");
-            }
+    fn cache(&mut self, fallback: bool) -> &mut ModelCache {
+        if fallback {
+            &mut self.fallback_models
+        } else {
+            &mut self.models
         }
     }
 
@@ -332,17 +315,14 @@ impl Worker {
         }
     }
 
-    fn load(&mut self, key: ModelKey, device: Device) -> Result<Loaded, EngineError> {
+    fn load(&mut self, key: ModelKey, device: Device) -> Result<LoadedModel, EngineError> {
         let loader = &mut self.loader;
         match guarded(|| loader(key, device)) {
-            Ok(Ok((network, preprocess))) => {
+            Ok(Ok(model)) => {
                 debug!(task = %key.0, plane = %key.1, "model loaded");
-                Ok(Loaded {
-                    network,
-                    preprocess,
-                })
+                Ok(model)
             }
-            Ok(Err(message)) => Err(EngineError::Load { key, message }),
+            Ok(Err(err)) => Err(EngineError::Load(err)),
             Err(message) => Err(EngineError::Panicked {
                 during: "loading the model",
                 message,
@@ -350,77 +330,156 @@ impl Worker {
         }
     }
 
-    fn explain(
-        &self,
-        model: &Loaded,
-        device: Device,
-        job: &Queued,
-        timings: &mut Timings,
-    ) -> Result<Explanation, EngineError> {
-        let volume = &*job.request.volume;
-        let (_, height, width) = volume.dim();
-        let outcome = guarded(|| {
-            let started = Instant::now();
-            let x = tch::no_grad(|| model.preprocess.input(volume, device));
-            let pass = cam::forward(&model.network, &x)?;
-            let forward_ms = millis(started.elapsed());
-            let started = Instant::now();
-            let placement = Placement {
-                window: model.preprocess.window(height, width),
-                slice: (height, width),
-            };
-            let explained =
-                cam::explain_forward(&model.network, &pass, &job.request.spec, placement)?;
-            Ok::<_, cam::CamError>((explained, forward_ms, millis(started.elapsed())))
-        });
-        match outcome {
-            Ok(Ok((explained, forward_ms, cam_ms))) => {
-                timings.forward_ms = forward_ms;
-                timings.cam_ms = cam_ms;
-                let placement = Placement {
-                    window: model.preprocess.window(height, width),
-                    slice: (height, width),
-                };
-                self.keep(job, &explained, placement);
-                Ok(explained)
-            }
-            Ok(Err(err)) => Err(err.into()),
-            Err(message) => Err(EngineError::Panicked {
-                during: "computing the CAM",
-                message,
-            }),
-        }
+    /// Ends a request that never ran (superseded, cancelled, shut down).
+    fn drop_job(&mut self, job: Queued, why: EngineError) {
+        self.finish(job, Err(why), Timings::default());
     }
 
-    fn finish(&mut self, job: Queued, outcome: Result<Explanation, EngineError>, timings: Timings) {
+    fn finish(&mut self, job: Queued, outcome: Result<Done, EngineError>, timings: Timings) {
         let id = job.id;
         match &outcome {
-            Ok(explained) => debug!(
+            Ok(_) => debug!(
                 %id,
-                probability = explained.probability,
                 load_model_ms = timings.load_model_ms,
                 forward_ms = timings.forward_ms,
                 cam_ms = timings.cam_ms,
                 "request done"
             ),
-            Err(
-                error @ (EngineError::Superseded(_)
-                | EngineError::Cancelled
-                | EngineError::ShutDown),
-            ) => debug!(%id, "request dropped: {error}"),
+            Err(error) if error.is_dropped() => debug!(%id, "request dropped: {error}"),
             Err(error) => warn!(%id, "request failed: {error}"),
         }
         self.finished += 1;
-        let request = job.request;
-        (self.notify)(EngineEvent::Finished(Box::new(EngineResult {
-            id,
-            task: request.task,
-            plane: request.plane,
-            spec: request.spec,
-            priority: request.priority,
-            outcome,
-            timings,
-        })));
+        let event = match job.work {
+            Work::Cam(request) => EngineEvent::Finished(Box::new(EngineResult {
+                id,
+                task: request.task,
+                plane: request.plane,
+                spec: request.spec,
+                priority: request.priority,
+                outcome: outcome.and_then(Done::into_explanation),
+                timings,
+            })),
+            Work::Score(_) => EngineEvent::Scored(Box::new(ScoreResult {
+                id,
+                outcome: outcome.and_then(Done::into_scores),
+            })),
+        };
+        (self.notify)(event);
+    }
+}
+
+/// What a served request produced.
+enum Done {
+    Cam(Explanation),
+    Score(ExamScores),
+}
+
+impl Done {
+    fn into_explanation(self) -> Result<Explanation, EngineError> {
+        match self {
+            Done::Cam(explained) => Ok(explained),
+            Done::Score(_) => Err(EngineError::Panicked {
+                during: "answering",
+                message: "a score where a CAM was asked for".into(),
+            }),
+        }
+    }
+
+    fn into_scores(self) -> Result<ExamScores, EngineError> {
+        match self {
+            Done::Score(scores) => Ok(scores),
+            Done::Cam(_) => Err(EngineError::Panicked {
+                during: "answering",
+                message: "a CAM where a score was asked for".into(),
+            }),
+        }
+    }
+}
+
+/// The request's result from the CAM store, when it is there and sound. A corrupt entry is
+/// logged and recomputed (and replaced).
+fn stored(request: &CamRequest, timings: &mut Timings) -> Option<Explanation> {
+    let cache = request.cache.as_ref()?;
+    let started = Instant::now();
+    match cache.store.get(&cache.key) {
+        Ok(Some(entry)) if entry.raw.dim().0 == request.volume.dim().0 => {
+            let spec = &request.spec;
+            let explained = guarded(|| entry.explain(spec.method, spec.normalization)).ok()?;
+            timings.cam_ms = millis(started.elapsed());
+            timings.from_store = true;
+            Some(explained)
+        }
+        Ok(_) => None,
+        Err(err) => {
+            warn!("CAM store: {err}; recomputing");
+            None
+        }
+    }
+}
+
+/// Keeps a computed result in the CAM store; a store that cannot be written is logged, the
+/// result still goes out.
+fn keep(request: &CamRequest, explained: &Explanation, placement: Placement) {
+    if let Some(cache) = &request.cache {
+        let entry = crate::cam::store::Entry::from_explanation(explained, placement);
+        if let Err(err) = cache.store.put(&cache.key, &entry) {
+            warn!("CAM store: {err}");
+        }
+    }
+}
+
+/// The series' slices as the model sees them, checked against the smallest side it takes.
+fn check_input(model: &LoadedModel, volume: &ndarray::Array3<u8>) -> Result<(), EngineError> {
+    let (_, height, width) = volume.dim();
+    let (_, _, seen_height, seen_width) = model.preprocess.window(height, width);
+    score::check_size(seen_height, seen_width, model.network.min_input_side())
+}
+
+fn explain_with(
+    model: &LoadedModel,
+    request: &CamRequest,
+    timings: &mut Timings,
+) -> Result<Explanation, EngineError> {
+    let volume = &*request.volume;
+    check_input(model, volume)?;
+    let (_, height, width) = volume.dim();
+    let device = model.device();
+    let placement = Placement {
+        window: model.preprocess.window(height, width),
+        slice: (height, width),
+    };
+    let outcome = guarded(|| {
+        let started = Instant::now();
+        let x = tch::no_grad(|| model.preprocess.input(volume, device));
+        let pass = cam::forward(&model.network, &x)?;
+        let forward_ms = millis(started.elapsed());
+        let started = Instant::now();
+        let explained = cam::explain_forward(&model.network, &pass, &request.spec, placement)?;
+        Ok::<_, cam::CamError>((explained, forward_ms, millis(started.elapsed())))
+    });
+    match outcome {
+        Ok(Ok((explained, forward_ms, cam_ms))) => {
+            timings.forward_ms = forward_ms;
+            timings.cam_ms = cam_ms;
+            keep(request, &explained, placement);
+            Ok(explained)
+        }
+        Ok(Err(err)) => Err(err.into()),
+        Err(message) => Err(EngineError::Panicked {
+            during: "computing the CAM",
+            message,
+        }),
+    }
+}
+
+fn probability_with(model: &LoadedModel, volume: &ndarray::Array3<u8>) -> Result<f32, EngineError> {
+    check_input(model, volume)?;
+    match guarded(|| tch::no_grad(|| model.probability(volume))) {
+        Ok(outcome) => outcome.map_err(EngineError::from),
+        Err(message) => Err(EngineError::Panicked {
+            during: "scoring",
+            message,
+        }),
     }
 }
 
@@ -428,77 +487,15 @@ fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-thread_local! {
-    /// Set while this thread runs a request's guarded work, for [`install_panic_filter`].
-    static IN_REQUEST: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `work`, turning a panic into its message. The panic hook still runs; see
-/// [`install_panic_filter`].
+/// Runs `work`, turning a panic into its message, with nothing printed (see
+/// [`crate::panics`]).
 ///
 /// Grad mode is per thread, and `tch::no_grad` does not restore it when its closure panics:
 /// the work runs with grad mode on (libtorch's default, which `cam::explain` expects), and the
 /// mode from before is restored afterwards, panic or not.
 fn guarded<R>(work: impl FnOnce() -> R) -> Result<R, String> {
     let grad_mode = tch::no_grad_guard();
-    IN_REQUEST.with(|flag| flag.set(true));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| tch::with_grad(work)));
-    IN_REQUEST.with(|flag| flag.set(false));
+    let outcome = crate::panics::catch(|| tch::with_grad(work));
     drop(grad_mode);
-    outcome.map_err(|payload| panic_message(payload.as_ref()))
-}
-
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_string()
-    }
-}
-
-/// Keeps panics caught inside engine requests away from the process's panic hook.
-///
-/// A caught panic still runs the hook first, and the default hook prints to stderr (over the
-/// explorer's screen), while `ratatui::init`'s restores the terminal. With this filter, a
-/// panic inside an engine request is only logged (`warn`), as it is reported in the request's
-/// result anyway; every other panic goes to the hook installed before. Call it after any other
-/// hook is installed (after `ratatui::init`); calling it again is harmless.
-pub fn install_panic_filter() {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if IN_REQUEST.with(Cell::get) {
-            let location = info
-                .location()
-                .map_or_else(String::new, |l| format!(" at {}:{}", l.file(), l.line()));
-            warn!(
-                "engine request panicked{location}: {}",
-                panic_message(info.payload())
-            );
-        } else {
-            previous(info);
-        }
-    }));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn panic_messages_come_from_str_and_string_payloads() {
-        assert_eq!(guarded(|| 7), Ok(7));
-        install_panic_filter();
-        let literal = guarded::<()>(|| panic!("literal"));
-        assert_eq!(literal, Err("literal".to_string()));
-        let formatted = guarded::<()>(|| panic!("formatted {}", 42));
-        assert_eq!(formatted, Err("formatted 42".to_string()));
-        let other = guarded::<()>(|| std::panic::panic_any(3u8));
-        assert_eq!(other, Err("a panic without a message".to_string()));
-        assert!(
-            !IN_REQUEST.with(Cell::get),
-            "the flag is reset after a panic"
-        );
-    }
+    outcome
 }

@@ -11,6 +11,11 @@ pub const FEATURE_CHANNELS: i64 = 256;
 /// The reference code's (sic) name for the final linear layer.
 pub const CLASSIFIER: &str = "classifer";
 
+/// The smallest input side AlexNet's `features` take: conv 11/4 pad 2, then three 3/2
+/// max-pools (a 1×1 output needs 3 px before the last, 7 before the second, 15 before the
+/// first, (15 − 1)·4 + 11 − 2·2 = 63 before the first conv).
+pub const MIN_INPUT_SIDE: usize = 63;
+
 #[derive(Debug)]
 pub struct Mrnet {
     pub vs: nn::VarStore,

@@ -60,6 +60,16 @@ impl Network {
     pub fn slices_independent(&self) -> bool {
         matches!(self, Network::Mrnet(_))
     }
+
+    /// The smallest slice side, in pixels of its input, that the network takes (smaller ones
+    /// make libtorch fail); None when it is not known (a TorchScript module).
+    pub fn min_input_side(&self) -> Option<usize> {
+        match self {
+            Network::Mrnet(_) => Some(super::mrnet::MIN_INPUT_SIDE),
+            Network::Tiny(_) => Some(super::tiny::MIN_INPUT_SIDE),
+            Network::Script(_) => None,
+        }
+    }
 }
 
 impl GapNetwork for Network {

@@ -24,6 +24,25 @@ const CONVS: [(i64, i64, i64, i64, i64, bool); 4] = [
     (64, 64, 3, 1, 1, false),
 ];
 
+/// The smallest input side the layers take: walked back from a 1×1 output through each
+/// conv (and the 2×2 pools), then the 2×2 average pool in front.
+pub const MIN_INPUT_SIDE: usize = {
+    let mut side: i64 = 1;
+    let mut layer = CONVS.len();
+    while layer > 0 {
+        layer -= 1;
+        let (_, _, kernel, stride, padding, pooled) = CONVS[layer];
+        if pooled {
+            side *= 2;
+        }
+        side = (side - 1) * stride + kernel - 2 * padding;
+        if side < 1 {
+            side = 1;
+        }
+    }
+    (side * 2) as usize
+};
+
 impl Tiny {
     pub fn new(device: Device, classes: i64) -> Self {
         let vs = nn::VarStore::new(device);

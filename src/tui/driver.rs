@@ -1,30 +1,30 @@
-//! Glue between the state and the workers: turns events into actions and results, keeps the
-//! engine and the encoder fed with what the state wants. The terminal loop and the headless
-//! tests and benchmark drive the same `Driver`.
-use std::collections::HashMap;
+//! Carries the state's effects out: events become messages for [`App::update`], and what it
+//! returns (series to read, engine requests, exports) goes to the workers. The driver changes
+//! no field of the state itself; it owns the encoded images, which are not state. The terminal
+//! loop and the headless tests and benchmark drive the same `Driver`.
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+use crossterm::event::{KeyEvent, MouseEvent};
 use ratatui::layout::Rect;
 use ratatui_image::picker::Picker;
 
 use crate::cam::store::{CacheKey, Store};
 use crate::cam::CamSpec;
 use crate::data::dataset::Exam;
-use crate::data::Plane;
-use crate::engine::{CacheRef, CamRequest, Engine, EngineEvent};
+use crate::data::{PerTaskPlane, Plane, Task};
+use crate::engine::{CacheRef, CamRequest, Engine, EngineEvent, ScoreRequest};
 use crate::model::manifest::ModelEntry;
 
 use super::action::Action;
-use super::app::{App, CamKey, Effect, EngineCommand};
-use super::images::{self, Encoded, Encoder};
-use super::{export, ui};
-
-/// Plane probabilities of one exam: [task][plane].
-pub type Scores = [[Option<f32>; 3]; 3];
+use super::app::{App, CamKey, Effect, Msg, Series, SeriesError};
+use super::export::{self, ExportError};
+use super::images::{self, Encoded, Encoder, Images};
+use super::loader::SeriesLoader;
+use super::ui;
 
 /// Everything the explorer reacts to, from every source, on one channel.
 pub enum Event {
@@ -33,8 +33,12 @@ pub enum Event {
     Resize(u16, u16),
     Engine(EngineEvent),
     Encoded(Encoded),
-    Scored(usize, Result<Scores, String>),
-    Exported(Result<String, String>),
+    SeriesLoaded {
+        case: usize,
+        plane: Plane,
+        outcome: Result<Series, SeriesError>,
+    },
+    Exported(Result<String, ExportError>),
     /// SIGTERM, SIGHUP or SIGINT: leave cleanly.
     Terminate,
 }
@@ -49,230 +53,235 @@ pub enum ImageSink {
 #[derive(Clone)]
 pub struct StoreSetup {
     pub store: Arc<Store>,
-    /// Per [task][plane]: the manifest's entry for the model the engine loads.
-    pub models: [[Option<ModelEntry>; 3]; 3],
+    /// The manifest's entry for the model the engine loads, per task and plane.
+    pub models: PerTaskPlane<Option<ModelEntry>>,
 }
 
 pub struct Driver {
-    pub app: App,
+    app: App,
+    images: Images,
     exams: Vec<Exam>,
     engine: Engine,
-    images: ImageSink,
+    sink: ImageSink,
+    series: SeriesLoader,
     export_folder: PathBuf,
     events: Sender<Event>,
-    /// Exams still being scored in the background.
-    pub scoring: usize,
     store: Option<StoreSetup>,
-    /// sha256 of each loaded series' file, for the store's keys.
-    exam_sha256: HashMap<(usize, Plane), String>,
-    /// Dropped after the engine (fields drop in order), stopping the scoring thread.
-    pub scorer: Option<super::ScorerHandle>,
+}
+
+/// What a driver is made of.
+pub struct Parts {
+    pub app: App,
+    pub images: Images,
+    pub exams: Vec<Exam>,
+    pub engine: Engine,
+    pub sink: ImageSink,
+    pub export_folder: PathBuf,
+    pub events: Sender<Event>,
+    /// Read before the engine computes (and filled by it).
+    pub store: Option<StoreSetup>,
 }
 
 impl Driver {
-    pub fn new(
-        app: App,
-        exams: Vec<Exam>,
-        engine: Engine,
-        images: ImageSink,
-        export_folder: PathBuf,
-        events: Sender<Event>,
-    ) -> Driver {
-        Driver {
-            app,
-            exams,
-            engine,
-            images,
-            export_folder,
-            events,
-            scoring: 0,
-            store: None,
-            exam_sha256: HashMap::new(),
-            scorer: None,
-        }
+    /// Starts the series loader and sets the workers going for the state as it is.
+    pub fn new(parts: Parts) -> std::io::Result<Driver> {
+        let series = SeriesLoader::spawn(parts.events.clone(), parts.store.is_some())?;
+        let mut driver = Driver {
+            app: parts.app,
+            images: parts.images,
+            exams: parts.exams,
+            engine: parts.engine,
+            sink: parts.sink,
+            series,
+            export_folder: parts.export_folder,
+            events: parts.events,
+            store: parts.store,
+        };
+        let (width, height) = driver.app.size();
+        driver.dispatch(Msg::Resize(width, height));
+        Ok(driver)
     }
 
-    /// Reads CAMs from the store first and keeps what the engine computes there.
-    pub fn with_store(mut self, store: Option<StoreSetup>) -> Driver {
-        self.store = store;
-        self
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    pub fn images(&self) -> &Images {
+        &self.images
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    /// Applies one event to the state.
+    /// One event: a message for the state (an encoded image goes to the image cache).
     pub fn handle(&mut self, event: Event) {
-        match event {
-            Event::Key(key) => self.key(key),
-            Event::Mouse(mouse) => self.mouse(mouse),
-            Event::Resize(width, height) => self.app.size = (width, height),
-            Event::Engine(EngineEvent::Finished(result)) => self.app.engine_result(*result),
-            Event::Engine(_) => {}
+        let msg = match event {
+            Event::Key(key) => Msg::Key(key),
+            Event::Mouse(mouse) => Msg::Mouse(mouse),
+            Event::Resize(width, height) => Msg::Resize(width, height),
+            Event::Engine(EngineEvent::Finished(result)) => Msg::Explained(result),
+            Event::Engine(EngineEvent::Scored(result)) => Msg::Scored(result),
+            Event::Engine(_) => return,
             Event::Encoded(encoded) => {
                 let on_screen = self.wanted_images().contains(&encoded.key);
-                if let Some(err) = self.app.images.received(encoded, on_screen) {
-                    self.app.message = Some(err);
+                match self.images.received(encoded, on_screen) {
+                    Some(err) => Msg::Notice(err),
+                    None => return,
                 }
             }
-            Event::Scored(case, outcome) => {
-                self.scoring = self.scoring.saturating_sub(1);
-                self.app.scored(case, outcome);
+            Event::SeriesLoaded {
+                case,
+                plane,
+                outcome,
+            } => Msg::SeriesLoaded {
+                case,
+                plane,
+                outcome,
+            },
+            Event::Exported(outcome) => Msg::Exported(outcome),
+            Event::Terminate => Msg::Terminate,
+        };
+        self.dispatch(msg);
+    }
+
+    /// An action, as if its key was pressed.
+    pub fn act(&mut self, action: Action) {
+        self.dispatch(Msg::Action(action));
+    }
+
+    /// Time passed while the workers run.
+    pub fn tick(&mut self) {
+        self.dispatch(Msg::Tick);
+    }
+
+    /// Hands `msg` to the state and carries out what it asks, including the answers that
+    /// come at once (the engine's ids).
+    pub fn dispatch(&mut self, msg: Msg) {
+        let mut queue = VecDeque::from([msg]);
+        while let Some(msg) = queue.pop_front() {
+            for effect in self.app.update(msg) {
+                queue.extend(self.carry_out(effect));
             }
-            Event::Exported(outcome) => {
-                self.app.message = Some(match outcome {
-                    Ok(text) => text,
-                    Err(err) => {
-                        tracing::warn!("export failed: {err}");
-                        // The cause (the OS's words, last) first: the status line is one row.
-                        let cause = err.rsplit(": ").next().unwrap_or(&err);
-                        format!("export failed: {cause} — {err}")
-                    }
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect) -> Option<Msg> {
+        match effect {
+            Effect::LoadSeries(wanted) => {
+                let jobs = wanted
+                    .into_iter()
+                    .map(|(case, plane)| (case, plane, self.exams.get(case).cloned()))
+                    .collect();
+                self.series.want(jobs);
+                None
+            }
+            Effect::Submit(key, priority) => {
+                let request = self.cam_request(key, priority);
+                let outcome = match request {
+                    Some(request) => self.engine.submit(request),
+                    None => Err(crate::engine::Stopped),
+                };
+                Some(Msg::Submitted {
+                    key,
+                    priority,
+                    outcome,
                 })
             }
-            Event::Terminate => self.app.quit = true,
-        }
-    }
-
-    fn key(&mut self, key: KeyEvent) {
-        if key.kind == crossterm::event::KeyEventKind::Release {
-            return;
-        }
-        let ctrl_c = key.code == KeyCode::Char('c') && key.modifiers == KeyModifiers::CONTROL;
-        if self.app.search.editing && !ctrl_c {
-            self.app.search_input(key.code);
-            return;
-        }
-        if self.app.help && key.code == KeyCode::Esc {
-            self.app.help = false;
-            return;
-        }
-        match self.app.keymap.action(&key) {
-            Some(action) => self.act(action),
-            None if ctrl_c => self.app.quit = true,
-            None => {}
-        }
-    }
-
-    /// Applies an action and carries out what it asks of the outside world.
-    pub fn act(&mut self, action: Action) {
-        if let Some(Effect::Export(case)) = self.app.apply(action) {
-            self.export(case);
-        }
-    }
-
-    fn mouse(&mut self, mouse: MouseEvent) {
-        match mouse.kind {
-            MouseEventKind::ScrollDown => self.act(Action::NextSlice),
-            MouseEventKind::ScrollUp => self.act(Action::PrevSlice),
-            MouseEventKind::Down(MouseButton::Left) => {
-                let area = Rect::new(0, 0, self.app.size.0, self.app.size.1);
-                if let Some(row) = ui::list_row_at(&self.app, area, mouse.column, mouse.row) {
-                    self.app.select(row);
-                }
+            Effect::Cancel(id) => {
+                // A stopped engine has nothing left to cancel.
+                let _ = self.engine.cancel(id);
+                None
             }
-            _ => {}
-        }
-    }
-
-    fn export(&mut self, case: usize) {
-        let job = export::Job::from_app(&self.app, case, &self.exams, &self.export_folder);
-        let events = self.events.clone();
-        self.app.message = Some("exporting…".into());
-        let spawned = std::thread::Builder::new()
-            .name("kneecam-export".into())
-            .spawn(move || {
-                let _ = events.send(Event::Exported(export::run(job)));
-            });
-        if let Err(err) = spawned {
-            self.app.message = Some(format!("export failed: {err}"));
-        }
-    }
-
-    /// Brings the workers in line with the state: series read, engine requests submitted or
-    /// cancelled, images encoded for what is on screen.
-    pub fn sync(&mut self) {
-        self.load_volumes();
-        self.sync_engine();
-        self.sync_images();
-    }
-
-    fn load_volumes(&mut self) {
-        for (case, plane) in self.app.wanted_volumes() {
-            let loaded = match self.exams.get(case) {
-                // The file's sha256 names its CAM store entries; without a store it is not needed.
-                Some(exam) if exam.path(plane).is_some() && self.store.is_some() => exam
-                    .load_hashed(plane)
-                    .map(|(volume, sha)| {
-                        self.exam_sha256.insert((case, plane), sha);
-                        Arc::new(volume.data)
-                    })
-                    .map_err(|e| e.to_string()),
-                Some(exam) if exam.path(plane).is_some() => exam
-                    .load(plane)
-                    .map(|volume| Arc::new(volume.data))
-                    .map_err(|e| e.to_string()),
-                _ => Err(format!("no {plane} series")),
-            };
-            self.app.volume_loaded(case, plane, loaded);
-        }
-    }
-
-    fn sync_engine(&mut self) {
-        for command in self.app.plan() {
-            match command {
-                EngineCommand::Cancel(id) => {
-                    // A stopped engine has nothing left to cancel.
-                    let _ = self.engine.cancel(id);
-                    self.app.cancelled(id);
-                }
-                EngineCommand::Submit(key, priority) => {
-                    let Some(Ok(volume)) = self.app.volume(key.case, key.plane) else {
-                        continue;
-                    };
-                    let request = CamRequest {
-                        volume: Arc::clone(volume),
-                        task: key.task,
-                        plane: key.plane,
-                        spec: CamSpec {
-                            method: key.method,
-                            class: self.app.positive_class[key.task.index()][key.plane.index()],
-                            normalization: key.normalization,
-                        },
-                        priority,
-                        cache: self.cache_ref(key),
-                    };
-                    match self.engine.submit(request) {
-                        Ok(id) => self.app.submitted(key, priority, id),
-                        Err(err) => {
-                            self.app.worker_error = Some(err.to_string());
-                            self.app.cam_errors.insert(key, err.to_string());
-                        }
-                    }
-                }
+            Effect::Score(case) => {
+                let outcome = match self.score_request(case) {
+                    Some(request) => self.engine.score(request),
+                    None => Err(crate::engine::Stopped),
+                };
+                Some(Msg::ScoreSubmitted { case, outcome })
             }
+            Effect::Export(case) => self.export(case),
         }
+    }
+
+    fn cam_request(&self, key: CamKey, priority: crate::engine::Priority) -> Option<CamRequest> {
+        let volume = self.app.volume(key.case, key.plane)?;
+        Some(CamRequest {
+            volume: Arc::clone(volume),
+            task: key.task,
+            plane: key.plane,
+            spec: CamSpec {
+                method: key.method,
+                class: self.app.positive_class(key.task, key.plane),
+                normalization: key.normalization,
+            },
+            priority,
+            cache: self.cache_ref(key),
+        })
     }
 
     /// Where `key`'s CAM sits in the store, when there is a store and both shas are known.
     fn cache_ref(&self, key: CamKey) -> Option<CacheRef> {
         let setup = self.store.as_ref()?;
-        let entry = setup.models[key.task.index()][key.plane.index()].as_ref()?;
-        let exam_sha256 = self.exam_sha256.get(&(key.case, key.plane))?;
+        let entry = setup.models.get(key.task, key.plane).as_ref()?;
+        let series = self.app.series(key.case, key.plane)?.as_ref().ok()?;
+        let exam_sha256 = series.sha256.as_deref()?;
         Some(CacheRef {
             store: Arc::clone(&setup.store),
             key: CacheKey::for_model(entry, exam_sha256, key.method),
         })
     }
 
+    fn score_request(&self, case: usize) -> Option<ScoreRequest> {
+        let exam = self.exams.get(case)?.clone();
+        let models = Task::ALL
+            .into_iter()
+            .flat_map(|task| Plane::ALL.map(|plane| (task, plane)))
+            .filter(|&(task, plane)| self.app.has_model(task, plane))
+            .map(|(task, plane)| {
+                let entry = self
+                    .store
+                    .as_ref()
+                    .and_then(|setup| setup.models.get(task, plane).clone());
+                ((task, plane), entry)
+            })
+            .collect();
+        Some(ScoreRequest {
+            exam,
+            models,
+            store: self.store.as_ref().map(|setup| Arc::clone(&setup.store)),
+        })
+    }
+
+    fn export(&mut self, case: usize) -> Option<Msg> {
+        let job = export::Job::from_app(&self.app, case, &self.exams, &self.export_folder);
+        let events = self.events.clone();
+        let spawned = std::thread::Builder::new()
+            .name("kneecam-export".into())
+            .spawn(move || {
+                let _ = events.send(Event::Exported(export::run(job)));
+            });
+        spawned.err().map(|source| {
+            Msg::Exported(Err(ExportError::Io {
+                doing: "starting the export thread".into(),
+                source,
+            }))
+        })
+    }
+
+    /// Brings the image encoder in line with the screen (the other workers follow every
+    /// update of the state).
+    pub fn sync(&mut self) {
+        self.sync_images();
+    }
+
     /// The image keys on screen now.
     pub fn wanted_images(&self) -> Vec<images::ImageKey> {
-        let area = Rect::new(0, 0, self.app.size.0, self.app.size.1);
-        let Some(layout) = ui::layout(area, &self.app) else {
+        let (width, height) = self.app.size();
+        let Some(layout) = ui::layout(Rect::new(0, 0, width, height), &self.app) else {
             return Vec::new();
         };
-        if self.app.help {
+        if self.app.help() {
             return Vec::new();
         }
         layout
@@ -285,7 +294,7 @@ impl Driver {
     /// The slices next to those on screen (±1, ±2), encoded ahead when images are encoded on
     /// a thread, so that holding a slice key finds them ready.
     fn neighbour_images(&self) -> Vec<images::ImageKey> {
-        if !matches!(self.images, ImageSink::Thread(_)) {
+        if !matches!(self.sink, ImageSink::Thread(_)) {
             return Vec::new();
         }
         let mut keys = Vec::new();
@@ -310,30 +319,28 @@ impl Driver {
             .iter()
             .copied()
             .chain(self.neighbour_images())
-            .filter(|key| {
-                !self.app.images.store.contains(key) && !self.app.images.pending.contains(key)
-            })
+            .filter(|key| !self.images.store.contains(key) && !self.images.pending.contains(key))
             .collect();
         if wanted.is_empty() {
             return;
         }
-        self.app.images.generation += 1;
-        let generation = self.app.images.generation;
+        self.images.generation += 1;
+        let generation = self.images.generation;
         for key in wanted {
             let Some(job) = images::job_for(&self.app, key, generation) else {
                 continue;
             };
-            match &self.images {
+            match &self.sink {
                 ImageSink::Thread(encoder) => {
                     if encoder.submit(job) {
-                        self.app.images.pending.insert(key);
+                        self.images.pending.insert(key);
                     }
                 }
                 ImageSink::Inline(picker) => {
                     let image = Some(images::encode(picker, &job));
                     let on_screen = visible.contains(&key);
-                    if let Some(err) = self.app.images.received(Encoded { key, image }, on_screen) {
-                        self.app.message = Some(err);
+                    if let Some(err) = self.images.received(Encoded { key, image }, on_screen) {
+                        self.dispatch(Msg::Notice(err));
                     }
                 }
             }
@@ -343,13 +350,13 @@ impl Driver {
     /// Marks the images on screen as recently used, so the cache drops others first.
     pub fn touch_visible(&mut self) {
         for key in self.wanted_images() {
-            self.app.images.store.touch(&key);
+            self.images.store.touch(&key);
         }
     }
 
-    /// Nothing computing, encoding or scoring.
+    /// Nothing computing, reading, encoding or scoring.
     pub fn is_settled(&self) -> bool {
-        !self.app.is_busy() && self.app.images.pending.is_empty() && self.scoring == 0
+        self.app.is_settled() && self.images.pending.is_empty()
     }
 
     /// Headless: handles events from `inbox` until everything settled (or `patience` ran out,
@@ -366,12 +373,12 @@ impl Driver {
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(format!(
-                        "not settled after {patience:?}: engine {:?}/{:?}, {} images, {} exams \
-                         scoring",
-                        self.app.interactive,
-                        self.app.prefetch,
-                        self.app.images.pending.len(),
-                        self.scoring
+                        "not settled after {patience:?}: engine {:?}, scoring {:?} ({} left), \
+                         {} images",
+                        self.app.in_flight(),
+                        self.app.scoring(),
+                        self.app.unscored(),
+                        self.images.pending.len(),
                     ))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -382,7 +389,7 @@ impl Driver {
         Ok(())
     }
 
-    /// The series of `case` for `plane`, if it is an exam of this session.
+    /// The exam behind list case `case`, if it is an exam of this session.
     pub fn exam(&self, case: usize) -> Option<&Exam> {
         self.exams.get(case)
     }
@@ -392,5 +399,20 @@ impl Driver {
             .get(case)
             .map(|e| e.available_planes().collect())
             .unwrap_or_default()
+    }
+
+    /// The state's promises, and the image cache's (see [`App::check_invariants`]).
+    #[cfg(any(test, feature = "invariants"))]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.app.check_invariants()?;
+        for plane in Plane::ALL {
+            if let Some(key) = self.images.last[plane.index()].filter(|k| k.plane != plane) {
+                return Err(format!(
+                    "the last {plane} image is of the {} plane",
+                    key.plane
+                ));
+            }
+        }
+        Ok(())
     }
 }

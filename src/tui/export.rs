@@ -21,20 +21,21 @@ pub struct Job {
 
 impl Job {
     pub fn from_app(app: &App, case: usize, exams: &[Exam], folder: &Path) -> Job {
+        let method = app.display().method;
         let name = format!(
             "{}-{}-{}",
-            app.cases[case].name,
-            app.task,
-            app.display.method.name().replace('+', "pp")
+            app.cases()[case].name,
+            app.task(),
+            method.name().replace('+', "pp")
         );
         let planes = crate::data::Plane::ALL
             .into_iter()
             .map(|plane| {
-                let key = app.cam_key(case, plane, app.display.method);
+                let key = app.cam_key(case, plane, method);
                 (
                     plane,
                     exams.get(case).cloned(),
-                    app.cams.peek(&key).cloned(),
+                    app.cams().peek(&key).cloned(),
                 )
             })
             .collect();
@@ -42,30 +43,62 @@ impl Job {
             folder: folder.to_path_buf(),
             name,
             planes,
-            colormap: app.display.colormap,
+            colormap: app.display().colormap,
         }
     }
 }
 
+/// Why an export wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{doing}: {source}")]
+    Io {
+        doing: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Png(std::io::Error),
+    #[error(transparent)]
+    Read(#[from] crate::data::npy::NpyError),
+    #[error("no CAM of this case is computed yet; wait for the overlay")]
+    NothingComputed,
+}
+
+impl ExportError {
+    /// The root cause in a few words: the OS's, for a file system error (every message
+    /// here ends with its cause).
+    pub fn cause(&self) -> String {
+        let text = self.to_string();
+        text.rsplit(": ").next().unwrap_or(&text).to_string()
+    }
+}
+
+fn io_error(doing: String) -> impl FnOnce(std::io::Error) -> ExportError {
+    move |source| ExportError::Io { doing, source }
+}
+
 /// Writes the export under a temporary name, then renames it to the first free
 /// `NAME`, `NAME-2`, …; the message says where it went and which planes were missing.
-pub fn run(job: Job) -> Result<String, String> {
+pub fn run(job: Job) -> Result<String, ExportError> {
+    let in_folder = || format!("creating a folder in {}", job.folder.display());
     std::fs::create_dir_all(&job.folder)
-        .map_err(|e| format!("creating {}: {e}", job.folder.display()))?;
+        .map_err(io_error(format!("creating {}", job.folder.display())))?;
     // Claimed like the target: two exports of one case at once never share a folder.
     let tmp = claim_free_name(
         &job.folder,
         &format!(".{}.tmp.{}", job.name, std::process::id()),
     )
-    .map_err(|e| format!("creating a folder in {}: {e}", job.folder.display()))?;
+    .map_err(io_error(in_folder()))?;
     let written = write_planes(&job, &tmp);
     let outcome = written.and_then(|(done, missing)| {
-        let target = claim_free_name(&job.folder, &job.name)
-            .map_err(|e| format!("creating a folder in {}: {e}", job.folder.display()))?;
+        let target = claim_free_name(&job.folder, &job.name).map_err(io_error(in_folder()))?;
         // Renaming a folder over the empty one just claimed replaces it.
-        std::fs::rename(&tmp, &target).map_err(|e| {
+        std::fs::rename(&tmp, &target).map_err(|source| {
             let _ = std::fs::remove_dir(&target);
-            format!("renaming into {}: {e}", target.display())
+            ExportError::Io {
+                doing: format!("renaming into {}", target.display()),
+                source,
+            }
         })?;
         let mut text = format!("exported {} to {}", done.join(", "), target.display());
         if !missing.is_empty() {
@@ -79,25 +112,22 @@ pub fn run(job: Job) -> Result<String, String> {
     outcome
 }
 
-fn write_planes(job: &Job, tmp: &Path) -> Result<(Vec<String>, Vec<String>), String> {
+fn write_planes(job: &Job, tmp: &Path) -> Result<(Vec<String>, Vec<String>), ExportError> {
     let (mut done, mut missing) = (Vec::new(), Vec::new());
     for (plane, exam, explanation) in &job.planes {
         let (Some(exam), Some(explanation)) = (exam, explanation) else {
             missing.push(plane.to_string());
             continue;
         };
-        let volume = exam.load(*plane).map_err(|e| e.to_string())?;
-        crate::cam::png::write_pngs(
-            &tmp.join(plane.name()),
-            &volume.data,
-            &explanation.maps,
-            job.colormap,
-        )
-        .map_err(|e| e.to_string())?;
+        let volume = exam.load(*plane)?;
+        let folder = tmp.join(plane.name());
+        // Its errors name the file already.
+        crate::cam::png::write_pngs(&folder, &volume.data, &explanation.maps, job.colormap)
+            .map_err(ExportError::Png)?;
         done.push(plane.to_string());
     }
     if done.is_empty() {
-        return Err("no CAM of this case is computed yet; wait for the overlay".into());
+        return Err(ExportError::NothingComputed);
     }
     Ok((done, missing))
 }

@@ -107,17 +107,18 @@ impl Images {
 /// The image key for `plane` drawn into `area`, when its series is loaded.
 pub fn wanted_key(app: &App, plane: Plane, area: Rect) -> Option<ImageKey> {
     let case = app.current()?;
-    let count = app.volume(case, plane)?.as_ref().ok()?.dim().0;
+    let count = app.volume(case, plane)?.dim().0;
     if area.width == 0 || area.height == 0 || count == 0 {
         return None;
     }
-    let slice = app.slices[plane.index()].min(count - 1);
-    let cam = app.cam_key(case, plane, app.display.method);
-    let overlay = (app.display.overlay && app.cams.contains(&cam)).then_some(OverlayKey {
+    let slice = app.slice(plane);
+    let display = app.display();
+    let cam = app.cam_key(case, plane, display.method);
+    let overlay = (display.overlay && app.cams().contains(&cam)).then_some(OverlayKey {
         cam,
-        colormap: app.display.colormap,
-        opacity_percent: (app.display.opacity * 100.0).round() as u8,
-        heat_floor: app.display.heat_floor,
+        colormap: display.colormap,
+        opacity_percent: (display.opacity * 100.0).round() as u8,
+        heat_floor: display.heat_floor,
     });
     Some(ImageKey {
         case,
@@ -126,16 +127,16 @@ pub fn wanted_key(app: &App, plane: Plane, area: Rect) -> Option<ImageKey> {
         cols: area.width,
         rows: area.height,
         overlay,
-        raw_beside: app.display.raw_beside,
+        raw_beside: display.raw_beside,
     })
 }
 
 /// The job for `key`, from the app's loaded series and CAMs.
 pub fn job_for(app: &App, key: ImageKey, generation: u64) -> Option<ImageJob> {
-    let volume = app.volume(key.case, key.plane)?.as_ref().ok()?.clone();
+    let volume = app.volume(key.case, key.plane)?.clone();
     let explanation = key
         .overlay
-        .and_then(|overlay| app.cams.peek(&overlay.cam).cloned());
+        .and_then(|overlay| app.cams().peek(&overlay.cam).cloned());
     Some(ImageJob {
         key,
         volume,

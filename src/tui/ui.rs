@@ -9,6 +9,7 @@ use ratatui::Frame;
 use crate::data::Plane;
 
 use super::app::App;
+use super::images::Images;
 
 mod header;
 mod help;
@@ -59,10 +60,10 @@ pub fn layout(area: Rect, app: &App) -> Option<Layout> {
         .direction(Direction::Vertical)
         .constraints([Constraint::Length(HEADER_HEIGHT), Constraint::Min(1)])
         .areas(right);
-    let planes = if app.display.three_plane && area.width >= THREE_PLANE_MIN_WIDTH {
+    let planes = if app.display().three_plane && area.width >= THREE_PLANE_MIN_WIDTH {
         Plane::ALL.to_vec()
     } else {
-        vec![app.plane]
+        vec![app.plane()]
     };
     let columns = Split::default()
         .direction(Direction::Horizontal)
@@ -103,8 +104,8 @@ fn pane_layout(plane: Plane, column: Rect) -> PaneLayout {
     }
 }
 
-/// Draws the whole screen from the state (changes nothing).
-pub fn draw(frame: &mut Frame, app: &App) {
+/// Draws the whole screen from the state and the encoded images (changes nothing).
+pub fn draw(frame: &mut Frame, app: &App, images: &Images) {
     let area = frame.area();
     let Some(layout) = layout(area, app) else {
         too_small(frame, area);
@@ -113,10 +114,10 @@ pub fn draw(frame: &mut Frame, app: &App) {
     list::draw(frame, app, layout.list);
     header::draw(frame, app, layout.header);
     for pane in &layout.panes {
-        pane::draw(frame, app, pane, !app.help);
+        pane::draw(frame, app, images, pane, !app.help());
     }
     status::draw(frame, app, layout.status);
-    if app.help {
+    if app.help() {
         help::draw(frame, app, area);
     }
 }
@@ -153,6 +154,6 @@ pub fn list_row_at(app: &App, area: Rect, column: u16, row: u16) -> Option<usize
     if !inside {
         return None;
     }
-    let position = list::offset(app.selected, rows.height) + usize::from(row - rows.y);
-    (position < app.view.len()).then_some(position)
+    let position = list::offset(app.selected(), rows.height) + usize::from(row - rows.y);
+    (position < app.view().len()).then_some(position)
 }

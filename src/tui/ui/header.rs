@@ -34,9 +34,9 @@ fn tab(text: String, active: bool) -> Span<'static> {
 fn tasks_line(app: &App) -> Line<'static> {
     let mut spans: Vec<Span> = Task::ALL
         .into_iter()
-        .map(|task| tab(task_title(task), task == app.task))
+        .map(|task| tab(task_title(task), task == app.task()))
         .collect();
-    spans.push(Span::raw(format!("  threshold {:.2} ", app.threshold)));
+    spans.push(Span::raw(format!("  threshold {:.2} ", app.threshold())));
     let counts = app.confusion_counts();
     for (cell, count) in Confusion::ALL.into_iter().zip(counts) {
         spans.push(Span::styled(
@@ -55,25 +55,25 @@ pub fn task_title(task: Task) -> String {
 }
 
 fn planes_line(app: &App) -> Line<'static> {
-    let combiner = app.combiners[app.task.index()];
+    let combiner = app.combiners()[app.task().index()];
     let case = app.current();
     let mut spans = Vec::new();
     for plane in Plane::ALL {
-        let probability = case.and_then(|c| app.cases[c].planes[app.task.index()][plane.index()]);
+        let probability = case.and_then(|c| *app.cases()[c].planes.get(app.task(), plane));
         let weight = combiner.map(|c| match plane {
             Plane::Axial => c.axial,
             Plane::Coronal => c.coronal,
             Plane::Sagittal => c.sagittal,
         });
         let text = match (probability, weight) {
-            _ if !app.has_model(app.task, plane) => format!("{plane} (no model)"),
+            _ if !app.has_model(app.task(), plane) => format!("{plane} (no model)"),
             (Some(p), Some(w)) => format!("{plane} {p:.3} ({:+.2})", w * f64::from(p)),
             (Some(p), None) => format!("{plane} {p:.3}"),
             (None, _) => format!("{plane} …"),
         };
         spans.push(tab(text, app.visible_planes().contains(&plane)));
     }
-    let combined = case.and_then(|c| app.combined(c, app.task));
+    let combined = case.and_then(|c| app.combined(c, app.task()));
     spans.push(Span::raw(match (combined, combiner) {
         (Some(p), Some(c)) => format!("  combined {p:.3} (b {:+.2})", c.intercept),
         (None, Some(_)) => "  combined …".into(),

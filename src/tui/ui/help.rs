@@ -11,7 +11,7 @@ const KEYS_WIDTH: usize = 14;
 const ONE_COLUMN_WIDTH: u16 = 70;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    let mut entries = app.keymap.help_lines();
+    let mut entries = app.keymap().help_lines();
     entries.push(("mouse".into(), "wheel: slices; click: select an exam"));
     let usable_rows = usize::from(area.height.saturating_sub(3)).max(1);
     let columns = entries.len().div_ceil(usable_rows).clamp(1, 2);

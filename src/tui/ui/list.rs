@@ -25,10 +25,10 @@ pub fn offset(selected: usize, visible: u16) -> usize {
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let title = format!(
         " exams {}/{} · {} · by {} ",
-        app.view.len(),
-        app.cases.len(),
-        app.filter.name(),
-        app.sort.name()
+        app.view().len(),
+        app.cases().len(),
+        app.filter().name(),
+        app.sort().name()
     );
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
@@ -39,8 +39,8 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     ));
     frame.render_widget(Paragraph::new(header), Rect { height: 1, ..inner });
     let rows = rows_area(area);
-    if app.view.is_empty() {
-        let text = if app.cases.is_empty() {
+    if app.view().is_empty() {
+        let text = if app.cases().is_empty() {
             "no exams in this dataset"
         } else {
             "no exam matches the filter"
@@ -48,20 +48,20 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new(text), rows);
         return;
     }
-    let first = offset(app.selected, rows.height);
+    let first = offset(app.selected(), rows.height);
     let lines: Vec<Line> = app
-        .view
+        .view()
         .iter()
         .enumerate()
         .skip(first)
         .take(usize::from(rows.height))
-        .map(|(position, &case)| row(app, case, position == app.selected))
+        .map(|(position, &case)| row(app, case, position == app.selected()))
         .collect();
     frame.render_widget(Paragraph::new(lines), rows);
 }
 
 fn row(app: &App, case: usize, selected: bool) -> Line<'static> {
-    let entry = &app.cases[case];
+    let entry = &app.cases()[case];
     let label = |l: Option<bool>| match l {
         Some(true) => "+",
         Some(false) => "-",
@@ -73,7 +73,7 @@ fn row(app: &App, case: usize, selected: bool) -> Line<'static> {
         label(entry.labels[1]),
         label(entry.labels[2])
     );
-    let probability = match (app.combined(case, app.task), &entry.failed) {
+    let probability = match (app.combined(case, app.task()), &entry.failed) {
         (_, Some(_)) => " err ".to_string(),
         (Some(p), None) => format!("{p:.3}"),
         (None, None) => "  …  ".to_string(),

@@ -10,57 +10,57 @@ use ratatui_image::Image;
 
 use crate::cam::Method;
 use crate::tui::app::App;
-use crate::tui::images;
+use crate::tui::images::{self, Images};
 
 use super::PaneLayout;
 
-pub fn draw(frame: &mut Frame, app: &App, pane: &PaneLayout, show_image: bool) {
+pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, show_image: bool) {
     let plane = pane.plane;
-    let current = plane == app.plane;
+    let current = plane == app.plane();
     let title_style = if current {
         Style::default().add_modifier(Modifier::BOLD)
     } else {
         Style::default().fg(Color::Gray)
     };
-    let method = app.display.method.name();
+    let method = app.display().method.name();
     frame.render_widget(
         Paragraph::new(Line::styled(format!("{plane} · {method}"), title_style)),
         pane.title,
     );
     if show_image {
-        image(frame, app, pane);
+        image(frame, app, images, pane);
     }
     frame.render_widget(Paragraph::new(caption(app, pane)), pane.caption);
     if let Some(scores) = app.strip_scores(plane) {
         let strip = Strip {
             scores: &scores,
-            current: app.slices[plane.index()],
+            current: app.slice(plane),
             exact: app.contributions(plane).is_some(),
         };
         frame.render_widget(strip, pane.strip);
     }
 }
 
-fn image(frame: &mut Frame, app: &App, pane: &PaneLayout) {
+fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
     let plane = pane.plane;
     let Some(case) = app.current() else {
-        let text = if app.cases.is_empty() {
+        let text = if app.cases().is_empty() {
             "no exams to show"
         } else {
             "no exam matches the filter"
         };
         return message(frame, pane.image, text);
     };
-    if !app.has_model(app.task, plane) {
+    if !app.has_model(app.task(), plane) {
         message(frame, pane.image, "no model for this task and plane");
     }
-    match app.volume(case, plane) {
+    match app.series(case, plane) {
         None => return message(frame, pane.image, "reading the series…"),
-        Some(Err(err)) => return message(frame, pane.image, err),
+        Some(Err(err)) => return message(frame, pane.image, &err.to_string()),
         Some(Ok(_)) => {}
     }
     let wanted = images::wanted_key(app, plane, pane.image);
-    match app.images.for_pane(wanted, plane) {
+    match images.for_pane(wanted, plane) {
         Some(protocol) => {
             // Centred across the pane, from its top.
             let size = protocol.size();
@@ -103,7 +103,7 @@ fn caption(app: &App, pane: &PaneLayout) -> Line<'static> {
     if count == 0 {
         return Line::from("");
     }
-    let slice = app.slices[plane.index()].min(count - 1);
+    let slice = app.slice(plane);
     let mut spans = vec![Span::raw(format!("slice {}/{count}", slice + 1))];
     if let Some(explanation) = app.contributions(plane) {
         let score = explanation.scores.get(slice).copied().unwrap_or(0.0);
@@ -126,7 +126,9 @@ fn caption(app: &App, pane: &PaneLayout) -> Line<'static> {
         let score = explanation.scores.get(slice).copied().unwrap_or(0.0);
         spans.push(Span::raw(format!("  score {score:+.3}")));
     }
-    if app.interactive.is_some_and(|(_, key)| {
+    let [interactive, _] = app.in_flight();
+    if interactive.is_some_and(|flight| {
+        let key = flight.key;
         key.plane == plane && key.method != Method::Contrib && Some(key.case) == app.current()
     }) {
         spans.push(Span::styled("  CAM…", Style::default().fg(Color::Cyan)));

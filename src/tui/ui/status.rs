@@ -11,10 +11,10 @@ use crate::tui::app::App;
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
-    if app.search.editing {
+    if app.search().editing {
         let prompt = Line::from(vec![
             Span::styled("search exam id: ", Style::default().fg(Color::Yellow)),
-            Span::raw(format!("{}█", app.search.query)),
+            Span::raw(format!("{}█", app.search().query)),
             Span::styled(
                 "  (enter keeps, esc clears)",
                 Style::default().fg(Color::DarkGray),
@@ -24,7 +24,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         return;
     }
     let separator = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
-    let display = &app.display;
+    let display = &app.display();
     let overlay = if display.overlay {
         format!(
             "{} {:.0}%",
@@ -35,9 +35,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         "overlay off".into()
     };
     let mut spans = vec![
-        Span::raw(app.info.device.clone()),
+        Span::raw(app.info().device.clone()),
         separator(),
-        Span::raw(app.info.models.clone()),
+        Span::raw(app.info().models.clone()),
         separator(),
         Span::raw(format!(
             "{} · {}",
@@ -49,22 +49,22 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         separator(),
         worker(app),
         separator(),
-        Span::raw(app.info.protocol.clone()),
+        Span::raw(app.info().protocol.clone()),
     ];
-    if let Some(note) = &app.info.protocol_note {
+    if let Some(note) = &app.info().protocol_note {
         spans.push(Span::styled(
             format!(" ({note})"),
             Style::default().fg(Color::Yellow),
         ));
     }
-    if !app.search.query.is_empty() {
+    if !app.search().query.is_empty() {
         spans.push(separator());
-        spans.push(Span::raw(format!("search '{}'", app.search.query)));
+        spans.push(Span::raw(format!("search '{}'", app.search().query)));
     }
-    if let Some(message) = &app.message {
+    if let Some(message) = app.message() {
         spans.push(separator());
         spans.push(Span::styled(
-            message.clone(),
+            message.to_string(),
             Style::default().fg(Color::Yellow),
         ));
     }
@@ -72,7 +72,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     spans.push(Span::styled(
         format!(
             "{} help",
-            app.keymap.key_of(crate::tui::action::Action::Help)
+            app.keymap().key_of(crate::tui::action::Action::Help)
         ),
         Style::default().fg(Color::DarkGray),
     ));
@@ -80,19 +80,26 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
 }
 
 fn worker(app: &App) -> Span<'static> {
-    if let Some((_, key)) = app.interactive.or(app.prefetch) {
-        let spinner = SPINNER[(app.tick % SPINNER.len() as u64) as usize];
-        let what = if app.interactive.is_some() {
+    let spinner = SPINNER[(app.tick() % SPINNER.len() as u64) as usize];
+    let [interactive, prefetch] = app.in_flight();
+    if let Some(flight) = interactive.or(prefetch) {
+        let what = if interactive.is_some() {
             "computing"
         } else {
             "prefetching"
         };
         return Span::styled(
-            format!("{spinner} {what} {} {}", key.task, key.plane),
+            format!("{spinner} {what} {} {}", flight.key.task, flight.key.plane),
             Style::default().fg(Color::Cyan),
         );
     }
-    match &app.worker_error {
+    if app.scoring().is_some() {
+        return Span::styled(
+            format!("{spinner} scoring the list ({} left)", app.unscored()),
+            Style::default().fg(Color::Cyan),
+        );
+    }
+    match app.worker_error() {
         Some(err) => Span::styled(format!("error: {err}"), Style::default().fg(Color::Red)),
         None => Span::styled("idle", Style::default().fg(Color::Green)),
     }

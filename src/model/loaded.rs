@@ -1,0 +1,113 @@
+//! A model ready on its device: the network, its preprocessing, and what outputs say of it.
+use std::path::{Path, PathBuf};
+
+use crate::cam::CamError;
+use crate::data::{Plane, Task};
+use crate::model::manifest::{self, Manifest, ManifestError, ModelError};
+use crate::model::network::{GapNetwork, Network};
+use crate::model::preprocess::Preprocess;
+
+#[derive(Debug)]
+pub struct LoadedModel {
+    pub network: Network,
+    pub preprocess: Preprocess,
+    /// How people name it: a file, or `folder:task:plane`.
+    pub label: String,
+    pub sha256: String,
+}
+
+/// Why a model could not be loaded. Each names the model once.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: manifest.toml has no model for {task}-{plane}", dir.display())]
+    NoEntry {
+        dir: PathBuf,
+        task: Task,
+        plane: Plane,
+    },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// A bare weights file: its error names the file (a bare file has no task or plane).
+    #[error(transparent)]
+    File(ModelError),
+    /// A manifest entry whose network could not be built.
+    #[error("could not load the {task} {plane} model of {}: {source}", dir.display())]
+    Entry {
+        dir: PathBuf,
+        task: Task,
+        plane: Plane,
+        source: ModelError,
+    },
+    /// A loader of the caller's own (tests, tools) said why.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl LoadedModel {
+    /// A bare weights file: an MRNet state dict, outputs from its classifier, raw preprocessing.
+    pub fn from_file(path: &Path, device: tch::Device) -> Result<Self, LoadError> {
+        let label = path.display().to_string();
+        let (network, entry) =
+            manifest::load_weights_file(path, device).map_err(LoadError::File)?;
+        Ok(LoadedModel {
+            network,
+            preprocess: entry.preprocess,
+            label,
+            sha256: entry.sha256,
+        })
+    }
+
+    /// The (task, plane) entry of the manifest in `dir`, read now.
+    pub fn from_manifest(
+        dir: &Path,
+        task: Task,
+        plane: Plane,
+        device: tch::Device,
+    ) -> Result<Self, LoadError> {
+        let manifest = Manifest::load(dir)?;
+        Self::from_loaded_manifest(dir, &manifest, task, plane, device)
+    }
+
+    /// As `from_manifest`, with the manifest already read.
+    pub fn from_loaded_manifest(
+        dir: &Path,
+        manifest: &Manifest,
+        task: Task,
+        plane: Plane,
+        device: tch::Device,
+    ) -> Result<Self, LoadError> {
+        let entry = manifest
+            .model(task, plane)
+            .ok_or_else(|| LoadError::NoEntry {
+                dir: dir.to_path_buf(),
+                task,
+                plane,
+            })?;
+        let label = format!("{}:{task}:{plane}", dir.display());
+        let network =
+            manifest::load_network(dir, entry, device).map_err(|source| LoadError::Entry {
+                dir: dir.to_path_buf(),
+                task,
+                plane,
+                source,
+            })?;
+        Ok(LoadedModel {
+            network,
+            preprocess: entry.preprocess,
+            label,
+            sha256: entry.sha256.clone(),
+        })
+    }
+
+    /// The device its weights are on.
+    pub fn device(&self) -> tch::Device {
+        self.network.classifier().0.device()
+    }
+
+    /// P(positive) for one series.
+    pub fn probability(&self, volume: &ndarray::Array3<u8>) -> Result<f32, CamError> {
+        let x = self.preprocess.input(volume, self.device());
+        let pass = crate::cam::forward(&self.network, &x)?;
+        Ok(crate::model::network::positive_probability(&pass.logits))
+    }
+}

@@ -1,0 +1,251 @@
+//! What the state promises between events, checked by the tests (the soak test checks it
+//! after each of thousands of random events). Compiled for tests and with the `invariants`
+//! feature, not into release builds.
+use std::cmp::Ordering;
+
+use crate::data::{Plane, Task};
+
+use super::list::{Confusion, Filter, Sort};
+use super::App;
+
+impl App {
+    /// Returns the first broken promise, named, with its values:
+    ///
+    /// - the list: `view` holds case indices in range, each once, exactly the exams the
+    ///   filter and the search admit, in the sort's order; `selected` is a row of `view`, or
+    ///   0 with nothing selected when the view is empty;
+    /// - the counts: TP + FN + FP + TN is the number of exams with both a label and a combined
+    ///   probability for the task; without a search, a confusion-cell or label filter lists
+    ///   exactly its count, and `all` lists every exam;
+    /// - every probability known so far lies in 0–1;
+    /// - per plane, the slice shown is within the selected exam's series when it is loaded;
+    /// - threshold and opacity are finite and in 0–1; plane and task are tabs that exist;
+    /// - in flight: at most one interactive and one prefetch request, with different ids and
+    ///   keys, each for an exam of the list with a model for its task and plane, and neither
+    ///   already cached nor already failed; the exam being scored is one not scored yet;
+    /// - the kept series within their slots, the series being read not already kept.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let cases = self.cases.len();
+        let task = self.task.index();
+
+        // The list: in range, no duplicates, exactly what filter and search admit (worked
+        // out again here, not read from `view`).
+        let query = self.search.query.trim().to_ascii_lowercase();
+        let admits = |case: usize| -> bool {
+            let by_filter = match self.filter {
+                Filter::All => true,
+                Filter::Cell(cell) => self.confusion(case) == Some(cell),
+                Filter::Label(label) => self.cases[case].labels[task] == Some(label),
+            };
+            by_filter && (query.is_empty() || self.cases[case].name.contains(query.as_str()))
+        };
+        let mut listed = vec![false; cases];
+        for (row, &case) in self.view.iter().enumerate() {
+            if case >= cases {
+                return Err(format!(
+                    "view row {row} is case {case}, but there are {cases} cases"
+                ));
+            }
+            if std::mem::replace(&mut listed[case], true) {
+                return Err(format!("case {case} is listed twice (row {row})"));
+            }
+            if !admits(case) {
+                return Err(format!(
+                    "case {case} ({}) is listed, but filter {} with search {:?} (task {}, \
+                     threshold {}) does not admit it",
+                    self.cases[case].name,
+                    self.filter.name(),
+                    self.search.query,
+                    self.task,
+                    self.threshold
+                ));
+            }
+        }
+        if let Some(missing) = (0..cases).find(|&case| !listed[case] && admits(case)) {
+            return Err(format!(
+                "case {missing} ({}) passes filter {} with search {:?} but is not listed \
+                 ({} of {cases} listed)",
+                self.cases[missing].name,
+                self.filter.name(),
+                self.search.query,
+                self.view.len()
+            ));
+        }
+
+        // The list's order.
+        let rank = |case: usize| -> f32 {
+            match (self.sort, self.combined(case, self.task)) {
+                (Sort::Id, _) => 0.0,
+                (_, None) => f32::INFINITY,
+                (Sort::Probability, Some(p)) => -p,
+                (Sort::Closeness, Some(p)) => (p - self.threshold).abs(),
+            }
+        };
+        for (row, pair) in self.view.windows(2).enumerate() {
+            let (a, b) = (pair[0], pair[1]);
+            let order = rank(a)
+                .total_cmp(&rank(b))
+                .then_with(|| self.cases[a].name.cmp(&self.cases[b].name));
+            if order == Ordering::Greater {
+                return Err(format!(
+                    "rows {row} and {} (cases {a} {} and {b} {}) are out of {} order",
+                    row + 1,
+                    self.cases[a].name,
+                    self.cases[b].name,
+                    self.sort.name()
+                ));
+            }
+        }
+
+        // The selection.
+        if self.view.is_empty() {
+            if self.selected != 0 || self.current().is_some() {
+                return Err(format!(
+                    "the view is empty but row {} is selected",
+                    self.selected
+                ));
+            }
+        } else if self.selected >= self.view.len() {
+            return Err(format!(
+                "row {} is selected, but the view has {} rows",
+                self.selected,
+                self.view.len()
+            ));
+        }
+
+        // The counts.
+        let counts = self.confusion_counts();
+        let known = (0..cases)
+            .filter(|&case| {
+                self.cases[case].labels[task].is_some() && self.combined(case, self.task).is_some()
+            })
+            .count();
+        if counts.iter().sum::<usize>() != known {
+            return Err(format!(
+                "confusion counts {counts:?} (TP FN FP TN) add up to {}, but {known} exams have \
+                 a label and a probability for {}",
+                counts.iter().sum::<usize>(),
+                self.task
+            ));
+        }
+        if query.is_empty() {
+            let expected = match self.filter {
+                Filter::All => cases,
+                Filter::Cell(cell) => {
+                    counts[Confusion::ALL.iter().position(|c| *c == cell).unwrap_or(0)]
+                }
+                Filter::Label(label) => self
+                    .cases
+                    .iter()
+                    .filter(|c| c.labels[task] == Some(label))
+                    .count(),
+            };
+            if self.view.len() != expected {
+                return Err(format!(
+                    "filter {} lists {} exams, but its count is {expected}",
+                    self.filter.name(),
+                    self.view.len()
+                ));
+            }
+        }
+        for (case, entry) in self.cases.iter().enumerate() {
+            for (t, p, probability) in entry.planes.iter() {
+                if let Some(value) = probability.filter(|v| !(0.0..=1.0).contains(v)) {
+                    return Err(format!(
+                        "case {case} task {t} plane {p}: probability {value} is not in 0–1"
+                    ));
+                }
+            }
+        }
+
+        // Slices, settings, tabs.
+        for plane in Plane::ALL {
+            let count = self.slice_count(plane);
+            let slice = self.slice(plane);
+            if count > 0 && slice >= count {
+                return Err(format!(
+                    "{plane} slice {slice} is past the selected exam's {count} slices"
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("threshold {} is not in 0–1", self.threshold));
+        }
+        if !(0.0..=1.0).contains(&self.display.opacity) {
+            return Err(format!("opacity {} is not in 0–1", self.display.opacity));
+        }
+        if Plane::ALL.get(self.plane.index()) != Some(&self.plane)
+            || Task::ALL.get(task) != Some(&self.task)
+        {
+            return Err(format!(
+                "plane {} or task {} is not a tab",
+                self.plane, self.task
+            ));
+        }
+
+        self.check_in_flight()?;
+        self.check_kept()?;
+        Ok(())
+    }
+
+    fn check_in_flight(&self) -> Result<(), String> {
+        let cases = self.cases.len();
+        if let (Some(a), Some(b)) = (self.interactive, self.prefetch) {
+            if (a.id.is_some() && a.id == b.id) || a.key == b.key {
+                return Err(format!(
+                    "interactive {a:?} and prefetch {b:?} are the same request"
+                ));
+            }
+        }
+        for (slot, in_flight) in [
+            ("interactive", self.interactive),
+            ("prefetch", self.prefetch),
+        ] {
+            let Some(flight) = in_flight else {
+                continue;
+            };
+            let key = flight.key;
+            let problem = if key.case >= cases {
+                Some("its case is out of range")
+            } else if !self.has_model(key.task, key.plane) {
+                Some("there is no model for it")
+            } else if self.cams.contains(&key) {
+                Some("its CAM is already cached")
+            } else if self.cam_errors.contains_key(&key) {
+                Some("it already failed")
+            } else if flight.id.is_none() {
+                Some("the engine never said its id")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(format!(
+                    "{slot} request {flight:?} in flight, but {problem}"
+                ));
+            }
+        }
+        if let Some((case, id)) = self.scoring {
+            if case >= cases || self.scored[case] || id.is_none() {
+                return Err(format!(
+                    "scoring case {case} ({id:?}), of {cases}, already scored: {:?}",
+                    self.scored.get(case)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_kept(&self) -> Result<(), String> {
+        if self.volumes.len() > super::VOLUME_SLOTS {
+            return Err(format!(
+                "{} series kept, over the {} slots",
+                self.volumes.len(),
+                super::VOLUME_SLOTS
+            ));
+        }
+        if let Some(key) = self.loading.iter().find(|key| self.volumes.contains(key)) {
+            return Err(format!("series {key:?} is being read but already kept"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,214 @@
+//! The exam list: what each row knows, which rows the filter and search admit, their order.
+use crate::data::{PerTaskPlane, Task};
+
+use super::App;
+
+/// One exam in the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub name: String,
+    pub labels: [Option<bool>; 3],
+    /// P(positive) per task and plane, as they become known.
+    pub planes: PerTaskPlane<Option<f32>>,
+    /// Why this exam could not be scored, if it could not.
+    pub failed: Option<String>,
+}
+
+/// A cell of the confusion matrix at the current threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Confusion {
+    TruePositive,
+    FalseNegative,
+    FalsePositive,
+    TrueNegative,
+}
+
+impl Confusion {
+    pub const ALL: [Confusion; 4] = [
+        Confusion::TruePositive,
+        Confusion::FalseNegative,
+        Confusion::FalsePositive,
+        Confusion::TrueNegative,
+    ];
+
+    pub fn of(label: bool, probability: f32, threshold: f32) -> Confusion {
+        match (label, probability >= threshold) {
+            (true, true) => Confusion::TruePositive,
+            (true, false) => Confusion::FalseNegative,
+            (false, true) => Confusion::FalsePositive,
+            (false, false) => Confusion::TrueNegative,
+        }
+    }
+
+    pub fn badge(self) -> &'static str {
+        match self {
+            Confusion::TruePositive => "TP",
+            Confusion::FalseNegative => "FN",
+            Confusion::FalsePositive => "FP",
+            Confusion::TrueNegative => "TN",
+        }
+    }
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which exams the list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    Cell(Confusion),
+    Label(bool),
+}
+
+impl Filter {
+    pub(super) const CYCLE: [Filter; 7] = [
+        Filter::All,
+        Filter::Cell(Confusion::TruePositive),
+        Filter::Cell(Confusion::FalseNegative),
+        Filter::Cell(Confusion::FalsePositive),
+        Filter::Cell(Confusion::TrueNegative),
+        Filter::Label(true),
+        Filter::Label(false),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::All => "all",
+            Filter::Cell(cell) => cell.badge(),
+            Filter::Label(true) => "positive",
+            Filter::Label(false) => "negative",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Id,
+    /// Highest combined probability first.
+    Probability,
+    /// Closest to the threshold first: the hard calls.
+    Closeness,
+}
+
+impl Sort {
+    pub(super) const CYCLE: [Sort; 3] = [Sort::Id, Sort::Probability, Sort::Closeness];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sort::Id => "id",
+            Sort::Probability => "probability",
+            Sort::Closeness => "closeness",
+        }
+    }
+}
+
+/// The search prompt: typing narrows the list by exam id.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Search {
+    pub editing: bool,
+    pub query: String,
+}
+
+impl App {
+    pub fn combined(&self, case: usize, task: Task) -> Option<f32> {
+        let combiner = self.models.combiners[task.index()]?;
+        combiner.combine(*self.cases.get(case)?.planes.row(task))
+    }
+
+    /// The exam's confusion cell for the current task and threshold, when label and
+    /// probability are both known.
+    pub fn confusion(&self, case: usize) -> Option<Confusion> {
+        let label = self.cases.get(case)?.labels[self.task.index()]?;
+        let probability = self.combined(case, self.task)?;
+        Some(Confusion::of(label, probability, self.threshold))
+    }
+
+    /// TP, FN, FP, TN over every exam (not just the filtered ones).
+    pub fn confusion_counts(&self) -> [usize; 4] {
+        let mut counts = [0; 4];
+        for cell in (0..self.cases.len()).filter_map(|case| self.confusion(case)) {
+            counts[cell.slot()] += 1;
+        }
+        counts
+    }
+
+    /// Rebuilds the list after the filter, search, sort, task, threshold or a probability
+    /// changed, keeping the selected exam selected when it is still listed.
+    pub(super) fn refresh_view(&mut self) {
+        let keep = self.current();
+        let mut view: Vec<usize> = (0..self.cases.len())
+            .filter(|&case| self.admits(case))
+            .collect();
+        self.sort_view(&mut view);
+        self.view = view;
+        self.selected = keep
+            .and_then(|case| self.view.iter().position(|&c| c == case))
+            .unwrap_or(0);
+        if self.current() != keep {
+            self.new_visit();
+        }
+    }
+
+    /// Whether the filter and the search let `case` into the list.
+    pub(super) fn admits(&self, case: usize) -> bool {
+        let by_filter = match self.filter {
+            Filter::All => true,
+            Filter::Cell(cell) => self.confusion(case) == Some(cell),
+            Filter::Label(label) => self.cases[case].labels[self.task.index()] == Some(label),
+        };
+        let query = self.search.query.trim().to_ascii_lowercase();
+        by_filter && (query.is_empty() || self.cases[case].name.contains(query.as_str()))
+    }
+
+    /// How `case` ranks under the sort (lower first); unknown probabilities last.
+    pub(super) fn rank(&self, case: usize) -> f32 {
+        match (self.sort, self.combined(case, self.task)) {
+            (Sort::Id, _) => 0.0,
+            (_, None) => f32::INFINITY,
+            (Sort::Probability, Some(p)) => -p,
+            (Sort::Closeness, Some(p)) => (p - self.threshold).abs(),
+        }
+    }
+
+    fn sort_view(&self, view: &mut [usize]) {
+        // Ties (and the id sort) by exam id.
+        view.sort_by(|&a, &b| {
+            self.rank(a)
+                .total_cmp(&self.rank(b))
+                .then_with(|| self.cases[a].name.cmp(&self.cases[b].name))
+        });
+    }
+
+    /// Selects the list row at `position` (clamped), e.g. from a mouse click.
+    pub(super) fn select(&mut self, position: usize) {
+        if self.view.is_empty() {
+            self.selected = 0;
+            return;
+        }
+        let position = position.min(self.view.len() - 1);
+        if position != self.selected {
+            self.selected = position;
+            self.new_visit();
+        }
+    }
+
+    /// The selected exam, then the next and the previous in the list.
+    pub(super) fn neighbourhood(&self) -> Vec<usize> {
+        let mut around = Vec::new();
+        let positions = [
+            Some(self.selected),
+            self.selected.checked_add(1),
+            self.selected.checked_sub(1),
+        ];
+        for position in positions.into_iter().flatten() {
+            if let Some(&case) = self.view.get(position) {
+                if !around.contains(&case) {
+                    around.push(case);
+                }
+            }
+        }
+        around
+    }
+}

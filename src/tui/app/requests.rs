@@ -1,0 +1,292 @@
+//! What the engine is asked for: the CAMs on screen (interactive), the neighbours' CAMs
+//! (prefetch) and the list's scores (background); one request in flight per lane, and a
+//! request nobody wants any more is cancelled, so the newest wish always wins.
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::cam::{Explanation, Method, Normalization};
+use crate::data::{Plane, Task};
+use crate::engine::{EngineError, EngineResult, Priority, RequestId, ScoreResult, Stopped};
+
+use super::{App, Effect};
+
+/// One CAM the explorer wants: an exam's plane under one task's model and one method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CamKey {
+    pub case: usize,
+    pub task: Task,
+    pub plane: Plane,
+    pub method: Method,
+    pub normalization: Normalization,
+}
+
+/// A CAM asked of the engine; its id once the engine took it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InFlight {
+    pub key: CamKey,
+    pub id: Option<RequestId>,
+}
+
+impl App {
+    /// The CAM requests in flight: interactive, then prefetch.
+    pub fn in_flight(&self) -> [Option<InFlight>; 2] {
+        [self.interactive, self.prefetch]
+    }
+
+    /// The exam being scored for the list, if any.
+    pub fn scoring(&self) -> Option<usize> {
+        self.scoring.map(|(case, _)| case)
+    }
+
+    /// CAMs wanted now, most urgent first: the shown plane (its method, then `contrib` for
+    /// the strip), then the exam's other planes.
+    pub fn interactive_wants(&self) -> Vec<CamKey> {
+        let Some(case) = self.current() else {
+            return Vec::new();
+        };
+        let mut planes = vec![self.plane];
+        planes.extend(Plane::ALL.into_iter().filter(|p| *p != self.plane));
+        let mut wants = Vec::new();
+        for plane in planes {
+            wants.push(self.cam_key(case, plane, self.display.method));
+            wants.push(self.cam_key(case, plane, Method::Contrib));
+        }
+        self.only_computable(wants)
+    }
+
+    /// CAMs to prefetch: the next and previous exams' planes, shown plane first, each with
+    /// `contrib` too, so that the exam opens at its top-contributing slice.
+    pub fn prefetch_wants(&self) -> Vec<CamKey> {
+        let mut wants = Vec::new();
+        for case in self.neighbourhood().into_iter().skip(1) {
+            let mut planes = vec![self.plane];
+            planes.extend(Plane::ALL.into_iter().filter(|p| *p != self.plane));
+            for plane in planes {
+                wants.push(self.cam_key(case, plane, self.display.method));
+                wants.push(self.cam_key(case, plane, Method::Contrib));
+            }
+        }
+        self.only_computable(wants)
+    }
+
+    fn only_computable(&self, wants: Vec<CamKey>) -> Vec<CamKey> {
+        let mut seen = HashSet::new();
+        wants
+            .into_iter()
+            .filter(|k| seen.insert(*k))
+            .filter(|k| self.has_model(k.task, k.plane))
+            .filter(|k| {
+                !matches!(self.series(k.case, k.plane), Some(Err(_)))
+                    && self.cases[k.case].failed.is_none()
+            })
+            .collect()
+    }
+
+    /// What the workers should do for the state as it is now.
+    pub(super) fn plan(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        effects.extend(self.plan_series());
+        effects.extend(self.plan_cams());
+        effects.extend(self.plan_scoring());
+        effects
+    }
+
+    /// At most one CAM in flight per lane; one nobody wants any more is cancelled.
+    fn plan_cams(&mut self) -> Vec<Effect> {
+        let interactive = self.interactive_wants();
+        let prefetch = self.prefetch_wants();
+        let mut effects = Vec::new();
+        for priority in [Priority::Interactive, Priority::Prefetch] {
+            if let Some(flight) = self.lane(priority) {
+                // An interactive request must still be for what is on screen; a prefetch may
+                // have become what is on screen.
+                let keep = interactive.contains(&flight.key)
+                    || (priority == Priority::Prefetch && prefetch.contains(&flight.key));
+                if keep {
+                    continue;
+                }
+                effects.extend(flight.id.map(Effect::Cancel));
+                *self.lane_mut(priority) = None;
+            }
+            let list = match priority {
+                Priority::Interactive => &interactive,
+                _ => &prefetch,
+            };
+            let in_flight: Vec<CamKey> = self.in_flight().iter().flatten().map(|f| f.key).collect();
+            let next = list.iter().find(|key| {
+                self.cams.peek(key).is_none()
+                    && !self.cam_errors.contains_key(key)
+                    && !in_flight.contains(key)
+                    && self.volume(key.case, key.plane).is_some()
+            });
+            if let Some(&key) = next {
+                *self.lane_mut(priority) = Some(InFlight { key, id: None });
+                effects.push(Effect::Submit(key, priority));
+            }
+        }
+        effects
+    }
+
+    /// One exam scored at a time, in list order first.
+    fn plan_scoring(&mut self) -> Option<Effect> {
+        if self.scoring.is_some() {
+            return None;
+        }
+        let any_model = self
+            .models
+            .positive_class
+            .iter()
+            .any(|(_, _, c)| c.is_some());
+        if !any_model {
+            self.scored.iter_mut().for_each(|done| *done = true);
+            return None;
+        }
+        let next = self
+            .view
+            .iter()
+            .copied()
+            .chain(0..self.cases.len())
+            .find(|&case| !self.scored[case])?;
+        self.scoring = Some((next, None));
+        Some(Effect::Score(next))
+    }
+
+    fn lane(&self, priority: Priority) -> Option<InFlight> {
+        match priority {
+            Priority::Interactive => self.interactive,
+            _ => self.prefetch,
+        }
+    }
+
+    fn lane_mut(&mut self, priority: Priority) -> &mut Option<InFlight> {
+        match priority {
+            Priority::Interactive => &mut self.interactive,
+            _ => &mut self.prefetch,
+        }
+    }
+
+    /// The engine took (or could not take) a request of [`App::plan_cams`].
+    pub(super) fn submitted(
+        &mut self,
+        key: CamKey,
+        priority: Priority,
+        outcome: Result<RequestId, Stopped>,
+    ) {
+        let slot = self.lane_mut(priority);
+        if slot.is_none_or(|flight| flight.key != key) {
+            return;
+        }
+        match outcome {
+            Ok(id) => *slot = Some(InFlight { key, id: Some(id) }),
+            Err(stopped) => {
+                *slot = None;
+                self.worker_error = Some(stopped.to_string());
+                self.cam_errors.insert(key, stopped.to_string());
+            }
+        }
+    }
+
+    pub(super) fn score_submitted(&mut self, case: usize, outcome: Result<RequestId, Stopped>) {
+        if self.scoring.is_none_or(|(scoring, _)| scoring != case) {
+            return;
+        }
+        match outcome {
+            Ok(id) => self.scoring = Some((case, Some(id))),
+            Err(stopped) => {
+                // Nothing more will be scored: every exam counts as done.
+                self.scoring = None;
+                self.worker_error = Some(stopped.to_string());
+                self.scored.iter_mut().for_each(|done| *done = true);
+            }
+        }
+    }
+
+    /// A CAM from the engine. Results of requests no longer in flight (cancelled,
+    /// superseded) are dropped: only the newest request's answer is shown.
+    pub(super) fn engine_result(&mut self, result: EngineResult) {
+        let Some(key) = self.take_in_flight(result.id) else {
+            return;
+        };
+        match result.outcome {
+            Ok(explanation) => {
+                self.worker_error = None;
+                if result.timings.cpu_fallback {
+                    self.message = Some(format!(
+                        "{} {}: the {} ran out of memory; computed on the CPU",
+                        key.task, key.plane, self.info.device
+                    ));
+                }
+                self.explained(key, explanation);
+            }
+            Err(err) if err.is_dropped() => {}
+            Err(err) => self.cam_failed(key, &err),
+        }
+    }
+
+    fn cam_failed(&mut self, key: CamKey, err: &EngineError) {
+        let text = err.to_string();
+        self.worker_error = Some(format!("{} {}: {text}", key.task, key.plane));
+        self.cam_errors.insert(key, text);
+    }
+
+    fn take_in_flight(&mut self, id: RequestId) -> Option<CamKey> {
+        [&mut self.interactive, &mut self.prefetch]
+            .into_iter()
+            .find(|slot| slot.is_some_and(|flight| flight.id == Some(id)))
+            .and_then(|slot| slot.take())
+            .map(|flight| flight.key)
+    }
+
+    fn explained(&mut self, key: CamKey, explanation: Explanation) {
+        let before = self.combined(key.case, key.task);
+        if let Some(case) = self.cases.get_mut(key.case) {
+            case.planes
+                .set(key.task, key.plane, Some(explanation.probability));
+        }
+        let bytes = explanation.raw.len() * 4 + explanation.maps.len() + explanation.scores.len();
+        // The shown exam's CAMs were maybe inserted long ago (lookups do not count as uses):
+        // mark them used, so that a prefetched result drops others, never what is on screen.
+        if let Some(case) = self.current() {
+            for plane in Plane::ALL {
+                for method in [self.display.method, Method::Contrib] {
+                    let shown = self.cam_key(case, plane, method);
+                    self.cams.touch(&shown);
+                }
+            }
+        }
+        self.cams.insert(key, Arc::new(explanation), bytes);
+        if before != self.combined(key.case, key.task) {
+            self.refresh_view();
+        }
+    }
+
+    /// One exam's scores for the list.
+    pub(super) fn scores_came(&mut self, result: ScoreResult) {
+        let Some((case, Some(id))) = self.scoring else {
+            return;
+        };
+        if id != result.id {
+            return;
+        }
+        self.scoring = None;
+        match result.outcome {
+            Err(err) if err.is_dropped() => return,
+            Err(err) => {
+                self.scored[case] = true;
+                if let Some(entry) = self.cases.get_mut(case) {
+                    entry.failed = Some(err.to_string());
+                }
+            }
+            Ok(scores) => {
+                self.scored[case] = true;
+                for unreadable in &scores.unreadable {
+                    tracing::warn!("{unreadable}");
+                }
+                if let Some(entry) = self.cases.get_mut(case) {
+                    entry.planes.fill_from(&scores.probabilities);
+                }
+            }
+        }
+        self.refresh_view();
+    }
+}
