@@ -99,7 +99,7 @@ fn main() {
     let session = support::session(&cohort, Config::defaults(), root.path(), Some(&store));
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.size = (120, 40);
+    driver.handle(kneecam::tui::Event::Resize(120, 40));
     let started = Instant::now();
     let mut after_warm_up = 0;
     for step in 0..EXAMS {

@@ -13,6 +13,7 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion};
 use kneecam::config::Config;
 use kneecam::tui::action::Action;
+use kneecam::tui::app::Msg;
 use kneecam::tui::{ui, Driver, Event};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
@@ -36,7 +37,7 @@ fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>) {
         let ready = driver
             .wanted_images()
             .iter()
-            .all(|key| key.overlay.is_some() && driver.app.images.store.contains(key));
+            .all(|key| key.overlay.is_some() && driver.images().store.contains(key));
         if ready {
             return;
         }
@@ -48,7 +49,7 @@ fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>) {
 
 fn draw(terminal: &mut Terminal<TestBackend>, driver: &Driver) {
     terminal
-        .draw(|frame| ui::draw(frame, &driver.app))
+        .draw(|frame| ui::draw(frame, driver.app(), driver.images()))
         .expect("draws");
 }
 
@@ -62,7 +63,7 @@ fn next_patient(c: &mut Criterion) {
     let mut step = |driver: &mut Driver, cold: bool| {
         driver.settle(&inbox, PATIENCE).expect("settles");
         if cold {
-            driver.app.cams.clear();
+            driver.dispatch(Msg::ForgetCams);
         }
         let start = Instant::now();
         driver.act(if forward {
@@ -73,7 +74,8 @@ fn next_patient(c: &mut Criterion) {
         until_overlay(driver, &inbox);
         draw(&mut terminal, driver);
         let took = start.elapsed();
-        if driver.app.selected == 0 || driver.app.selected + 1 == driver.app.view.len() {
+        let app = driver.app();
+        if app.selected() == 0 || app.selected() + 1 == app.view().len() {
             forward = !forward;
         }
         took
@@ -100,7 +102,7 @@ fn slice_flip(c: &mut Criterion) {
         let mut forward = true;
         let mut flip = |driver: &mut Driver, encode: bool| {
             if encode {
-                driver.app.images.store.clear();
+                driver.forget_images();
             }
             let start = Instant::now();
             driver.act(if forward {

@@ -100,11 +100,11 @@ impl Engine {
         if request.priority == Priority::Interactive {
             self.latest_interactive.fetch_max(id.0, Ordering::SeqCst);
         }
-        self.send(Command::Submit(Queued {
+        self.send(Command::Submit(Box::new(Queued {
             id,
             work: Work::Cam(request),
             submitted: Instant::now(),
-        }))?;
+        })))?;
         Ok(id)
     }
 
@@ -115,11 +115,11 @@ impl Engine {
             return Err(Stopped);
         }
         let id = self.next_id();
-        self.send(Command::Submit(Queued {
+        self.send(Command::Submit(Box::new(Queued {
             id,
             work: Work::Score(request),
             submitted: Instant::now(),
-        }))?;
+        })))?;
         Ok(id)
     }
 

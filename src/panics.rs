@@ -97,4 +97,35 @@ mod tests {
         assert_eq!(nested, Ok(true));
         assert!(!is_catching(), "the depth is back to 0 after panics");
     }
+
+    static RESTORED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    /// Counts restores on this test's own threads only (other tests may panic meanwhile).
+    fn restore() {
+        let name = std::thread::current().name().map(str::to_string);
+        if name.is_some_and(|n| n.starts_with("panics-test")) {
+            RESTORED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn only_a_panic_that_is_not_caught_runs_the_restore() {
+        on_fatal(Some(restore));
+        let run = |name: &str, work: fn()| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(work)
+                .expect("thread")
+                .join()
+        };
+        let caught = run("panics-test-caught", || {
+            assert!(catch::<()>(|| panic!("a libtorch error")).is_err());
+        });
+        assert!(caught.is_ok());
+        assert_eq!(RESTORED.load(std::sync::atomic::Ordering::SeqCst), 0);
+        let fatal = run("panics-test-fatal", || panic!("a bug"));
+        assert!(fatal.is_err());
+        assert_eq!(RESTORED.load(std::sync::atomic::Ordering::SeqCst), 1);
+        on_fatal(None);
+    }
 }

@@ -12,6 +12,7 @@ use kneecam::engine::{
     CamRequest, Engine, EngineError, EngineEvent, EngineResult, EngineStatus, Latest, Loader,
     ModelKey, Priority, RequestId, Stopped,
 };
+use kneecam::model::loaded::{LoadError, LoadedModel};
 use kneecam::model::mrnet::Mrnet;
 use kneecam::model::network::Network;
 use kneecam::model::preprocess::Preprocess;
@@ -41,6 +42,16 @@ struct Harness {
     volume: Arc<Array3<u8>>,
 }
 
+/// A random-weight MRNet on `device`, as a loader gives it.
+fn random_mrnet(device: Device) -> LoadedModel {
+    LoadedModel {
+        network: Network::Mrnet(Mrnet::new(device, 2)),
+        preprocess: Preprocess::Raw,
+        label: "a random MRNet".into(),
+        sha256: String::new(),
+    }
+}
+
 fn test_loader(
     loads: Arc<Mutex<Vec<ModelKey>>>,
     entered: Sender<ModelKey>,
@@ -54,12 +65,12 @@ fn test_loader(
             let _ = release.recv();
         }
         if key == FAILING {
-            return Err("no weights for abnormal/coronal".into());
+            return Err(LoadError::Other("no weights for abnormal/coronal".into()));
         }
         if key == PANICKING {
             panic!("the loader exploded for {}/{}", key.0, key.1);
         }
-        Ok((Network::Mrnet(Mrnet::new(device, 2)), Preprocess::Raw))
+        Ok(random_mrnet(device))
     })
 }
 
@@ -281,7 +292,7 @@ fn interactive_requests_run_before_prefetches_and_a_newer_prefetch_displaces_the
         match h.next_event() {
             EngineEvent::Started { id, .. } => started.push(id),
             EngineEvent::Finished(result) => finished.push(*result),
-            EngineEvent::Status(_) => {}
+            EngineEvent::Scored(_) | EngineEvent::Status(_) => {}
         }
     }
     assert_eq!(started, vec![first, interactive, prefetch]);
@@ -348,7 +359,7 @@ fn a_cancel_at_any_moment_still_gives_exactly_one_result() {
 
 #[test]
 fn a_panic_inside_a_request_becomes_its_error_and_the_worker_carries_on() {
-    kneecam::engine::install_panic_filter();
+    kneecam::panics::install_hook();
     let h = Harness::new();
     let panicked = h.submit(PANICKING, Priority::Interactive);
     let result = h.result();
@@ -372,28 +383,22 @@ fn a_panic_inside_a_request_becomes_its_error_and_the_worker_carries_on() {
 }
 
 #[test]
-fn a_series_too_small_for_the_network_fails_and_the_next_one_succeeds() {
-    kneecam::engine::install_panic_filter();
+fn a_series_too_small_for_the_network_is_refused_in_plain_words_and_the_next_one_succeeds() {
     let h = Harness::new();
-    // AlexNet's pooling cannot shrink 16 pixels that far: libtorch refuses the shape.
+    // AlexNet's pooling cannot shrink 16 pixels that far: refused before libtorch sees it.
     let tiny = CamRequest {
         volume: Arc::new(Array3::zeros((1, 16, 16))),
         ..h.request(PLAIN, Priority::Interactive)
     };
     h.engine().submit(tiny).expect("submit");
     let result = h.result();
-    assert!(
-        matches!(
-            result.outcome,
-            Err(EngineError::Panicked {
-                during: "computing the CAM",
-                ..
-            } | EngineError::Cam(_))
+    match &result.outcome {
+        Err(err @ EngineError::TooSmall { .. }) => assert_eq!(
+            err.to_string(),
+            "the series of 16×16 px is smaller than the model's input needs (at least 63×63 px)"
         ),
-        "{:?}",
-        result.outcome
-    );
-    // The panic happened inside `tch::no_grad`; Grad-CAM needs grad mode back on.
+        other => panic!("expected TooSmall, got {other:?}"),
+    }
     let gradcam = CamRequest {
         spec: CamSpec {
             method: Method::GradCam,
@@ -404,6 +409,51 @@ fn a_series_too_small_for_the_network_fails_and_the_next_one_succeeds() {
     };
     h.engine().submit(gradcam).expect("submit");
     assert_done(&h.result());
+}
+
+#[test]
+fn a_libtorch_panic_in_the_forward_pass_is_an_error_and_leaves_grad_mode_on() {
+    kneecam::panics::install_hook();
+    let net = Network::Mrnet(Mrnet::new(Device::Cpu, 2));
+    let small = tch::Tensor::zeros([1, 3, 16, 16], (tch::Kind::Float, Device::Cpu));
+    let err = kneecam::cam::forward(&net, &small).expect_err("libtorch refuses 16 px");
+    assert!(err.to_string().contains("refused the input"), "{err}");
+    assert!(
+        !err.to_string().contains('\n'),
+        "one line, not libtorch's trace: {err}"
+    );
+    let w = tch::Tensor::ones([2], (tch::Kind::Float, Device::Cpu)).set_requires_grad(true);
+    let y = (&w * 3.0).sum(tch::Kind::Float);
+    assert!(
+        y.requires_grad(),
+        "grad mode is on again after the caught panic"
+    );
+}
+
+#[test]
+fn the_smallest_input_side_of_each_native_network_is_what_libtorch_takes() {
+    kneecam::panics::install_hook();
+    let tiny = kneecam::model::tiny::Tiny::new(Device::Cpu, 2);
+    let networks = [
+        (Network::Mrnet(Mrnet::new(Device::Cpu, 2)), 63),
+        (Network::Tiny(tiny), 14),
+    ];
+    for (net, expected) in networks {
+        let min = net.min_input_side().expect("known for native networks");
+        assert_eq!(min, expected);
+        let side = |s: usize| {
+            tch::Tensor::zeros([1, 3, s as i64, s as i64], (tch::Kind::Float, Device::Cpu))
+        };
+        assert!(
+            kneecam::cam::forward(&net, &side(min)).is_ok(),
+            "{min} px is taken"
+        );
+        assert!(
+            kneecam::cam::forward(&net, &side(min - 1)).is_err(),
+            "{} px is not",
+            min - 1
+        );
+    }
 }
 
 #[test]
@@ -432,19 +482,19 @@ fn a_loader_error_becomes_the_requests_error_and_is_not_cached() {
     h.submit(FAILING, Priority::Interactive);
     let result = h.result();
     match &result.outcome {
-        Err(error @ EngineError::Load { key, message }) => {
-            assert_eq!(*key, FAILING);
+        Err(error @ EngineError::Load(LoadError::Other(message))) => {
             assert_eq!(message, "no weights for abnormal/coronal");
             assert_eq!(
                 error.to_string(),
-                "could not load the abnormal coronal model: no weights for abnormal/coronal"
+                "no weights for abnormal/coronal",
+                "said once"
             );
         }
         other => panic!("expected a load error, got {other:?}"),
     }
     assert_done(&h.result_of(PLAIN));
     h.submit(FAILING, Priority::Interactive);
-    assert!(matches!(h.result().outcome, Err(EngineError::Load { .. })));
+    assert!(matches!(h.result().outcome, Err(EngineError::Load(_))));
     assert_eq!(h.loads(), vec![FAILING, PLAIN, FAILING]);
 }
 
@@ -632,9 +682,11 @@ fn out_of_memory_engine() -> (Engine, Receiver<EngineEvent>, Arc<Mutex<Vec<Devic
     let loader: Loader = Box::new(move |key, device| {
         seen.lock().expect("devices").push(device);
         match (key, device) {
-            (FAILING, Device::Cuda(_)) => Err("no weights for abnormal/coronal".into()),
-            (_, Device::Cuda(_)) => Err(CUDA_OOM.into()),
-            _ => Ok((Network::Mrnet(Mrnet::new(device, 2)), Preprocess::Raw)),
+            (FAILING, Device::Cuda(_)) => {
+                Err(LoadError::Other("no weights for abnormal/coronal".into()))
+            }
+            (_, Device::Cuda(_)) => Err(LoadError::Other(CUDA_OOM.into())),
+            _ => Ok(random_mrnet(device)),
         }
     });
     let (engine, events) = Engine::with_channel(Device::Cuda(0), loader).expect("engine");
@@ -687,7 +739,7 @@ fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_
     engine.submit(request(FAILING)).expect("submit");
     let failed = finished(&events);
     match &failed.outcome {
-        Err(err @ EngineError::Load { .. }) => {
+        Err(err @ EngineError::Load(_)) => {
             assert!(!err.is_out_of_memory(), "{err}");
             assert!(!failed.timings.cpu_fallback);
         }

@@ -1,17 +1,22 @@
 //! The explorer without a terminal: actions on the state alone, then the real engine (CPU
 //! libtorch, the shipped demo models) on a small phantom cohort drawn into ratatui's
 //! TestBackend and compared with insta snapshots.
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kneecam::cam::{Explanation, Method};
 use kneecam::config::Config;
-use kneecam::data::{Plane, Task};
+use kneecam::data::{PerTaskPlane, Plane, Task};
 use kneecam::engine::{EngineResult, Priority, RequestId, Timings};
+use kneecam::model::loaded::LoadError;
 use kneecam::model::manifest::Combiner;
 use kneecam::tui::action::Action;
-use kneecam::tui::app::{App, Case, EngineCommand, Filter, Info};
+use kneecam::tui::app::{
+    App, CamKey, Case, Confusion, Effect, Filter, Info, ModelFacts, Msg, Series,
+};
 use kneecam::tui::{ui, Driver, Event};
 use ndarray::Array3;
 use ratatui::buffer::Buffer;
@@ -31,15 +36,128 @@ fn case(name: &str, acl: bool, probability: f32) -> Case {
     Case {
         name: name.into(),
         labels: [Some(true), Some(acl), Some(false)],
-        planes: [[Some(probability); 3]; 3],
+        planes: PerTaskPlane::from_fn(|_, _| Some(probability)),
         failed: None,
+    }
+}
+
+/// The state with a stand-in for the driver: series are read at once (`slices` each),
+/// every submission gets the next id and is recorded; scores are never answered.
+struct Fake {
+    app: App,
+    slices: usize,
+    next_id: u64,
+    submitted: Vec<(RequestId, CamKey, Priority)>,
+    cancelled: Vec<RequestId>,
+    loads: Vec<(usize, Plane)>,
+}
+
+impl Fake {
+    fn new(app: App) -> Fake {
+        let mut fake = Fake {
+            app,
+            slices: 4,
+            next_id: 0,
+            submitted: Vec::new(),
+            cancelled: Vec::new(),
+            loads: Vec::new(),
+        };
+        fake.send(Msg::Resize(120, 40));
+        fake
+    }
+
+    /// Hands `msg` to the state and carries out its effects, as the driver does.
+    fn send(&mut self, msg: Msg) {
+        let mut queue = VecDeque::from([msg]);
+        while let Some(msg) = queue.pop_front() {
+            for effect in self.app.update(msg) {
+                queue.extend(self.carry_out(effect));
+            }
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect) -> Vec<Msg> {
+        match effect {
+            Effect::LoadSeries(wanted) => wanted
+                .into_iter()
+                .map(|(case, plane)| {
+                    self.loads.push((case, plane));
+                    Msg::SeriesLoaded {
+                        case,
+                        plane,
+                        outcome: Ok(series(self.slices)),
+                    }
+                })
+                .collect(),
+            Effect::Submit(key, priority) => {
+                let id = self.id();
+                self.submitted.push((id, key, priority));
+                vec![Msg::Submitted {
+                    key,
+                    priority,
+                    outcome: Ok(id),
+                }]
+            }
+            Effect::Cancel(id) => {
+                self.cancelled.push(id);
+                Vec::new()
+            }
+            Effect::Score(case) => vec![Msg::ScoreSubmitted {
+                case,
+                outcome: Ok(self.id()),
+            }],
+            Effect::Export(_) => Vec::new(),
+        }
+    }
+
+    fn id(&mut self) -> RequestId {
+        self.next_id += 1;
+        RequestId(self.next_id)
+    }
+
+    fn act(&mut self, action: Action) {
+        self.send(Msg::Action(action));
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.send(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    /// The interactive request in flight.
+    fn interactive(&self) -> Option<(RequestId, CamKey)> {
+        let [interactive, _] = self.app.in_flight();
+        interactive.map(|f| (f.id.expect("the engine said its id"), f.key))
+    }
+
+    /// Answers the request `id` (for `key`) with a CAM whose per-slice scores are `scores`.
+    fn answer(&mut self, id: RequestId, key: CamKey, priority: Priority, scores: Vec<f32>) {
+        let mut answer = result(id, key, scores);
+        answer.priority = priority;
+        self.send(Msg::Explained(Box::new(answer)));
+    }
+
+    fn names(&self) -> Vec<String> {
+        let app = &self.app;
+        app.view()
+            .iter()
+            .map(|&c| app.cases()[c].name.clone())
+            .collect()
+    }
+
+    fn selected_name(&self) -> String {
+        let app = &self.app;
+        app.cases()[app.current().expect("selected")].name.clone()
     }
 }
 
 /// Five exams whose combined ACL probability is the plane probability itself (a combiner
 /// that averages: weights 1/3 on the logit scale would not; this one is the identity on p=0
 /// or 1 and monotone between).
-fn small_app() -> App {
+fn small_app() -> Fake {
+    small_app_with(Config::defaults())
+}
+
+fn small_app_with(config: Config) -> Fake {
     let cases = vec![
         case("0000", true, 0.9),  // TP at 0.5
         case("0001", true, 0.2),  // FN
@@ -47,127 +165,141 @@ fn small_app() -> App {
         case("0003", false, 0.1), // TN
         case("0004", false, 0.45),
     ];
-    let mut app = App::new(cases, &Config::defaults(), Info::default());
     let identity = Combiner {
         axial: 0.0,
         coronal: 0.0,
         sagittal: 4.0,
         intercept: -2.0,
     };
-    app.combiners = [Some(identity); 3];
-    app.refresh_view();
-    app
+    let models = ModelFacts {
+        combiners: [Some(identity); 3],
+        ..ModelFacts::every_model()
+    };
+    Fake::new(App::new(cases, models, &config, Info::default()))
 }
 
-fn volume(slices: usize) -> Arc<Array3<u8>> {
-    Arc::new(Array3::zeros((slices, 16, 16)))
+fn series(slices: usize) -> Series {
+    Series {
+        volume: Arc::new(Array3::zeros((slices, 16, 16))),
+        sha256: None,
+    }
 }
 
 #[test]
 fn filters_cycle_through_the_confusion_cells_and_labels() {
-    let mut app = small_app();
-    assert_eq!(app.view.len(), 5);
+    let mut fake = small_app();
+    assert_eq!(fake.app.view().len(), 5);
     // sigmoid(4p - 2) >= 0.5 exactly when p >= 0.5.
-    let counts = app.confusion_counts();
+    let counts = fake.app.confusion_counts();
     assert_eq!(counts, [1, 1, 1, 2], "TP FN FP TN");
     let mut seen = Vec::new();
     for _ in 0..7 {
-        app.apply(Action::NextFilter);
-        seen.push((app.filter, app.view.len()));
+        fake.act(Action::NextFilter);
+        seen.push((fake.app.filter(), fake.app.view().len()));
     }
     assert_eq!(
         seen,
         vec![
-            (Filter::Cell(kneecam::tui::app::Confusion::TruePositive), 1),
-            (Filter::Cell(kneecam::tui::app::Confusion::FalseNegative), 1),
-            (Filter::Cell(kneecam::tui::app::Confusion::FalsePositive), 1),
-            (Filter::Cell(kneecam::tui::app::Confusion::TrueNegative), 2),
+            (Filter::Cell(Confusion::TruePositive), 1),
+            (Filter::Cell(Confusion::FalseNegative), 1),
+            (Filter::Cell(Confusion::FalsePositive), 1),
+            (Filter::Cell(Confusion::TrueNegative), 2),
             (Filter::Label(true), 2),
             (Filter::Label(false), 3),
             (Filter::All, 5),
         ]
     );
+    fake.app.check_invariants().expect("invariants");
 }
 
 #[test]
 fn the_threshold_moves_badges_and_counts() {
-    let mut app = small_app();
+    let mut fake = small_app();
     for _ in 0..2 {
-        app.apply(Action::ThresholdDown);
+        fake.act(Action::ThresholdDown);
     }
-    assert!((app.threshold - 0.4).abs() < 1e-6, "{}", app.threshold);
+    let threshold = fake.app.threshold();
+    assert!((threshold - 0.4).abs() < 1e-6, "{threshold}");
     // 0004 (p 0.45, negative) becomes a false positive.
-    assert_eq!(app.confusion_counts(), [1, 1, 2, 1]);
+    assert_eq!(fake.app.confusion_counts(), [1, 1, 2, 1]);
     for _ in 0..30 {
-        app.apply(Action::ThresholdUp);
+        fake.act(Action::ThresholdUp);
     }
-    assert_eq!(app.threshold, 1.0, "clamped");
-    assert_eq!(app.confusion_counts(), [0, 2, 0, 3]);
+    assert_eq!(fake.app.threshold(), 1.0, "clamped");
+    assert_eq!(fake.app.confusion_counts(), [0, 2, 0, 3]);
 }
 
 #[test]
 fn sort_and_search_keep_the_selected_exam() {
-    let mut app = small_app();
-    app.apply(Action::NextPatient);
-    assert_eq!(app.cases[app.current().expect("selected")].name, "0001");
-    app.apply(Action::NextSort); // by probability, highest first
-    let names: Vec<&str> = app
-        .view
-        .iter()
-        .map(|&c| app.cases[c].name.as_str())
-        .collect();
-    assert_eq!(names, ["0000", "0002", "0004", "0001", "0003"]);
-    assert_eq!(app.cases[app.current().expect("selected")].name, "0001");
-    app.apply(Action::NextSort); // closeness to 0.5
-    let names: Vec<&str> = app
-        .view
-        .iter()
-        .map(|&c| app.cases[c].name.as_str())
-        .collect();
-    assert_eq!(names[0], "0004");
+    let mut fake = small_app();
+    fake.act(Action::NextPatient);
+    assert_eq!(fake.selected_name(), "0001");
+    fake.act(Action::NextSort); // by probability, highest first
+    assert_eq!(fake.names(), ["0000", "0002", "0004", "0001", "0003"]);
+    assert_eq!(fake.selected_name(), "0001");
+    fake.act(Action::NextSort); // closeness to 0.5
+    assert_eq!(fake.names()[0], "0004");
 
-    app.apply(Action::Search);
+    // Search text is typed as keys: every input is a message.
+    fake.act(Action::Search);
     for c in "0003".chars() {
-        app.search_input(crossterm::event::KeyCode::Char(c));
+        fake.key(KeyCode::Char(c));
     }
-    assert_eq!(app.view.len(), 1);
-    app.search_input(crossterm::event::KeyCode::Esc);
-    assert_eq!(app.view.len(), 5);
+    assert_eq!(fake.app.view().len(), 1);
+    assert_eq!(fake.app.search().query, "0003");
+    fake.key(KeyCode::Backspace);
+    assert_eq!(fake.app.view().len(), 5, "000 matches every exam");
+    fake.key(KeyCode::Esc);
+    assert_eq!(fake.app.view().len(), 5);
+    assert!(!fake.app.search().editing);
+    fake.app.check_invariants().expect("invariants");
 }
 
 #[test]
 fn patient_and_slice_moves_stay_in_bounds() {
-    let mut app = small_app();
-    app.apply(Action::PrevPatient);
-    assert_eq!(app.selected, 0);
+    let mut fake = small_app();
+    fake.slices = 7;
+    fake.act(Action::PrevPatient);
+    assert_eq!(fake.app.selected(), 0);
     for _ in 0..10 {
-        app.apply(Action::NextPatient);
+        fake.act(Action::NextPatient);
     }
-    assert_eq!(app.selected, 4);
-    let case = app.current().expect("selected");
-    for plane in Plane::ALL {
-        app.volume_loaded(case, plane, Ok(volume(7)));
-    }
+    assert_eq!(fake.app.selected(), 4);
+    let plane = fake.app.plane();
     assert_eq!(
-        app.slices[app.plane.index()],
+        fake.app.slice(plane),
         3,
         "the middle slice until a CAM comes"
     );
-    app.apply(Action::Forward5);
-    assert_eq!(app.slices[app.plane.index()], 6);
-    app.apply(Action::NextSlice);
-    assert_eq!(app.slices[app.plane.index()], 6);
-    app.apply(Action::FirstSlice);
-    app.apply(Action::PrevSlice);
-    assert_eq!(app.slices[app.plane.index()], 0);
-    app.apply(Action::LastSlice);
-    assert_eq!(app.slices[app.plane.index()], 6);
-    app.apply(Action::Back5);
-    assert_eq!(app.slices[app.plane.index()], 1);
-    app.apply(Action::Axial);
-    assert_eq!(app.plane, Plane::Axial);
-    app.apply(Action::NextPlane);
-    assert_eq!(app.plane, Plane::Coronal);
+    fake.act(Action::Forward5);
+    assert_eq!(fake.app.slice(plane), 6);
+    fake.act(Action::NextSlice);
+    assert_eq!(fake.app.slice(plane), 6);
+    fake.act(Action::FirstSlice);
+    fake.act(Action::PrevSlice);
+    assert_eq!(fake.app.slice(plane), 0);
+    fake.act(Action::LastSlice);
+    assert_eq!(fake.app.slice(plane), 6);
+    fake.act(Action::Back5);
+    assert_eq!(fake.app.slice(plane), 1);
+    fake.act(Action::Axial);
+    assert_eq!(fake.app.plane(), Plane::Axial);
+    fake.act(Action::NextPlane);
+    assert_eq!(fake.app.plane(), Plane::Coronal);
+    fake.app.check_invariants().expect("invariants");
+}
+
+#[test]
+fn series_are_asked_of_the_loader_once_and_only_around_the_selection() {
+    let mut fake = small_app();
+    // The selection and its next neighbour: 2 exams × 3 planes, nothing read twice.
+    assert_eq!(fake.loads.len(), 6, "{:?}", fake.loads);
+    fake.act(Action::NextPatient);
+    assert_eq!(fake.loads.len(), 9, "one new neighbour: {:?}", fake.loads);
+    let mut unique = fake.loads.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), fake.loads.len(), "no series read twice");
 }
 
 fn explanation(scores: Vec<f32>) -> Explanation {
@@ -183,7 +315,7 @@ fn explanation(scores: Vec<f32>) -> Explanation {
     }
 }
 
-fn result(id: RequestId, key: kneecam::tui::app::CamKey, scores: Vec<f32>) -> EngineResult {
+fn result(id: RequestId, key: CamKey, scores: Vec<f32>) -> EngineResult {
     EngineResult {
         id,
         task: key.task,
@@ -199,108 +331,158 @@ fn result(id: RequestId, key: kneecam::tui::app::CamKey, scores: Vec<f32>) -> En
     }
 }
 
-/// Submits what the plan asks (after reading the series it wants, as the driver does), with
-/// ids from `next_id`; returns the interactive submissions.
-fn follow_plan(app: &mut App, next_id: &mut u64) -> Vec<(RequestId, kneecam::tui::app::CamKey)> {
-    for (case, plane) in app.wanted_volumes() {
-        app.volume_loaded(case, plane, Ok(volume(4)));
-    }
-    let mut submitted = Vec::new();
-    for command in app.plan() {
-        match command {
-            EngineCommand::Submit(key, priority) => {
-                *next_id += 1;
-                app.submitted(key, priority, RequestId(*next_id));
-                if priority == Priority::Interactive {
-                    submitted.push((RequestId(*next_id), key));
-                }
-            }
-            EngineCommand::Cancel(id) => app.cancelled(id),
-        }
-    }
-    submitted
-}
-
 #[test]
 fn newest_request_wins_when_keys_outrun_the_engine() {
-    let mut app = small_app();
-    let mut next_id = 0;
-    let first = follow_plan(&mut app, &mut next_id);
-    assert_eq!(first.len(), 1, "one interactive request at a time");
-    let (stale_id, stale_key) = first[0];
+    let mut fake = small_app();
+    let interactive: Vec<_> = fake
+        .submitted
+        .iter()
+        .filter(|(_, _, p)| *p == Priority::Interactive)
+        .collect();
+    assert_eq!(interactive.len(), 1, "one interactive request at a time");
+    let (stale_id, stale_key, _) = *interactive[0];
     assert_eq!((stale_key.case, stale_key.plane), (0, Plane::Sagittal));
 
     // Three patients on before the engine answers: the old request is cancelled, only the
     // newest exam's is in flight.
     for _ in 0..3 {
-        app.apply(Action::NextPatient);
-        follow_plan(&mut app, &mut next_id);
+        fake.act(Action::NextPatient);
     }
-    let (live_id, live_key) = app.interactive.expect("a request in flight");
-    assert_eq!(live_key.case, app.current().expect("selected"));
+    assert!(fake.cancelled.contains(&stale_id));
+    let (live_id, live_key) = fake.interactive().expect("a request in flight");
+    assert_eq!(live_key.case, fake.app.current().expect("selected"));
     assert_ne!(live_id, stale_id);
 
     // The stale answer arrives late: dropped, nothing cached for it.
-    app.engine_result(result(stale_id, stale_key, vec![0.0, 1.0, 0.0, 0.0]));
-    assert!(app.cams.peek(&stale_key).is_none());
-    assert_eq!(app.interactive.map(|(id, _)| id), Some(live_id));
+    fake.answer(
+        stale_id,
+        stale_key,
+        Priority::Interactive,
+        vec![0.0, 1.0, 0.0, 0.0],
+    );
+    assert!(fake.app.cams().peek(&stale_key).is_none());
+    assert_eq!(fake.interactive().map(|(id, _)| id), Some(live_id));
 
     // The live answer lands, the view jumps to its top-contributing slice (contrib).
-    app.engine_result(result(live_id, live_key, vec![0.0, -1.0, 2.0, 0.5]));
-    assert!(app.explanation(Plane::Sagittal).is_some());
-    assert_eq!(app.slices[Plane::Sagittal.index()], 2);
+    fake.answer(
+        live_id,
+        live_key,
+        Priority::Interactive,
+        vec![0.0, -1.0, 2.0, 0.5],
+    );
+    assert!(fake.app.explanation(Plane::Sagittal).is_some());
+    assert_eq!(fake.app.slice(Plane::Sagittal), 2);
 
     // Strip navigation over the contributions.
-    app.apply(Action::NextPositiveSlice);
-    assert_eq!(app.slices[Plane::Sagittal.index()], 3);
-    app.apply(Action::PrevPositiveSlice);
-    assert_eq!(app.slices[Plane::Sagittal.index()], 2);
-    app.apply(Action::FirstSlice);
-    app.apply(Action::TopSlice);
-    assert_eq!(app.slices[Plane::Sagittal.index()], 2);
+    fake.act(Action::NextPositiveSlice);
+    assert_eq!(fake.app.slice(Plane::Sagittal), 3);
+    fake.act(Action::PrevPositiveSlice);
+    assert_eq!(fake.app.slice(Plane::Sagittal), 2);
+    fake.act(Action::FirstSlice);
+    fake.act(Action::TopSlice);
+    assert_eq!(fake.app.slice(Plane::Sagittal), 2);
 
-    // The method changes: the next plan asks for the new method's CAM of the same plane.
-    app.apply(Action::NextMethod);
-    let next = follow_plan(&mut app, &mut next_id);
-    assert_eq!(next[0].1.method, Method::GradCam);
-    assert_eq!(next[0].1.plane, Plane::Sagittal);
+    // The method changes: the state asks for the new method's CAM of the same plane.
+    let before = fake.submitted.len();
+    fake.act(Action::NextMethod);
+    let (_, next, _) = fake.submitted[before];
+    assert_eq!(next.method, Method::GradCam);
+    assert_eq!(next.plane, Plane::Sagittal);
+    fake.app.check_invariants().expect("invariants");
+}
+
+#[test]
+fn an_exam_opens_at_its_top_contributing_slice_however_its_cam_came() {
+    let mut fake = small_app();
+    // The next exam's contrib is prefetched and answered while exam 0 is shown.
+    let prefetched: Vec<(RequestId, CamKey)> = fake
+        .submitted
+        .iter()
+        .filter(|(_, key, p)| *p == Priority::Prefetch && key.case == 1)
+        .map(|(id, key, _)| (*id, *key))
+        .collect();
+    let (id, key) = prefetched[0];
+    assert_eq!((key.plane, key.method), (Plane::Sagittal, Method::Contrib));
+    fake.answer(id, key, Priority::Prefetch, vec![0.0, 0.0, 0.0, 3.0]);
+    fake.act(Action::NextPatient);
+    assert_eq!(fake.app.current(), Some(1));
+    assert_eq!(
+        fake.app.slice(Plane::Sagittal),
+        3,
+        "prefetched: its top slice"
+    );
+
+    // The user moves within the exam: that stays while it is shown...
+    fake.act(Action::FirstSlice);
+    assert_eq!(fake.app.slice(Plane::Sagittal), 0);
+    // ...and a revisit opens at the top slice again.
+    fake.act(Action::PrevPatient);
+    fake.act(Action::NextPatient);
+    assert_eq!(
+        fake.app.slice(Plane::Sagittal),
+        3,
+        "revisited: its top slice"
+    );
+
+    // A task with no CAM yet: the middle slice, then its own top slice once it comes.
+    fake.act(Action::NextTask);
+    assert_eq!(fake.app.slice(Plane::Sagittal), 2, "middle of 4");
+    let (id, key) = fake.interactive().expect("the new task's CAM asked for");
+    assert_eq!(key.task, Task::Meniscus);
+    fake.answer(id, key, Priority::Interactive, vec![1.0, 0.0, 0.0, 0.0]);
+    assert_eq!(
+        fake.app.slice(Plane::Sagittal),
+        0,
+        "computed now: its top slice"
+    );
 }
 
 #[test]
 fn results_for_other_exams_never_evict_the_shown_exams_cams() {
-    let mut app = small_app();
     let one_entry = 16 * 4 + 4 * 16 * 16 + 4; // raw f32 + maps u8 + scores, 4 slices
-    app.cams = kneecam::tui::cache::Lru::new(2 * one_entry + 10);
-    let mut next_id = 0;
-    let (id, key) = follow_plan(&mut app, &mut next_id)[0];
-    app.engine_result(result(id, key, vec![0.0, 1.0, 0.0, 0.0]));
-    // Two neighbours' CAMs land in a cache with room for two.
-    for case in [1, 4] {
-        let other = app.cam_key(case, Plane::Sagittal, Method::Contrib);
-        let other_id = RequestId(100 + case as u64);
-        app.submitted(other, Priority::Prefetch, other_id);
-        let mut prefetched = result(other_id, other, vec![1.0, 0.0, 0.0, 0.0]);
-        prefetched.priority = Priority::Prefetch;
-        app.engine_result(prefetched);
-        assert!(app.cams.peek(&other).is_some());
+    let mut config = Config::defaults();
+    config.cam_cache_bytes = 2 * one_entry + 10;
+    let mut fake = small_app_with(config);
+    let (id, key) = fake.interactive().expect("asked for");
+    fake.answer(id, key, Priority::Interactive, vec![0.0, 1.0, 0.0, 0.0]);
+    // Prefetched CAMs of the neighbour land in a cache with room for two.
+    let prefetches: Vec<(RequestId, CamKey)> = fake
+        .submitted
+        .iter()
+        .filter(|(_, _, p)| *p == Priority::Prefetch)
+        .map(|(id, key, _)| (*id, *key))
+        .collect();
+    for (id, key) in prefetches.into_iter().take(2) {
+        fake.answer(id, key, Priority::Prefetch, vec![1.0, 0.0, 0.0, 0.0]);
     }
     assert!(
-        app.explanation(Plane::Sagittal).is_some(),
+        fake.app.explanation(Plane::Sagittal).is_some(),
         "the shown exam's CAM is still cached"
     );
 }
 
 #[test]
 fn a_result_computed_on_the_cpu_after_the_device_ran_out_of_memory_says_so() {
-    let mut app = small_app();
-    app.info.device = "CUDA 0 (NVIDIA H100)".into();
-    let mut next_id = 0;
-    let (id, key) = follow_plan(&mut app, &mut next_id)[0];
+    let cases = vec![case("0000", true, 0.9)];
+    let info = Info {
+        device: "CUDA 0 (NVIDIA H100)".into(),
+        ..Info::default()
+    };
+    let mut fake = Fake::new(App::new(
+        cases,
+        ModelFacts::every_model(),
+        &Config::defaults(),
+        info,
+    ));
+    let (id, key) = fake.interactive().expect("asked for");
     let mut fell_back = result(id, key, vec![0.0, 1.0, 0.0, 0.0]);
     fell_back.timings.cpu_fallback = true;
-    app.engine_result(fell_back);
-    assert!(app.explanation(key.plane).is_some(), "the result is shown");
-    let message = app.message.clone().unwrap_or_default();
+    fake.send(Msg::Explained(Box::new(fell_back)));
+    assert!(
+        fake.app.explanation(key.plane).is_some(),
+        "the result is shown"
+    );
+    let message = fake.app.message().unwrap_or_default();
     assert!(
         message.contains("CUDA 0 (NVIDIA H100) ran out of memory; computed on the CPU"),
         "{message}"
@@ -309,34 +491,46 @@ fn a_result_computed_on_the_cpu_after_the_device_ran_out_of_memory_says_so() {
 
 #[test]
 fn display_actions_cycle_and_clamp() {
-    let mut app = small_app();
-    let opacity = app.display.opacity;
-    app.apply(Action::OpacityUp);
-    assert!(app.display.opacity > opacity);
+    let mut fake = small_app();
+    let opacity = fake.app.display().opacity;
+    fake.act(Action::OpacityUp);
+    assert!(fake.app.display().opacity > opacity);
     for _ in 0..20 {
-        app.apply(Action::OpacityDown);
+        fake.act(Action::OpacityDown);
     }
-    assert_eq!(app.display.opacity, 0.0);
-    let colormap = app.display.colormap;
+    assert_eq!(fake.app.display().opacity, 0.0);
+    let colormap = fake.app.display().colormap;
     for _ in 0..4 {
-        app.apply(Action::NextColormap);
+        fake.act(Action::NextColormap);
     }
-    assert_eq!(app.display.colormap, colormap, "four colormaps");
-    app.apply(Action::ToggleOverlay);
-    assert!(!app.display.overlay);
-    app.apply(Action::NextTask);
-    assert_eq!(app.task, Task::Meniscus);
-    app.size = (100, 40);
-    app.apply(Action::ThreePlane);
-    assert!(!app.display.three_plane, "too narrow");
-    assert!(app.message.as_deref().unwrap_or("").contains("columns"));
-    app.size = (160, 40);
-    app.apply(Action::ThreePlane);
-    assert!(app.display.three_plane);
-    app.apply(Action::Help);
-    assert!(app.help);
-    app.apply(Action::Quit);
-    assert!(app.quit);
+    assert_eq!(fake.app.display().colormap, colormap, "four colormaps");
+    fake.act(Action::ToggleOverlay);
+    assert!(!fake.app.display().overlay);
+    fake.act(Action::NextTask);
+    assert_eq!(fake.app.task(), Task::Meniscus);
+    fake.send(Msg::Resize(100, 40));
+    fake.act(Action::ThreePlane);
+    assert!(!fake.app.display().three_plane, "too narrow");
+    assert!(fake.app.message().unwrap_or("").contains("columns"));
+    fake.send(Msg::Resize(160, 40));
+    fake.act(Action::ThreePlane);
+    assert!(fake.app.display().three_plane);
+    fake.act(Action::Help);
+    assert!(fake.app.help());
+    fake.key(KeyCode::Esc);
+    assert!(!fake.app.help(), "Esc closes the help");
+    fake.act(Action::Quit);
+    assert!(fake.app.quit());
+}
+
+#[test]
+fn export_is_an_effect_and_its_outcome_a_message() {
+    let mut fake = small_app();
+    let effects = fake.app.update(Msg::Action(Action::Export));
+    assert!(effects.contains(&Effect::Export(0)), "{effects:?}");
+    assert_eq!(fake.app.message(), Some("exporting…"));
+    fake.send(Msg::Exported(Ok("exported sagittal to /tmp/x".into())));
+    assert_eq!(fake.app.message(), Some("exported sagittal to /tmp/x"));
 }
 
 // ---------------------------------------------------------------- real engine, TestBackend
@@ -352,7 +546,7 @@ fn explorer(size: (u16, u16), config: Config, root: &Path) -> (Driver, Receiver<
 /// on the last bits of the CAM; `coloured_cells` checks their colours).
 fn screen(driver: &Driver) -> String {
     let mut buffer = support::draw(driver);
-    if let Some(layout) = ui::layout(buffer.area, &driver.app) {
+    if let Some(layout) = ui::layout(buffer.area, driver.app()) {
         for pane in &layout.panes {
             mask(&mut buffer, pane.image);
         }
@@ -391,8 +585,8 @@ fn coloured_cells(driver: &Driver, area: Rect) -> usize {
 }
 
 fn image_area(driver: &Driver) -> Rect {
-    let (width, height) = driver.app.size;
-    let layout = ui::layout(Rect::new(0, 0, width, height), &driver.app).expect("fits");
+    let (width, height) = driver.app().size();
+    let layout = ui::layout(Rect::new(0, 0, width, height), driver.app()).expect("fits");
     layout.panes[0].image
 }
 
@@ -402,7 +596,7 @@ fn main_screen_with_overlay_and_without() {
     let root = tempfile::tempdir().expect("tempdir");
     let (mut driver, inbox) = explorer((120, 40), Config::defaults(), root.path());
     // The demo's first ACL-positive exam.
-    while driver.app.cases[driver.app.current().expect("selected")].name != "0002" {
+    while driver.app().cases()[driver.app().current().expect("selected")].name != "0002" {
         driver.act(Action::NextPatient);
     }
     driver.settle(&inbox, PATIENCE).expect("settles");
@@ -428,16 +622,17 @@ fn main_screen_with_overlay_and_without() {
     use crossterm::event::{MouseButton, MouseEventKind};
     let rows = 2; // border and column header
     driver.handle(click(MouseEventKind::Down(MouseButton::Left), 5, rows + 4));
-    assert_eq!(driver.app.selected, 4);
+    assert_eq!(driver.app().selected(), 4);
     driver.settle(&inbox, PATIENCE).expect("settles");
-    let slice = driver.app.slices[driver.app.plane.index()];
+    let slice = driver.app().slice(driver.app().plane());
     driver.handle(click(MouseEventKind::ScrollDown, 60, 10));
     driver.handle(click(MouseEventKind::ScrollDown, 60, 10));
     driver.handle(click(MouseEventKind::ScrollUp, 60, 10));
-    assert_eq!(driver.app.slices[driver.app.plane.index()], slice + 1);
+    assert_eq!(driver.app().slice(driver.app().plane()), slice + 1);
     driver.handle(click(MouseEventKind::Down(MouseButton::Left), 60, 10));
     assert_eq!(
-        driver.app.selected, 4,
+        driver.app().selected(),
+        4,
         "a click outside the list selects nothing"
     );
 }
@@ -449,9 +644,12 @@ fn three_plane_view() {
     let (mut driver, inbox) = explorer((160, 40), Config::defaults(), root.path());
     driver.act(Action::ThreePlane);
     driver.settle(&inbox, PATIENCE).expect("settles");
-    assert!(driver.app.display.three_plane);
+    assert!(driver.app().display().three_plane);
     for plane in Plane::ALL {
-        assert!(driver.app.explanation(plane).is_some(), "{plane} computed");
+        assert!(
+            driver.app().explanation(plane).is_some(),
+            "{plane} computed"
+        );
     }
     insta::assert_snapshot!("three_plane", screen(&driver));
 }
@@ -472,7 +670,7 @@ fn help_overlay_lists_every_binding() {
     }
     insta::assert_snapshot!("help", text);
     // A short terminal gets two columns, every binding still there.
-    driver.app.size = (100, 20);
+    driver.handle(Event::Resize(100, 20));
     let text = screen(&driver);
     for (action, _, description) in Action::ALL {
         let start: String = description.chars().take(20).collect();
@@ -495,21 +693,23 @@ fn too_small_a_terminal_says_so() {
 fn an_empty_dataset_shows_an_empty_list() {
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().expect("tempdir");
-    let app = App::new(Vec::new(), &Config::defaults(), Info::default());
     let session = kneecam::tui::Session {
-        app,
+        cases: Vec::new(),
+        models: ModelFacts::every_model(),
+        info: Info {
+            models: "models/demo".into(),
+            ..Info::default()
+        },
         exams: Vec::new(),
         device: tch::Device::Cpu,
-        loader: Box::new(|_, _| Err("no models".into())),
-        scorer: None,
+        loader: Box::new(|_, _| Err(LoadError::Other("no models".into()))),
         config: Config::defaults(),
         export_folder: root.path().join("exports"),
         store: None,
     };
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");
-    driver.app.info.models = "models/demo".into();
-    driver.app.size = (100, 24);
+    driver.handle(Event::Resize(100, 24));
     for action in [
         Action::NextPatient,
         Action::NextSlice,
@@ -533,21 +733,20 @@ fn an_engine_error_is_shown_and_the_explorer_goes_on() {
         None,
     );
     session.loader = Box::new(|(task, plane), _| {
-        Err(format!(
+        Err(LoadError::Other(format!(
             "{task}-{plane}.safetensors: not a safetensors file"
-        ))
+        )))
     });
-    session.scorer = None;
     let (mut driver, inbox) = support::start(session, Picker::halfblocks(), (120, 30));
     let text = screen(&driver);
     assert!(text.contains("CAM failed"), "{text}");
-    assert!(driver.app.worker_error.is_some());
+    assert!(driver.app().worker_error().is_some());
     insta::assert_snapshot!("engine_error", text);
     // The next patient is still browsable.
     driver.act(Action::NextPatient);
     driver.act(Action::NextSlice);
     driver.settle(&inbox, PATIENCE).expect("settles");
-    assert_eq!(driver.app.selected, 1);
+    assert_eq!(driver.app().selected(), 1);
 }
 
 #[test]
@@ -557,9 +756,7 @@ fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
     let store_dir = root.path().join("store");
     let open = || {
         let cohort = support::demo_cohort();
-        let mut session =
-            support::session(cohort, Config::defaults(), root.path(), Some(&store_dir));
-        session.scorer = None;
+        let session = support::session(cohort, Config::defaults(), root.path(), Some(&store_dir));
         support::start(session, Picker::halfblocks(), (120, 40))
     };
     let (first, _inbox) = open();
@@ -567,7 +764,7 @@ fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
     // The first exam's three planes (contrib) and the neighbour prefetched.
     assert!(kept >= 3, "{kept} entries kept");
     let shown = first
-        .app
+        .app()
         .explanation(Plane::Sagittal)
         .expect("computed")
         .clone();
@@ -576,7 +773,7 @@ fn the_explorer_keeps_its_cams_in_the_store_and_reads_them_back() {
     let (second, _inbox) = open();
     assert_eq!(walk(&store_dir), kept);
     let again = second
-        .app
+        .app()
         .explanation(Plane::Sagittal)
         .expect("from the store");
     assert_eq!(again.scores, shown.scores);
@@ -604,9 +801,11 @@ fn engine_and_scorer_agree_and_export_never_overwrites() {
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().expect("tempdir");
     let (mut driver, inbox) = explorer((120, 40), Config::defaults(), root.path());
-    let case = driver.app.current().expect("selected");
-    let from_engine = driver.app.explanation(Plane::Sagittal).expect("computed");
-    let from_scorer = driver.app.cases[case].planes[Task::Acl.index()][Plane::Sagittal.index()];
+    let case = driver.app().current().expect("selected");
+    let from_engine = driver.app().explanation(Plane::Sagittal).expect("computed");
+    let from_scorer = *driver.app().cases()[case]
+        .planes
+        .get(Task::Acl, Plane::Sagittal);
     assert!(
         (from_scorer.expect("scored") - from_engine.probability).abs() < 1e-4,
         "scorer {from_scorer:?} vs engine {}",

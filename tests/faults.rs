@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use kneecam::config::Config;
 use kneecam::data::dataset::Dataset;
 use kneecam::data::Plane;
+use kneecam::model::loaded::LoadError;
 use kneecam::model::manifest::Manifest;
 use kneecam::tui::action::Action;
 use kneecam::tui::{Driver, Event};
@@ -283,8 +284,12 @@ fn export(driver: &mut Driver, inbox: &Receiver<Event>) -> Result<String, String
     loop {
         match inbox.recv_timeout(PATIENCE).expect("an export result") {
             Event::Exported(outcome) => {
-                driver.handle(Event::Exported(outcome.clone()));
-                return outcome;
+                let said = outcome
+                    .as_ref()
+                    .map(String::clone)
+                    .map_err(|e| e.to_string());
+                driver.handle(Event::Exported(outcome));
+                return said;
             }
             other => driver.handle(other),
         }
@@ -292,12 +297,12 @@ fn export(driver: &mut Driver, inbox: &Receiver<Event>) -> Result<String, String
 }
 
 fn next_patient_works(driver: &mut Driver, inbox: &Receiver<Event>) {
-    let before = driver.app.current();
+    let before = driver.app().current();
     driver.act(Action::NextPatient);
     driver.settle(inbox, PATIENCE).expect("settles");
-    assert_ne!(driver.app.current(), before, "moved on");
+    assert_ne!(driver.app().current(), before, "moved on");
     assert!(
-        driver.app.explanation(Plane::Sagittal).is_some(),
+        driver.app().explanation(Plane::Sagittal).is_some(),
         "the next exam's CAM is computed"
     );
 }
@@ -339,7 +344,7 @@ fn a_cam_store_on_a_full_disk_is_passed_over_and_the_cams_still_show() {
     std::fs::create_dir_all(&store).expect("store folder");
     disk.fill();
     let (mut driver, inbox) = explorer(&data, Config::defaults(), home.path(), Some(&store));
-    assert!(driver.app.explanation(Plane::Sagittal).is_some());
+    assert!(driver.app().explanation(Plane::Sagittal).is_some());
     next_patient_works(&mut driver, &inbox);
     no_temporary_files(&disk);
 }
@@ -350,7 +355,7 @@ fn exam_files_that_disappear_or_change_while_open_show_an_error_and_the_others_w
     let home = tempfile::tempdir().expect("tempdir");
     let data = own_cohort(home.path());
     let (mut driver, inbox) = explorer(&data, Config::defaults(), home.path(), None);
-    assert_eq!(driver.app.current(), Some(0));
+    assert_eq!(driver.app().current(), Some(0));
     let sagittal = |id: &str| data.join("valid/sagittal").join(format!("{id}.npy"));
     std::fs::remove_file(sagittal("0003")).expect("delete");
     std::fs::write(sagittal("0005"), b"PK\x03\x04 not an array any more").expect("overwrite");
@@ -358,12 +363,12 @@ fn exam_files_that_disappear_or_change_while_open_show_an_error_and_the_others_w
     for case in 1..8 {
         driver.act(Action::NextPatient);
         driver.settle(&inbox, PATIENCE).expect("settles");
-        assert_eq!(driver.app.current(), Some(case));
-        let volume = driver.app.volume(case, Plane::Sagittal).expect("read");
+        assert_eq!(driver.app().current(), Some(case));
+        let volume = driver.app().series(case, Plane::Sagittal).expect("read");
         let text = screen(&driver);
         match case {
             3 => {
-                let err = volume.as_ref().expect_err("gone");
+                let err = volume.as_ref().expect_err("gone").to_string();
                 assert!(
                     err.contains("0003.npy") && err.contains("No such file"),
                     "{err}"
@@ -371,7 +376,7 @@ fn exam_files_that_disappear_or_change_while_open_show_an_error_and_the_others_w
                 assert!(text.contains("0003.npy: cannot read"), "{text}");
             }
             5 => {
-                let err = volume.as_ref().expect_err("changed");
+                let err = volume.as_ref().expect_err("changed").to_string();
                 assert!(
                     err.contains("0005.npy") && err.contains("not a .npy file"),
                     "{err}"
@@ -381,7 +386,7 @@ fn exam_files_that_disappear_or_change_while_open_show_an_error_and_the_others_w
             _ => {
                 assert!(volume.is_ok(), "exam {case}");
                 assert!(
-                    driver.app.explanation(Plane::Sagittal).is_some(),
+                    driver.app().explanation(Plane::Sagittal).is_some(),
                     "exam {case}"
                 );
             }
@@ -391,10 +396,10 @@ fn exam_files_that_disappear_or_change_while_open_show_an_error_and_the_others_w
             driver.act(Action::NextPlane);
             driver.settle(&inbox, PATIENCE).expect("settles");
             assert!(driver
-                .app
+                .app()
                 .visible_planes()
                 .iter()
-                .any(|p| { driver.app.explanation(*p).is_some() }));
+                .any(|p| { driver.app().explanation(*p).is_some() }));
             // Round the plane tabs back to sagittal.
             driver.act(Action::NextPlane);
             driver.act(Action::NextPlane);
@@ -490,8 +495,11 @@ fn an_escape_sequence_in_an_engine_error_never_reaches_a_screen_cell() {
     let home = tempfile::tempdir().expect("tempdir");
     let data = own_cohort(home.path());
     let mut session = support::session(&data, Config::defaults(), home.path(), None);
-    session.loader = Box::new(|_, _| Err(format!("unexpected key features{CLEAR_SCREEN}")));
-    session.scorer = None;
+    session.loader = Box::new(|_, _| {
+        Err(LoadError::Other(format!(
+            "unexpected key features{CLEAR_SCREEN}"
+        )))
+    });
     let (driver, _inbox) = support::start(session, Picker::halfblocks(), (120, 40));
     let buffer = support::draw(&driver);
     let text = screen(&driver);

@@ -9,6 +9,7 @@ use kneecam::cam::store::{CacheKey, Precision, Store};
 use kneecam::cam::{CamSpec, Method, Normalization};
 use kneecam::data::{Plane, Task};
 use kneecam::engine::{CacheRef, CamRequest, Engine, EngineEvent, EngineResult, Priority};
+use kneecam::model::loaded::LoadedModel;
 use kneecam::model::network::Network;
 use kneecam::model::preprocess::Preprocess;
 use kneecam::model::tiny::Tiny;
@@ -23,7 +24,14 @@ fn engine() -> (Engine, Receiver<EngineEvent>) {
     tch::manual_seed(7);
     Engine::with_channel(
         Device::Cpu,
-        Box::new(|_, device| Ok((Network::Tiny(Tiny::new(device, 2)), Preprocess::Raw))),
+        Box::new(|_, device| {
+            Ok(LoadedModel {
+                network: Network::Tiny(Tiny::new(device, 2)),
+                preprocess: Preprocess::Raw,
+                label: "a random tiny net".into(),
+                sha256: String::new(),
+            })
+        }),
     )
     .expect("engine")
 }

@@ -243,7 +243,11 @@ fn predict_exam(
         let model = cache
             .take(key)
             .ok_or_else(|| anyhow::anyhow!("{} {}: no model loaded", key.0, key.1))?;
-        let probability = model.probability(volume).with_context(|| exam.name());
+        let probability = match model.check_input(volume) {
+            Ok(()) => model.probability(volume).map_err(anyhow::Error::from),
+            Err(small) => Err(bad_input(small)),
+        }
+        .with_context(|| format!("exam {}, {} {}", exam.name(), key.0, key.1));
         cache.put(key, model);
         probability
     })?;

@@ -8,7 +8,7 @@ use crate::cam::store::{CacheKey, Store};
 use crate::cam::{CamError, CamSpec, Explanation};
 use crate::data::dataset::Exam;
 use crate::data::{PerTaskPlane, Plane, Task};
-use crate::model::loaded::{LoadError, LoadedModel};
+use crate::model::loaded::{LoadError, LoadedModel, TooSmall};
 use crate::model::manifest::ModelEntry;
 
 pub use crate::model::cache::ModelKey;
@@ -134,15 +134,8 @@ pub enum EngineError {
         width: usize,
     },
     /// Checked before libtorch sees the series.
-    #[error(
-        "the series of {height}×{width} px is smaller than the model's input needs (at least \
-         {min}×{min} px)"
-    )]
-    TooSmall {
-        height: usize,
-        width: usize,
-        min: usize,
-    },
+    #[error(transparent)]
+    TooSmall(#[from] TooSmall),
     #[error(transparent)]
     Cam(#[from] CamError),
     /// A panic inside the request (libtorch errors surface as panics in tch); the engine

@@ -6,7 +6,7 @@ use crate::data::dataset::Exam;
 use crate::data::Plane;
 use crate::model::manifest::ModelEntry;
 
-use super::message::{EngineError, ExamScores, ModelKey};
+use super::message::{ExamScores, ModelKey};
 
 /// P(positive) from any method's entry in the store (they share the forward pass).
 pub fn stored_probability(store: &Store, entry: &ModelEntry, exam_sha256: &str) -> Option<f32> {
@@ -59,14 +59,4 @@ pub fn exam_scores<E>(
         }
     }
     Ok(scores)
-}
-
-/// The error for a series the model cannot take, before libtorch is asked (it would panic).
-pub fn check_size(height: usize, width: usize, min_side: Option<usize>) -> Result<(), EngineError> {
-    match min_side {
-        Some(min) if height < min || width < min => {
-            Err(EngineError::TooSmall { height, width, min })
-        }
-        _ => Ok(()),
-    }
 }

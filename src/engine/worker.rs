@@ -17,7 +17,7 @@ use crate::model::cache::ModelCache;
 use crate::model::loaded::LoadedModel;
 
 pub(crate) enum Command {
-    Submit(Queued),
+    Submit(Box<Queued>),
     Cancel(RequestId),
     /// Drop one cached model, or all of them.
     Invalidate(Option<ModelKey>),
@@ -106,6 +106,7 @@ impl Worker {
     fn handle(&mut self, command: Command) {
         match command {
             Command::Submit(job) => {
+                let job = *job;
                 debug!(id = %job.id, priority = ?job.priority(), "request queued");
                 let by = job.id;
                 if self.stopping {
@@ -428,20 +429,13 @@ fn keep(request: &CamRequest, explained: &Explanation, placement: Placement) {
     }
 }
 
-/// The series' slices as the model sees them, checked against the smallest side it takes.
-fn check_input(model: &LoadedModel, volume: &ndarray::Array3<u8>) -> Result<(), EngineError> {
-    let (_, height, width) = volume.dim();
-    let (_, _, seen_height, seen_width) = model.preprocess.window(height, width);
-    score::check_size(seen_height, seen_width, model.network.min_input_side())
-}
-
 fn explain_with(
     model: &LoadedModel,
     request: &CamRequest,
     timings: &mut Timings,
 ) -> Result<Explanation, EngineError> {
     let volume = &*request.volume;
-    check_input(model, volume)?;
+    model.check_input(volume)?;
     let (_, height, width) = volume.dim();
     let device = model.device();
     let placement = Placement {
@@ -473,7 +467,7 @@ fn explain_with(
 }
 
 fn probability_with(model: &LoadedModel, volume: &ndarray::Array3<u8>) -> Result<f32, EngineError> {
-    check_input(model, volume)?;
+    model.check_input(volume)?;
     match guarded(|| tch::no_grad(|| model.probability(volume))) {
         Ok(outcome) => outcome.map_err(EngineError::from),
         Err(message) => Err(EngineError::Panicked {

@@ -1,7 +1,7 @@
 //! The one model cache: models loaded once per (task, plane) on one device, kept until
 //! dropped. The engine keeps one for its device and one for CPU copies; `precompute` and
 //! `predict`, which run no engine, keep their own.
-use std::collections::HashMap;
+use std::collections::hash_map::{Entry, HashMap};
 
 use crate::data::{Plane, Task};
 
@@ -26,13 +26,10 @@ impl ModelCache {
         key: ModelKey,
         load: impl FnOnce(ModelKey) -> Result<LoadedModel, LoadError>,
     ) -> Result<&LoadedModel, LoadError> {
-        if !self.loaded.contains_key(&key) {
-            let model = load(key)?;
-            self.loaded.insert(key, model);
+        match self.loaded.entry(key) {
+            Entry::Occupied(found) => Ok(found.into_mut()),
+            Entry::Vacant(slot) => Ok(slot.insert(load(key)?)),
         }
-        self.loaded.get(&key).ok_or_else(|| {
-            LoadError::Other(format!("{} {} model vanished from the cache", key.0, key.1))
-        })
     }
 
     /// Takes the model out (while it is in use elsewhere); [`ModelCache::put`] brings it back.

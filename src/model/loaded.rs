@@ -26,21 +26,33 @@ pub enum LoadError {
         plane: Plane,
     },
     #[error(transparent)]
-    Manifest(#[from] ManifestError),
+    Manifest(Box<ManifestError>),
     /// A bare weights file: its error names the file (a bare file has no task or plane).
     #[error(transparent)]
-    File(ModelError),
+    File(Box<ModelError>),
     /// A manifest entry whose network could not be built.
     #[error("could not load the {task} {plane} model of {}: {source}", dir.display())]
     Entry {
         dir: PathBuf,
         task: Task,
         plane: Plane,
-        source: ModelError,
+        source: Box<ModelError>,
     },
     /// A loader of the caller's own (tests, tools) said why.
     #[error("{0}")]
     Other(String),
+}
+
+/// A series smaller than the network can take (libtorch would fail on it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the series of {height}×{width} px is smaller than the model's input needs (at least \
+     {min}×{min} px)"
+)]
+pub struct TooSmall {
+    pub height: usize,
+    pub width: usize,
+    pub min: usize,
 }
 
 impl LoadedModel {
@@ -48,7 +60,7 @@ impl LoadedModel {
     pub fn from_file(path: &Path, device: tch::Device) -> Result<Self, LoadError> {
         let label = path.display().to_string();
         let (network, entry) =
-            manifest::load_weights_file(path, device).map_err(LoadError::File)?;
+            manifest::load_weights_file(path, device).map_err(|e| LoadError::File(Box::new(e)))?;
         Ok(LoadedModel {
             network,
             preprocess: entry.preprocess,
@@ -64,7 +76,7 @@ impl LoadedModel {
         plane: Plane,
         device: tch::Device,
     ) -> Result<Self, LoadError> {
-        let manifest = Manifest::load(dir)?;
+        let manifest = Manifest::load(dir).map_err(|e| LoadError::Manifest(Box::new(e)))?;
         Self::from_loaded_manifest(dir, &manifest, task, plane, device)
     }
 
@@ -89,7 +101,7 @@ impl LoadedModel {
                 dir: dir.to_path_buf(),
                 task,
                 plane,
-                source,
+                source: Box::new(source),
             })?;
         Ok(LoadedModel {
             network,
@@ -102,6 +114,21 @@ impl LoadedModel {
     /// The device its weights are on.
     pub fn device(&self) -> tch::Device {
         self.network.classifier().0.device()
+    }
+
+    /// Whether the series' slices, as the network sees them, are large enough for it
+    /// (checked before libtorch, which would fail on them; unknown for TorchScript).
+    pub fn check_input(&self, volume: &ndarray::Array3<u8>) -> Result<(), TooSmall> {
+        let (_, height, width) = volume.dim();
+        let (_, _, seen_height, seen_width) = self.preprocess.window(height, width);
+        match self.network.min_input_side() {
+            Some(min) if seen_height < min || seen_width < min => Err(TooSmall {
+                height: seen_height,
+                width: seen_width,
+                min,
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// P(positive) for one series.

@@ -188,6 +188,10 @@ impl App {
             Msg::Scored(result) => self.scores_came(*result),
             Msg::Notice(text) => self.message = Some(text),
             Msg::Exported(outcome) => self.exported(outcome),
+            Msg::ForgetCams => {
+                self.cams.clear();
+                self.cam_errors.clear();
+            }
             Msg::Tick => self.tick += 1,
             Msg::Terminate => self.quit = true,
         }

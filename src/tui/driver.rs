@@ -347,6 +347,11 @@ impl Driver {
         }
     }
 
+    /// Drops every encoded image (they are encoded again when wanted).
+    pub fn forget_images(&mut self) {
+        self.images.store.clear();
+    }
+
     /// Marks the images on screen as recently used, so the cache drops others first.
     pub fn touch_visible(&mut self) {
         for key in self.wanted_images() {

@@ -71,20 +71,20 @@ pub fn session(data: &Path, config: Config, root: &Path, store: Option<&Path>) -
 
 /// Starts `session` headless at `size` cells and settles it: the list scored, the first
 /// exam's CAMs computed, its images encoded.
-pub fn start(session: Session, picker: Picker, size: (u16, u16)) -> (Driver, Receiver<Event>) {
+pub fn start(mut session: Session, picker: Picker, size: (u16, u16)) -> (Driver, Receiver<Event>) {
+    session.info.models = "models/demo".into();
     let (mut driver, inbox) = kneecam::tui::start_headless(session, picker).expect("starts");
-    driver.app.info.models = "models/demo".into();
-    driver.app.size = size;
+    driver.handle(Event::Resize(size.0, size.1));
     driver.settle(&inbox, PATIENCE).expect("settles");
     (driver, inbox)
 }
 
 /// One frame of the app, drawn into a TestBackend of its size.
 pub fn draw(driver: &Driver) -> Buffer {
-    let (width, height) = driver.app.size;
+    let (width, height) = driver.app().size();
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("terminal");
     terminal
-        .draw(|frame| ui::draw(frame, &driver.app))
+        .draw(|frame| ui::draw(frame, driver.app(), driver.images()))
         .expect("draws");
     terminal.backend().buffer().clone()
 }

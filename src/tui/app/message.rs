@@ -42,6 +42,8 @@ pub enum Msg {
     Notice(String),
     /// Where an export went, or why it failed.
     Exported(Result<String, ExportError>),
+    /// Drops every computed CAM, so that what is shown is computed (or read) again.
+    ForgetCams,
     /// Time passed while workers run (the spinner turns).
     Tick,
     /// SIGTERM, SIGHUP or SIGINT: leave cleanly.

@@ -274,6 +274,7 @@ impl App {
             Err(err) => {
                 self.scored[case] = true;
                 if let Some(entry) = self.cases.get_mut(case) {
+                    self.worker_error = Some(format!("scoring {}: {err}", entry.name));
                     entry.failed = Some(err.to_string());
                 }
             }

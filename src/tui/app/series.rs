@@ -41,6 +41,11 @@ impl App {
         }
     }
 
+    /// How many series are kept (read, or failed to be read).
+    pub fn series_kept(&self) -> usize {
+        self.volumes.len()
+    }
+
     pub(super) fn series_loaded(
         &mut self,
         case: usize,

@@ -74,13 +74,18 @@ fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
         }
         None => message(frame, pane.image, "drawing…"),
     }
-    if let Some(err) = app.cam_error(plane) {
+    let failure = match (app.cam_error(plane), &app.cases()[case].failed) {
+        (Some(err), _) => Some(format!("CAM failed: {err}")),
+        (None, Some(reason)) => Some(format!("cannot score this exam: {reason}")),
+        (None, None) => None,
+    };
+    if let Some(text) = failure {
         let line = Rect {
             height: 2.min(pane.image.height),
             ..pane.image
         };
         frame.render_widget(
-            Paragraph::new(format!("CAM failed: {err}"))
+            Paragraph::new(text)
                 .style(Style::default().fg(Color::Red))
                 .wrap(Wrap { trim: true }),
             line,
