@@ -14,8 +14,9 @@
 //! [`ScoreResult`] for scoring an exam), through the [`Notify`] callback given to
 //! [`Engine::start`] (or the channel of [`Engine::with_channel`]): done, failed (loader error,
 //! CAM error, a series too small for the model, a panic inside the request — caught silently,
-//! and the worker carries on), or dropped (superseded, cancelled, shut down). Results of
-//! requests the caller no longer wants can be filtered with [`Latest`].
+//! and the worker carries on), or dropped (superseded, cancelled, shut down). The caller drops
+//! the results of requests it no longer waits for by their ids (the explorer keeps the id of
+//! the one request in flight per lane).
 //!
 //! The engine is the one owner of models: the explorer's CAMs, its prefetches and the scoring
 //! of its list (the background lane) all go through it, so a GPU holds one set of weights and
@@ -31,7 +32,6 @@ use tracing::warn;
 mod message;
 pub mod score;
 mod slots;
-mod ticket;
 mod worker;
 
 pub use message::{
@@ -39,7 +39,6 @@ pub use message::{
     ExamScores, Loader, ModelKey, Notify, Priority, RequestId, ScoreRequest, ScoreResult, Stopped,
     Timings,
 };
-pub use ticket::Latest;
 
 use slots::{Queued, Work};
 use worker::{Command, Worker};
@@ -55,8 +54,6 @@ pub struct Engine {
     device_name: String,
     /// The last id handed out (0: none yet).
     last_id: AtomicU64,
-    /// The newest interactive request's id (0: none yet).
-    latest_interactive: AtomicU64,
     stopping: AtomicBool,
 }
 
@@ -73,7 +70,6 @@ impl Engine {
             device,
             device_name: crate::model::device::describe(device),
             last_id: AtomicU64::new(0),
-            latest_interactive: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         })
     }
@@ -93,38 +89,27 @@ impl Engine {
 
     /// Queues a request and returns its id (ids increase with each call).
     pub fn submit(&self, request: CamRequest) -> Result<RequestId, Stopped> {
-        if self.stopping.load(Ordering::SeqCst) {
-            return Err(Stopped);
-        }
-        let id = self.next_id();
-        if request.priority == Priority::Interactive {
-            self.latest_interactive.fetch_max(id.0, Ordering::SeqCst);
-        }
-        self.send(Command::Submit(Box::new(Queued {
-            id,
-            work: Work::Cam(request),
-            submitted: Instant::now(),
-        })))?;
-        Ok(id)
+        self.enqueue(Work::Cam(request))
     }
 
     /// Queues an exam to score in the background lane (below prefetches: a newer score request
     /// displaces the waiting one) and returns its id. The answer is [`EngineEvent::Scored`].
     pub fn score(&self, request: ScoreRequest) -> Result<RequestId, Stopped> {
+        self.enqueue(Work::Score(request))
+    }
+
+    fn enqueue(&self, work: Work) -> Result<RequestId, Stopped> {
         if self.stopping.load(Ordering::SeqCst) {
             return Err(Stopped);
         }
-        let id = self.next_id();
-        self.send(Command::Submit(Box::new(Queued {
+        let id = RequestId(self.last_id.fetch_add(1, Ordering::SeqCst) + 1);
+        let queued = Queued {
             id,
-            work: Work::Score(request),
+            work,
             submitted: Instant::now(),
-        })))?;
+        };
+        self.send(Command::Submit(Box::new(queued)))?;
         Ok(id)
-    }
-
-    fn next_id(&self) -> RequestId {
-        RequestId(self.last_id.fetch_add(1, Ordering::SeqCst) + 1)
     }
 
     /// Cancels a request: a waiting one ends [`EngineError::Cancelled`] at once (when the
@@ -156,14 +141,6 @@ impl Engine {
         self.stopping.store(true, Ordering::SeqCst);
         // A worker already gone has stopped anyway.
         let _ = self.commands.send(Command::Shutdown);
-    }
-
-    /// The newest interactive request submitted, for dropping stale results.
-    pub fn latest_interactive(&self) -> Option<RequestId> {
-        match self.latest_interactive.load(Ordering::SeqCst) {
-            0 => None,
-            id => Some(RequestId(id)),
-        }
     }
 
     pub fn device(&self) -> tch::Device {

@@ -132,6 +132,30 @@ fn cam_refuses_bad_input_with_exit_code_2() {
         .stderr(predicate::str::contains("notes.safetensors"));
 }
 
+/// A bare weights file has no task or plane: its errors name the file only, once.
+#[test]
+fn a_bad_bare_weights_file_is_named_without_a_task_or_plane() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_, exam) = model_and_exam(dir.path());
+    let not_a_model = dir.path().join("notes.safetensors");
+    std::fs::write(&not_a_model, "hello").expect("write");
+    let out = kneecam(dir.path())
+        .args(["cam", "--device", "cpu", "--model"])
+        .arg(&not_a_model)
+        .arg("--exam")
+        .arg(&exam)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("abnormal"), "{stderr}");
+    assert!(!stderr.contains("axial"), "{stderr}");
+    assert_eq!(stderr.matches("notes.safetensors").count(), 1, "{stderr}");
+}
+
 /// A TorchScript GAP classifier with 3 classes, made by the virtualenv's PyTorch.
 fn toy_torchscript(path: &Path) {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.kneecam-python");

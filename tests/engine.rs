@@ -2,6 +2,7 @@
 //! a test holds the worker inside the loader (a gate) while it queues requests, so what the
 //! worker sees when it next reads its channel is fixed, never a matter of timing.
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,8 +10,8 @@ use std::time::Duration;
 use kneecam::cam::{CamSpec, Method, Normalization};
 use kneecam::data::{Plane, Task};
 use kneecam::engine::{
-    CamRequest, Engine, EngineError, EngineEvent, EngineResult, EngineStatus, Latest, Loader,
-    ModelKey, Priority, RequestId, Stopped,
+    CamRequest, Engine, EngineError, EngineEvent, EngineResult, EngineStatus, Loader, ModelKey,
+    Priority, RequestId, ScoreRequest, Stopped,
 };
 use kneecam::model::loaded::{LoadError, LoadedModel};
 use kneecam::model::mrnet::Mrnet;
@@ -237,29 +238,21 @@ fn a_request_is_explained_with_its_echo_and_timings() {
 #[test]
 fn the_newest_interactive_request_wins_and_the_ones_in_between_are_superseded() {
     let h = Harness::new();
-    let mut latest = Latest::new();
     let first = h.occupy();
-    latest.issue(first, "exam 0");
     let queued: Vec<RequestId> = (1..=4)
-        .map(|n| {
-            let id = h.submit(PLAIN, Priority::Interactive);
-            latest.issue(id, ["exam 1", "exam 2", "exam 3", "exam 4"][n - 1]);
-            id
-        })
+        .map(|_| h.submit(PLAIN, Priority::Interactive))
         .collect();
-    assert_eq!(h.engine().latest_interactive(), Some(queued[3]));
     h.release();
     let results = h.results(5);
-    let mut accepted = Vec::new();
-    for result in &results {
-        if let Some(context) = latest.accept(result.id) {
-            accepted.push((result.id, context));
-        }
-    }
+    let done: Vec<RequestId> = results
+        .iter()
+        .filter(|r| !r.is_dropped())
+        .map(|r| r.id)
+        .collect();
     assert_eq!(
-        accepted,
-        vec![(queued[3], "exam 4")],
-        "only the newest result is taken"
+        done,
+        vec![first, queued[3]],
+        "only the running and the newest are computed"
     );
     let results = by_id(results);
     assert_done(&results[&first]);
@@ -749,4 +742,107 @@ fn a_device_out_of_memory_is_computed_on_the_cpu_and_the_next_request_tries_the_
         devices.lock().expect("devices").last(),
         Some(&Device::Cuda(0))
     );
+}
+
+// ---------------------------------------------------------------- scoring, the background lane
+
+/// A flat dataset with one exam whose three planes are `volume`.
+fn one_exam(dir: &Path, volume: &Array3<u8>) -> kneecam::data::dataset::Exam {
+    for plane in Plane::ALL {
+        let folder = dir.join(plane.name());
+        std::fs::create_dir_all(&folder).expect("plane folder");
+        kneecam::data::npy::write_u8_volume(&folder.join("0000.npy"), volume).expect("npy");
+    }
+    let dataset = kneecam::data::dataset::Dataset::open(dir).expect("opens");
+    dataset.exams()[0].clone()
+}
+
+fn scored(h: &Harness) -> kneecam::engine::ScoreResult {
+    loop {
+        if let EngineEvent::Scored(result) = h.next_event() {
+            return *result;
+        }
+    }
+}
+
+#[test]
+fn scoring_runs_below_prefetches_and_agrees_with_the_cam_of_the_same_model() {
+    let h = Harness::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exam = one_exam(dir.path(), &h.volume);
+    let score = |models: Vec<ModelKey>| ScoreRequest {
+        exam: exam.clone(),
+        models: models.into_iter().map(|key| (key, None)).collect(),
+        store: None,
+    };
+    let first = h.occupy();
+    let stale = h.engine().score(score(vec![PLAIN])).expect("score");
+    let scoring = h.engine().score(score(vec![PLAIN, OTHER])).expect("score");
+    let prefetch = h.submit(PLAIN, Priority::Prefetch);
+    h.release();
+    // The gated request, then the prefetch; the older score request was displaced.
+    let mut order = Vec::new();
+    let mut scores = None;
+    while scores.is_none() {
+        match h.next_event() {
+            EngineEvent::Finished(result) => order.push(result.id),
+            EngineEvent::Scored(result) if result.id == stale => {
+                assert!(
+                    matches!(result.outcome, Err(EngineError::Superseded(by)) if by == scoring)
+                );
+                order.push(stale);
+            }
+            EngineEvent::Scored(result) => {
+                order.push(result.id);
+                scores = Some(result.outcome.expect("scored"));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(order, vec![stale, first, prefetch, scoring]);
+    let scores = scores.expect("scores");
+    let cam = h.result_of(PLAIN);
+    let probability = cam.explanation().expect("done").probability;
+    assert_eq!(
+        *scores.probabilities.get(PLAIN.0, PLAIN.1),
+        Some(probability)
+    );
+    assert!(scores.probabilities.get(OTHER.0, OTHER.1).is_some());
+    assert_eq!(
+        scores
+            .probabilities
+            .iter()
+            .filter(|(_, _, p)| p.is_some())
+            .count(),
+        2
+    );
+    assert!(scores.unreadable.is_empty());
+    // One model set: the scorer used the engine's cached models, loading nothing twice.
+    let loads = h.loads();
+    assert_eq!(
+        loads.iter().filter(|k| **k == PLAIN).count(),
+        1,
+        "{loads:?}"
+    );
+}
+
+#[test]
+fn scoring_a_series_too_small_for_the_model_fails_in_plain_words() {
+    let h = Harness::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exam = one_exam(dir.path(), &Array3::zeros((20, 8, 8)));
+    let request = ScoreRequest {
+        exam,
+        models: vec![(PLAIN, None)],
+        store: None,
+    };
+    h.engine().score(request).expect("score");
+    match scored(&h).outcome {
+        Err(err @ EngineError::TooSmall(_)) => assert!(
+            err.to_string()
+                .contains("8×8 px is smaller than the model's input needs"),
+            "{err}"
+        ),
+        other => panic!("expected TooSmall, got {other:?}"),
+    }
 }

@@ -445,15 +445,12 @@ fn results_for_other_exams_never_evict_the_shown_exams_cams() {
     let mut fake = small_app_with(config);
     let (id, key) = fake.interactive().expect("asked for");
     fake.answer(id, key, Priority::Interactive, vec![0.0, 1.0, 0.0, 0.0]);
-    // Prefetched CAMs of the neighbour land in a cache with room for two.
-    let prefetches: Vec<(RequestId, CamKey)> = fake
-        .submitted
-        .iter()
-        .filter(|(_, _, p)| *p == Priority::Prefetch)
-        .map(|(id, key, _)| (*id, *key))
-        .collect();
-    for (id, key) in prefetches.into_iter().take(2) {
-        fake.answer(id, key, Priority::Prefetch, vec![1.0, 0.0, 0.0, 0.0]);
+    // Two prefetched CAMs of the neighbour land in a cache with room for two.
+    for _ in 0..2 {
+        let [_, prefetch] = fake.app.in_flight();
+        let flight = prefetch.expect("a prefetch in flight");
+        let id = flight.id.expect("its id");
+        fake.answer(id, flight.key, Priority::Prefetch, vec![1.0, 0.0, 0.0, 0.0]);
     }
     assert!(
         fake.app.explanation(Plane::Sagittal).is_some(),

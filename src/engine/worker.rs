@@ -178,24 +178,32 @@ impl Worker {
             invalidated: false,
         });
         let mut timings = Timings::default();
-        let outcome = match &job.work {
+        match job.work {
             Work::Cam(request) => {
                 (self.notify)(EngineEvent::Started {
                     id: job.id,
                     task: request.task,
                     plane: request.plane,
                 });
-                self.explain(request, &mut timings).map(Done::Cam)
+                let outcome = self.explain(&request, &mut timings);
+                let outcome = self.unless_cancelled(outcome);
+                self.finish_cam(job.id, request, outcome, timings);
             }
-            Work::Score(request) => self.score(request, &mut timings).map(Done::Score),
-        };
-        // A cancellation that arrived while the last stage ran still discards the result.
+            Work::Score(request) => {
+                let outcome = self.score(&request, &mut timings);
+                let outcome = self.unless_cancelled(outcome);
+                self.finish_score(job.id, outcome, timings);
+            }
+        }
+    }
+
+    /// A cancellation that arrived while the last stage ran still discards the result.
+    fn unless_cancelled<R>(&mut self, outcome: Result<R, EngineError>) -> Result<R, EngineError> {
         self.drain();
-        let outcome = match self.running.take() {
+        match self.running.take() {
             Some(running) if running.cancelled => Err(EngineError::Cancelled),
             _ => outcome,
-        };
-        self.finish(job, outcome, timings);
+        }
     }
 
     fn explain(
@@ -333,67 +341,55 @@ impl Worker {
 
     /// Ends a request that never ran (superseded, cancelled, shut down).
     fn drop_job(&mut self, job: Queued, why: EngineError) {
-        self.finish(job, Err(why), Timings::default());
+        match job.work {
+            Work::Cam(request) => self.finish_cam(job.id, request, Err(why), Timings::default()),
+            Work::Score(_) => self.finish_score(job.id, Err(why), Timings::default()),
+        }
     }
 
-    fn finish(&mut self, job: Queued, outcome: Result<Done, EngineError>, timings: Timings) {
-        let id = job.id;
-        match &outcome {
-            Ok(_) => debug!(
-                %id,
-                load_model_ms = timings.load_model_ms,
-                forward_ms = timings.forward_ms,
-                cam_ms = timings.cam_ms,
-                "request done"
-            ),
-            Err(error) if error.is_dropped() => debug!(%id, "request dropped: {error}"),
-            Err(error) => warn!(%id, "request failed: {error}"),
-        }
+    fn finish_cam(
+        &mut self,
+        id: RequestId,
+        request: CamRequest,
+        outcome: Result<Explanation, EngineError>,
+        timings: Timings,
+    ) {
         self.finished += 1;
-        let event = match job.work {
-            Work::Cam(request) => EngineEvent::Finished(Box::new(EngineResult {
-                id,
-                task: request.task,
-                plane: request.plane,
-                spec: request.spec,
-                priority: request.priority,
-                outcome: outcome.and_then(Done::into_explanation),
-                timings,
-            })),
-            Work::Score(_) => EngineEvent::Scored(Box::new(ScoreResult {
-                id,
-                outcome: outcome.and_then(Done::into_scores),
-            })),
-        };
-        (self.notify)(event);
+        log_outcome(id, &outcome, &timings);
+        (self.notify)(EngineEvent::Finished(Box::new(EngineResult {
+            id,
+            task: request.task,
+            plane: request.plane,
+            spec: request.spec,
+            priority: request.priority,
+            outcome,
+            timings,
+        })));
+    }
+
+    fn finish_score(
+        &mut self,
+        id: RequestId,
+        outcome: Result<ExamScores, EngineError>,
+        timings: Timings,
+    ) {
+        self.finished += 1;
+        log_outcome(id, &outcome, &timings);
+        (self.notify)(EngineEvent::Scored(Box::new(ScoreResult { id, outcome })));
     }
 }
 
-/// What a served request produced.
-enum Done {
-    Cam(Explanation),
-    Score(ExamScores),
-}
-
-impl Done {
-    fn into_explanation(self) -> Result<Explanation, EngineError> {
-        match self {
-            Done::Cam(explained) => Ok(explained),
-            Done::Score(_) => Err(EngineError::Panicked {
-                during: "answering",
-                message: "a score where a CAM was asked for".into(),
-            }),
-        }
-    }
-
-    fn into_scores(self) -> Result<ExamScores, EngineError> {
-        match self {
-            Done::Score(scores) => Ok(scores),
-            Done::Cam(_) => Err(EngineError::Panicked {
-                during: "answering",
-                message: "a CAM where a score was asked for".into(),
-            }),
-        }
+fn log_outcome<R>(id: RequestId, outcome: &Result<R, EngineError>, timings: &Timings) {
+    match outcome {
+        Ok(_) => debug!(
+            %id,
+            load_model_ms = timings.load_model_ms,
+            forward_ms = timings.forward_ms,
+            cam_ms = timings.cam_ms,
+            "request done"
+        ),
+        Err(error) if error.is_dropped() => debug!(%id, "request dropped: {error}"),
+        Err(error) => warn!(%id, "request failed: {error}"),
     }
 }
 

@@ -247,7 +247,6 @@ impl App {
                 }
             }
         }
-        let in_flight: Vec<_> = self.in_flight().iter().flatten().map(|f| f.key).collect();
         let interactive = self.interactive_wants();
         let prefetch = self.prefetch_wants();
         for (lane, slot, wants) in [
@@ -261,13 +260,7 @@ impl App {
                     return Err(format!("the {lane} request {flight:?} is wanted no more"));
                 }
                 None => {
-                    let idle_but_wanted = wants.iter().find(|key| {
-                        self.cams.peek(key).is_none()
-                            && !self.cam_errors.contains_key(key)
-                            && !in_flight.contains(key)
-                            && self.volume(key.case, key.plane).is_some()
-                    });
-                    if let Some(key) = idle_but_wanted {
+                    if let Some(key) = self.next_wanted(wants) {
                         return Err(format!("the {lane} lane is idle but {key:?} is wanted"));
                     }
                 }

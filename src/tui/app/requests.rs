@@ -44,10 +44,8 @@ impl App {
         let Some(case) = self.current() else {
             return Vec::new();
         };
-        let mut planes = vec![self.plane];
-        planes.extend(Plane::ALL.into_iter().filter(|p| *p != self.plane));
         let mut wants = Vec::new();
-        for plane in planes {
+        for plane in self.planes_by_urgency() {
             wants.push(self.cam_key(case, plane, self.display.method));
             wants.push(self.cam_key(case, plane, Method::Contrib));
         }
@@ -59,9 +57,7 @@ impl App {
     pub fn prefetch_wants(&self) -> Vec<CamKey> {
         let mut wants = Vec::new();
         for case in self.neighbourhood().into_iter().skip(1) {
-            let mut planes = vec![self.plane];
-            planes.extend(Plane::ALL.into_iter().filter(|p| *p != self.plane));
-            for plane in planes {
+            for plane in self.planes_by_urgency() {
                 wants.push(self.cam_key(case, plane, self.display.method));
                 wants.push(self.cam_key(case, plane, Method::Contrib));
             }
@@ -75,10 +71,9 @@ impl App {
             .into_iter()
             .filter(|k| seen.insert(*k))
             .filter(|k| self.has_model(k.task, k.plane))
-            .filter(|k| {
-                !matches!(self.series(k.case, k.plane), Some(Err(_)))
-                    && self.cases[k.case].failed.is_none()
-            })
+            // An exam whose scoring failed may still have planes that work: each CAM says
+            // for itself.
+            .filter(|k| !matches!(self.series(k.case, k.plane), Some(Err(_))))
             .collect()
     }
 
@@ -91,40 +86,51 @@ impl App {
         effects
     }
 
-    /// At most one CAM in flight per lane; one nobody wants any more is cancelled.
+    /// At most one CAM in flight per lane; one nobody wants any more is cancelled, and so is
+    /// an interactive one for a plane off screen when a plane on screen waits.
     fn plan_cams(&mut self) -> Vec<Effect> {
         let interactive = self.interactive_wants();
         let prefetch = self.prefetch_wants();
+        let visible = self.visible_planes();
         let mut effects = Vec::new();
         for priority in [Priority::Interactive, Priority::Prefetch] {
+            let wants = match priority {
+                Priority::Interactive => &interactive,
+                _ => &prefetch,
+            };
+            let next = self.next_wanted(wants);
             if let Some(flight) = self.lane(priority) {
                 // An interactive request must still be for what is on screen; a prefetch may
                 // have become what is on screen.
-                let keep = interactive.contains(&flight.key)
+                let wanted = interactive.contains(&flight.key)
                     || (priority == Priority::Prefetch && prefetch.contains(&flight.key));
-                if keep {
+                let overtaken = priority == Priority::Interactive
+                    && !visible.contains(&flight.key.plane)
+                    && next.is_some_and(|key| visible.contains(&key.plane));
+                if wanted && !overtaken {
                     continue;
                 }
                 effects.extend(flight.id.map(Effect::Cancel));
                 *self.lane_mut(priority) = None;
             }
-            let list = match priority {
-                Priority::Interactive => &interactive,
-                _ => &prefetch,
-            };
-            let in_flight: Vec<CamKey> = self.in_flight().iter().flatten().map(|f| f.key).collect();
-            let next = list.iter().find(|key| {
-                self.cams.peek(key).is_none()
-                    && !self.cam_errors.contains_key(key)
-                    && !in_flight.contains(key)
-                    && self.volume(key.case, key.plane).is_some()
-            });
-            if let Some(&key) = next {
+            if let Some(key) = self.next_wanted(wants) {
                 *self.lane_mut(priority) = Some(InFlight { key, id: None });
                 effects.push(Effect::Submit(key, priority));
             }
         }
         effects
+    }
+
+    /// The first of `wants` that can be asked for now: not cached, not failed, not in
+    /// flight, its series read.
+    pub(super) fn next_wanted(&self, wants: &[CamKey]) -> Option<CamKey> {
+        let in_flight: Vec<CamKey> = self.in_flight().iter().flatten().map(|f| f.key).collect();
+        wants.iter().copied().find(|key| {
+            self.cams.peek(key).is_none()
+                && !self.cam_errors.contains_key(key)
+                && !in_flight.contains(key)
+                && self.volume(key.case, key.plane).is_some()
+        })
     }
 
     /// One exam scored at a time, in list order first.

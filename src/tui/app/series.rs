@@ -41,6 +41,13 @@ impl App {
         }
     }
 
+    /// The shown plane, then the others in tab order.
+    pub(super) fn planes_by_urgency(&self) -> [Plane; 3] {
+        let mut planes = Plane::ALL;
+        planes.sort_by_key(|plane| *plane != self.plane);
+        planes
+    }
+
     /// How many series are kept (read, or failed to be read).
     pub fn series_kept(&self) -> usize {
         self.volumes.len()
@@ -67,10 +74,13 @@ impl App {
     /// only when that list changes (the loader then drops what it has not started, so an
     /// empty list stops it).
     pub(super) fn plan_series(&mut self) -> Option<Effect> {
+        // Most urgent first: the shown plane before the others, the selection before its
+        // neighbours (the loader reads in this order).
+        let planes = self.planes_by_urgency();
         let wanted: Vec<(usize, Plane)> = self
             .neighbourhood()
             .into_iter()
-            .flat_map(|case| Plane::ALL.map(|plane| (case, plane)))
+            .flat_map(|case| planes.map(|plane| (case, plane)))
             .filter(|key| self.volumes.peek(key).is_none())
             .collect();
         if wanted == self.loading {
