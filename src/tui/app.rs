@@ -114,18 +114,7 @@ impl Sort {
     }
 }
 
-/// How CAMs are drawn.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Display {
-    pub method: Method,
-    pub normalization: Normalization,
-    pub colormap: Colormap,
-    pub opacity: f32,
-    pub heat_floor: u8,
-    pub overlay: bool,
-    pub raw_beside: bool,
-    pub three_plane: bool,
-}
+pub use crate::config::Display;
 
 /// One CAM the explorer wants: an exam's plane under one task's model and one method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
