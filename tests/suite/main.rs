@@ -18,3 +18,15 @@ mod terminal_restore;
 mod training;
 mod view_cli;
 mod weights;
+
+/// libtorch's random generator is global to the process and the tests run in parallel threads:
+/// every test here that builds a network (random initial weights) builds it under this one lock,
+/// seeding first when it wants the same weights every time.
+pub fn torch_rng<T>(seed: Option<i64>, build: impl FnOnce() -> T) -> T {
+    static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(seed) = seed {
+        tch::manual_seed(seed);
+    }
+    build()
+}
