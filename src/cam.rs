@@ -16,7 +16,8 @@ pub mod png;
 pub mod store;
 
 /// How the evidence for a class is turned into a map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Method {
     /// The reference code's CAM: Σ_c w[k,c]·A[s,c] on every slice.
     #[default]
@@ -25,11 +26,13 @@ pub enum Method {
     /// scores plus the bias add up to the logit.
     Contrib,
     GradCam,
+    #[serde(rename = "gradcam++")]
     GradCamPlusPlus,
 }
 
 /// How map values become display intensities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Normalization {
     /// One range for the whole exam: slices comparable with each other.
     #[default]

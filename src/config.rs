@@ -1,24 +1,32 @@
 //! The explorer's settings: `config/default.toml` (built in), overlaid by the user's
 //! `config.toml` from kneecam's config folder, overlaid by `--config FILE`. Every layer is
 //! checked on its own: an unknown key or a bad value is an error naming the file and the key.
+//!
+//! A leaf: config uses the vocabulary of `data` and `cam` and owns the explorer's (its actions,
+//! key bindings and display settings), but imports nothing from `tui`.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use serde::Deserialize;
 
 use crate::cam::colormap::Colormap;
 use crate::cam::{Method, Normalization};
 use crate::data::{Split, Task};
-use crate::tui::app::Display;
-use crate::tui::keymap::KeyMap;
+
+pub mod action;
+mod display;
+pub mod keys;
+mod layer;
+
+pub use display::Display;
+use keys::KeyMap;
+use layer::{Layer, ViewLayer};
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 /// The user's file in kneecam's config folder.
 pub const USER_FILE: &str = "config.toml";
 
 /// Which exams a command (or the explorer's list) takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SplitChoice {
     Valid,
     Train,
@@ -37,7 +45,8 @@ impl SplitChoice {
 }
 
 /// How images reach the terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ProtocolChoice {
     Auto,
     Halfblocks,
@@ -86,52 +95,6 @@ pub enum ConfigError {
     },
 }
 
-/// One file's keys, all optional; unknown keys are refused by serde.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Layer {
-    view: Option<ViewLayer>,
-    cache: Option<CacheLayer>,
-    export: Option<ExportLayer>,
-    graphics: Option<GraphicsLayer>,
-    keys: Option<BTreeMap<String, Vec<String>>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ViewLayer {
-    task: Option<String>,
-    method: Option<String>,
-    normalization: Option<String>,
-    colormap: Option<String>,
-    opacity: Option<f64>,
-    heat_floor: Option<i64>,
-    overlay: Option<bool>,
-    raw_beside: Option<bool>,
-    three_plane: Option<bool>,
-    threshold: Option<f64>,
-    split: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CacheLayer {
-    cam_bytes: Option<i64>,
-    images: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportLayer {
-    folder: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GraphicsLayer {
-    protocol: Option<String>,
-}
-
 impl Config {
     /// The built-in defaults alone.
     pub fn defaults() -> Config {
@@ -171,10 +134,7 @@ impl Config {
         // bound twice, the later layer of the two actions').
         let mut key_origin: BTreeMap<String, usize> = BTreeMap::new();
         for (index, (file, text)) in layers.iter().enumerate() {
-            let layer: Layer = toml::from_str(text).map_err(|e| ConfigError::Parse {
-                file: file.to_path_buf(),
-                message: e.to_string().trim_end().to_string(),
-            })?;
+            let layer = Layer::parse(text, file)?;
             for name in layer.keys.iter().flat_map(BTreeMap::keys) {
                 key_origin.insert(name.clone(), index);
             }
@@ -248,12 +208,7 @@ impl Config {
             self.export_folder = (!export.is_empty()).then(|| PathBuf::from(export));
         }
         if let Some(protocol) = layer.graphics.and_then(|g| g.protocol) {
-            self.protocol = parse_protocol(&protocol).ok_or_else(|| {
-                bad(
-                    "graphics.protocol",
-                    format!("'{protocol}': expected auto, halfblocks, sixel, kitty or iterm2"),
-                )
-            })?;
+            self.protocol = protocol;
         }
         if let Some(keys) = layer.keys {
             self.keys.extend(keys);
@@ -267,16 +222,12 @@ impl Config {
         bad: &dyn Fn(&str, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let view = &mut self.view;
-        set_parsed(&mut view.task, layer.task, "view.task", bad)?;
+        view.task = layer.task.unwrap_or(view.task);
+        view.split = layer.split.unwrap_or(view.split);
         let display = &mut view.display;
-        set_parsed(&mut display.method, layer.method, "view.method", bad)?;
-        set_parsed(
-            &mut display.normalization,
-            layer.normalization,
-            "view.normalization",
-            bad,
-        )?;
-        set_parsed(&mut display.colormap, layer.colormap, "view.colormap", bad)?;
+        display.method = layer.method.unwrap_or(display.method);
+        display.normalization = layer.normalization.unwrap_or(display.normalization);
+        display.colormap = layer.colormap.unwrap_or(display.colormap);
         set_unit(&mut display.opacity, layer.opacity, "view.opacity", bad)?;
         set_unit(&mut view.threshold, layer.threshold, "view.threshold", bad)?;
         if let Some(floor) = layer.heat_floor {
@@ -286,19 +237,6 @@ impl Config {
         display.overlay = layer.overlay.unwrap_or(display.overlay);
         display.raw_beside = layer.raw_beside.unwrap_or(display.raw_beside);
         display.three_plane = layer.three_plane.unwrap_or(display.three_plane);
-        if let Some(split) = layer.split {
-            view.split = match split.as_str() {
-                "valid" => SplitChoice::Valid,
-                "train" => SplitChoice::Train,
-                "all" => SplitChoice::All,
-                _ => {
-                    return Err(bad(
-                        "view.split",
-                        format!("'{split}': expected valid, train or all"),
-                    ))
-                }
-            };
-        }
         Ok(())
     }
 }
@@ -313,21 +251,6 @@ fn read(path: &Path) -> Result<String, ConfigError> {
             source,
         }
     })
-}
-
-fn set_parsed<T: FromStr>(
-    slot: &mut T,
-    text: Option<String>,
-    key: &str,
-    bad: &dyn Fn(&str, String) -> ConfigError,
-) -> Result<(), ConfigError>
-where
-    T::Err: std::fmt::Display,
-{
-    if let Some(text) = text {
-        *slot = text.parse().map_err(|e: T::Err| bad(key, e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// Sets `slot` to `value` when it is given, which must lie in 0–1.
@@ -355,17 +278,6 @@ fn in_range<T: TryFrom<i64>>(value: i64, low: i64, high: i64) -> Option<T> {
 
 fn expected(range: &str, value: i64) -> String {
     format!("{value}: expected {range}")
-}
-
-fn parse_protocol(text: &str) -> Option<ProtocolChoice> {
-    Some(match text {
-        "auto" => ProtocolChoice::Auto,
-        "halfblocks" => ProtocolChoice::Halfblocks,
-        "sixel" => ProtocolChoice::Sixel,
-        "kitty" => ProtocolChoice::Kitty,
-        "iterm2" => ProtocolChoice::Iterm2,
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -441,5 +353,71 @@ mod tests {
 
         let err = with_user("[view\n").expect_err("syntax");
         assert!(err.to_string().contains("user.toml"), "{err}");
+    }
+
+    #[test]
+    fn enum_settings_say_what_was_expected_and_where() {
+        let err = with_user("[view]\nopacity = 0.5\nmethod = \"foo\"\n").expect_err("method");
+        assert_eq!(
+            err.to_string(),
+            "user.toml: view.method: \"foo\": expected one of cam, contrib, gradcam, gradcam++ \
+             (line 3)"
+        );
+        let err = with_user("view.split = \"test\"\n").expect_err("split");
+        assert_eq!(
+            err.to_string(),
+            "user.toml: view.split: \"test\": expected one of valid, train, all (line 1)"
+        );
+        let err = with_user("graphics = { protocol = \"vt52\" }\n").expect_err("protocol");
+        assert_eq!(
+            err.to_string(),
+            "user.toml: graphics.protocol: \"vt52\": expected one of auto, halfblocks, sixel, \
+             kitty, iterm2 (line 1)"
+        );
+        let err = with_user("[view]\ntask = 3\n").expect_err("task");
+        assert_eq!(
+            err.to_string(),
+            "user.toml: view.task: expected a string (line 2)"
+        );
+        let err = with_user("[view]\nopactiy = 0.3\n").expect_err("typo");
+        assert!(
+            err.to_string()
+                .starts_with("user.toml: view.opactiy: no such key; expected one of task, method"),
+            "{err}"
+        );
+        let err = with_user("[keys]\nquit = [\"q\", 3]\n").expect_err("key type");
+        assert!(
+            err.to_string().starts_with("user.toml: keys.quit: "),
+            "{err}"
+        );
+
+        let config = with_user(
+            "[view]\ntask = \"meniscus\"\nmethod = \"gradcam++\"\nnormalization = \"none\"\n\
+             colormap = \"gray\"\nsplit = \"all\"\n[graphics]\nprotocol = \"iterm2\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.view.task, Task::Meniscus);
+        assert_eq!(config.view.display.method, Method::GradCamPlusPlus);
+        assert_eq!(config.view.display.normalization, Normalization::None);
+        assert_eq!(config.view.display.colormap, Colormap::Gray);
+        assert_eq!(config.view.split, SplitChoice::All);
+        assert_eq!(config.protocol, ProtocolChoice::Iterm2);
+    }
+
+    /// config is a leaf below the explorer: none of its files names a `tui` path.
+    #[test]
+    fn config_imports_nothing_from_the_explorer() {
+        for (file, text) in [
+            ("config.rs", include_str!("config.rs")),
+            ("config/action.rs", include_str!("config/action.rs")),
+            ("config/display.rs", include_str!("config/display.rs")),
+            ("config/keys.rs", include_str!("config/keys.rs")),
+            ("config/layer.rs", include_str!("config/layer.rs")),
+        ] {
+            let code = text.split("#[cfg(test)]").next().unwrap_or(text);
+            for forbidden in ["crate::tui", "super::tui", "ratatui"] {
+                assert!(!code.contains(forbidden), "src/{file} uses {forbidden}");
+            }
+        }
     }
 }

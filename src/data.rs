@@ -20,7 +20,8 @@ pub enum Plane {
 }
 
 /// The three MRNet tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Task {
     Abnormal,
     Acl,

@@ -1,5 +1,5 @@
 //! What one fuzz input does, for each target: shared by the cargo-fuzz targets
-//! (`fuzz/fuzz_targets/*.rs`, nightly) and by `tests/fuzz_corpus.rs` (stable `cargo test`,
+//! (`fuzz/fuzz_targets/*.rs`, nightly) and by `tests/suite/fuzz_corpus.rs` (stable `cargo test`,
 //! which includes this file with `#[path]`), so the corpus replays exactly what was fuzzed.
 //!
 //! Each `run_*` feeds the bytes to the parser's real entry point, renders every error (which

@@ -29,18 +29,7 @@ pub use message::{Effect, Msg};
 pub use requests::{CamKey, InFlight};
 pub use series::{Series, SeriesError, Volume};
 
-/// How CAMs are drawn.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Display {
-    pub method: Method,
-    pub normalization: crate::cam::Normalization,
-    pub colormap: crate::cam::colormap::Colormap,
-    pub opacity: f32,
-    pub heat_floor: u8,
-    pub overlay: bool,
-    pub raw_beside: bool,
-    pub three_plane: bool,
-}
+pub use crate::config::Display;
 
 /// Facts about the session shown in the status line.
 #[derive(Debug, Clone, PartialEq, Default)]

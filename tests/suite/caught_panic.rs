@@ -8,20 +8,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kneecam::data::Plane;
+
+use crate::terminal_restore::have_tmux;
 use ndarray::Array3;
 
 const KNEECAM: &str = env!("CARGO_BIN_EXE_kneecam");
-
-fn have_tmux() -> bool {
-    let found = Command::new("tmux").arg("-V").output().is_ok();
-    if !found && std::env::var_os("CI").is_some() {
-        panic!("tmux is missing: run scripts/setup-test-deps");
-    }
-    if !found {
-        eprintln!("skipped: tmux is not installed (scripts/setup-test-deps installs it)");
-    }
-    found
-}
 
 fn tmux(socket: &Path, args: &[&str]) -> String {
     let out = Command::new("tmux")

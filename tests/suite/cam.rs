@@ -21,12 +21,7 @@ struct Fixture {
 /// Tests run in parallel threads and libtorch's generator is global: seeding and creating
 /// the net happen under one lock, so every test gets the same weights.
 fn seeded_net() -> Mrnet {
-    static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = SEEDING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::manual_seed(7);
-    Mrnet::new(Device::Cpu, 2)
+    crate::torch_rng(Some(7), || Mrnet::new(Device::Cpu, 2))
 }
 
 fn fixture() -> Fixture {

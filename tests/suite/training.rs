@@ -49,12 +49,7 @@ fn dataset(root: &Path) {
 
 /// libtorch's generator is global and tests run in parallel threads: seed and build under a lock.
 fn seeded_tiny(seed: i64) -> Tiny {
-    static SEEDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = SEEDING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    tch::manual_seed(seed);
-    Tiny::new(tch::Device::Cpu, 2)
+    crate::torch_rng(Some(seed), || Tiny::new(tch::Device::Cpu, 2))
 }
 
 fn config(epochs: usize) -> TrainConfig {

@@ -210,7 +210,7 @@ fn assert_close(got: &Tensor, want: &Tensor, tolerance: f64) {
 }
 
 fn load_mrnet(path: &Path) -> Result<Mrnet, WeightsError> {
-    let mut net = Mrnet::new(Device::Cpu, 2);
+    let mut net = crate::torch_rng(None, || Mrnet::new(Device::Cpu, 2));
     weights::load_state_dict(&mut net.vs, path)?;
     Ok(net)
 }
@@ -262,7 +262,7 @@ fn a_data_parallel_half_precision_state_dict_loads_as_float32() {
 #[test]
 fn weights_load_onto_the_gpu_when_there_is_one() {
     let device = Device::cuda_if_available();
-    let mut net = Mrnet::new(device, 2);
+    let mut net = crate::torch_rng(None, || Mrnet::new(device, 2));
     weights::load_state_dict(&mut net.vs, &fixture("mrnet_classifer.pt")).expect("loads");
     for (name, var) in net.vs.variables() {
         assert_eq!((var.device(), var.kind()), (device, Kind::Float), "{name}");

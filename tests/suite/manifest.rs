@@ -283,7 +283,7 @@ fn sha256_file_is_the_lowercase_hex_digest() {
 /// A models folder with one MRNet written by kneecam itself (no Python needed).
 fn folder_with_mrnet(classes: i64) -> (tempfile::TempDir, ModelEntry) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let net = Mrnet::new(Device::Cpu, classes);
+    let net = crate::torch_rng(None, || Mrnet::new(Device::Cpu, classes));
     let tensors: Vec<(String, Tensor)> = net.vs.variables().into_iter().collect();
     let path = dir.path().join("acl-coronal.safetensors");
     Tensor::write_safetensors(&tensors, &path).expect("write weights");
@@ -306,7 +306,11 @@ fn a_model_loads_only_when_its_file_matches_the_sha256() {
     let (dir, _) = folder_with_mrnet(1);
     let m = Manifest::load(dir.path()).expect("load");
     let entry = m.model(Task::Acl, Plane::Coronal).expect("entry");
-    match manifest::load_network(dir.path(), entry, Device::Cpu).expect("loads") {
+    match crate::torch_rng(None, || {
+        manifest::load_network(dir.path(), entry, Device::Cpu)
+    })
+    .expect("loads")
+    {
         Network::Mrnet(net) => assert_eq!(net.classes(), 1),
         other => panic!("{other:?}"),
     }
@@ -316,7 +320,10 @@ fn a_model_loads_only_when_its_file_matches_the_sha256() {
     let last = bytes.len() - 1;
     bytes[last] ^= 1;
     std::fs::write(&weights, bytes).expect("tamper");
-    let err = manifest::load_network(dir.path(), entry, Device::Cpu).expect_err("tampered");
+    let err = crate::torch_rng(None, || {
+        manifest::load_network(dir.path(), entry, Device::Cpu)
+    })
+    .expect_err("tampered");
     assert!(matches!(err, ModelError::Sha256Mismatch { .. }), "{err}");
     let message = err.to_string();
     assert!(
@@ -325,7 +332,10 @@ fn a_model_loads_only_when_its_file_matches_the_sha256() {
     );
 
     std::fs::remove_file(&weights).expect("remove");
-    let err = manifest::load_network(dir.path(), entry, Device::Cpu).expect_err("missing file");
+    let err = crate::torch_rng(None, || {
+        manifest::load_network(dir.path(), entry, Device::Cpu)
+    })
+    .expect_err("missing file");
     assert!(
         matches!(err, ModelError::Read { .. })
             && err.to_string().contains("acl-coronal.safetensors"),
@@ -337,7 +347,10 @@ fn a_model_loads_only_when_its_file_matches_the_sha256() {
 fn a_manifest_whose_classes_disagree_with_the_file_is_refused() {
     let (dir, mut entry) = folder_with_mrnet(2);
     entry.classes = 1;
-    let err = manifest::load_network(dir.path(), &entry, Device::Cpu).expect_err("classes");
+    let err = crate::torch_rng(None, || {
+        manifest::load_network(dir.path(), &entry, Device::Cpu)
+    })
+    .expect_err("classes");
     assert!(
         matches!(
             err,

@@ -15,17 +15,21 @@ const CASES: &str = "8";
 /// Columns x rows; at DejaVu Sans Mono 10 xterm's cells are 8 x 17 pixels (960 x 680).
 const GEOMETRY: &str = "120x40";
 
-// Seconds to wait. The CAMs are computed on the CPU in a background thread; be generous.
-/// Start-up: loading the demo models, the first exam's CAM, the first sixel.
-const START_S: &str = "8";
+// The most seconds to wait for the screen to settle (term-shot's `settle` step: changed since
+// before the key, then unchanged for about a second; the explorer redraws its spinner every
+// 100 ms while the engine works, so a still screen is an idle one). The CAMs are computed on the
+// CPU in a background thread, maybe beside other tests: the deadlines are generous, and a run
+// that goes well waits only as long as the explorer needs.
+/// Start-up: loading the demo models, the first exam's CAM (and its neighbours'), the first sixel.
+const START_S: &str = "120";
 /// After `j`: the next patient's CAM.
-const PATIENT_S: &str = "4";
+const PATIENT_S: &str = "60";
 /// After `l`: the next slice.
-const SLICE_S: &str = "3";
+const SLICE_S: &str = "60";
 /// After `o`: the slice redrawn without the overlay.
-const TOGGLE_S: &str = "3";
-/// After `q`: the explorer restores the terminal and exits.
-const QUIT_S: &str = "3";
+const TOGGLE_S: &str = "60";
+/// After `q`: the explorer restores the terminal and exits (term-shot's `exit` step).
+const QUIT_S: &str = "30";
 
 /// A pixel belongs to the heatmap when max(r,g,b) − min(r,g,b) reaches this. The grey slice has
 /// ~0; JET blended at the default opacity 0.45 reaches 57–115 (at opacity α: α·128 to α·255).
@@ -233,18 +237,18 @@ impl Run {
     /// Runs term-shot: start, next patient, next slice, shot `on`, overlay off, shot `off`, quit.
     fn term_shot(&self, command: &[&str]) -> ShotRun {
         let steps = [
-            format!("sleep:{START_S}"),
+            format!("settle:{START_S}"),
             "shot:start".to_string(),
             "key:j".to_string(),
-            format!("sleep:{PATIENT_S}"),
+            format!("settle:{PATIENT_S}"),
             "key:l".to_string(),
-            format!("sleep:{SLICE_S}"),
+            format!("settle:{SLICE_S}"),
             "shot:on".to_string(),
             "key:o".to_string(),
-            format!("sleep:{TOGGLE_S}"),
+            format!("settle:{TOGGLE_S}"),
             "shot:off".to_string(),
             "key:q".to_string(),
-            format!("sleep:{QUIT_S}"),
+            format!("exit:{QUIT_S}"),
         ]
         .join(",");
         let prefix = self.home.path().join("shot");

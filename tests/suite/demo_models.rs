@@ -39,7 +39,8 @@ fn every_demo_model_reproduces_its_recorded_validation_auc() {
     }
     let exams = valid_split();
     for ((task, plane), entry) in manifest.models() {
-        let network = load_network(demo_dir(), entry, tch::Device::Cpu).expect("loads");
+        let network = crate::torch_rng(None, || load_network(demo_dir(), entry, tch::Device::Cpu))
+            .expect("loads");
         let (scores, labels): (Vec<f64>, Vec<bool>) = exams
             .iter()
             .map(|(series, labels)| {

@@ -32,6 +32,10 @@ fn invalid_configs_name_the_file_and_the_key() {
         ("bad-value.toml", "view.threshold"),
         ("bad-key-binding.toml", "keys.quit"),
         ("key-conflict.toml", "already bound"),
+        (
+            "bad-enum.toml",
+            "view.method: \"lime\": expected one of cam, contrib, gradcam, gradcam++",
+        ),
     ] {
         view(&fixture(file), home.path())
             .assert()

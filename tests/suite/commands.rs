@@ -16,8 +16,7 @@ fn kneecam(home: &Path) -> Command {
 
 /// A random-weight MRNet saved as safetensors, and a small exam.
 fn model_and_exam(dir: &Path) -> (PathBuf, PathBuf) {
-    tch::manual_seed(3);
-    let net = Mrnet::new(tch::Device::Cpu, 2);
+    let net = crate::torch_rng(Some(3), || Mrnet::new(tch::Device::Cpu, 2));
     let model = dir.join("mrnet.safetensors");
     net.vs.save(&model).expect("save weights");
     let exam = dir.join("0007.npy");

@@ -13,7 +13,7 @@ use kneecam::model::manifest::{Manifest, MANIFEST_FILE};
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-#[path = "../fuzz/src/lib.rs"]
+#[path = "../../fuzz/src/lib.rs"]
 mod targets;
 
 use targets::{measure, run, TrackingAlloc, TARGETS};

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 const KNEECAM: &str = env!("CARGO_BIN_EXE_kneecam");
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn have_tmux() -> bool {
+pub fn have_tmux() -> bool {
     let found = Command::new("tmux").arg("-V").output().is_ok();
     if !found && std::env::var_os("CI").is_some() {
         panic!("tmux is missing: run scripts/setup-test-deps");

@@ -1,0 +1,155 @@
+//! What the user can ask for in the explorer. Keys and mouse events become actions; actions
+//! change the state. Config owns the vocabulary because its `[keys]` table binds actions by name.
+
+/// One thing the explorer can do; the keymap binds keys to these by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    NextPatient,
+    PrevPatient,
+    NextSlice,
+    PrevSlice,
+    Forward5,
+    Back5,
+    FirstSlice,
+    LastSlice,
+    NextPlane,
+    Axial,
+    Coronal,
+    Sagittal,
+    NextTask,
+    NextMethod,
+    NextNormalization,
+    ToggleOverlay,
+    OpacityUp,
+    OpacityDown,
+    NextColormap,
+    ThresholdDown,
+    ThresholdUp,
+    NextFilter,
+    NextSort,
+    Search,
+    TopSlice,
+    NextPositiveSlice,
+    PrevPositiveSlice,
+    ThreePlane,
+    RawBeside,
+    Export,
+    Help,
+    Quit,
+}
+
+impl Action {
+    /// Every action with its config name and its line in the help overlay, in help order.
+    pub const ALL: [(Action, &'static str, &'static str); 32] = [
+        (Action::NextPatient, "next_patient", "next patient"),
+        (Action::PrevPatient, "prev_patient", "previous patient"),
+        (Action::NextSlice, "next_slice", "next slice"),
+        (Action::PrevSlice, "prev_slice", "previous slice"),
+        (Action::Forward5, "forward_5", "5 slices on"),
+        (Action::Back5, "back_5", "5 slices back"),
+        (Action::FirstSlice, "first_slice", "first slice"),
+        (Action::LastSlice, "last_slice", "last slice"),
+        (
+            Action::TopSlice,
+            "top_slice",
+            "slice with the top contribution",
+        ),
+        (
+            Action::NextPositiveSlice,
+            "next_positive_slice",
+            "next slice with a positive contribution",
+        ),
+        (
+            Action::PrevPositiveSlice,
+            "prev_positive_slice",
+            "previous slice with a positive contribution",
+        ),
+        (Action::NextPlane, "next_plane", "next plane"),
+        (Action::Axial, "axial", "axial plane"),
+        (Action::Coronal, "coronal", "coronal plane"),
+        (Action::Sagittal, "sagittal", "sagittal plane"),
+        (
+            Action::NextTask,
+            "next_task",
+            "next task (abnormal, ACL, meniscus)",
+        ),
+        (
+            Action::NextMethod,
+            "next_method",
+            "CAM method (cam, contrib, gradcam, gradcam++)",
+        ),
+        (
+            Action::NextNormalization,
+            "next_normalization",
+            "normalisation (exam, slice, none)",
+        ),
+        (Action::ToggleOverlay, "toggle_overlay", "overlay on / off"),
+        (Action::OpacityUp, "opacity_up", "more opaque overlay"),
+        (Action::OpacityDown, "opacity_down", "less opaque overlay"),
+        (
+            Action::NextColormap,
+            "next_colormap",
+            "colormap (jet, turbo, inferno, gray)",
+        ),
+        (Action::ThresholdDown, "threshold_down", "threshold − 0.05"),
+        (Action::ThresholdUp, "threshold_up", "threshold + 0.05"),
+        (
+            Action::NextFilter,
+            "next_filter",
+            "filter: all, TP, FN, FP, TN, positive, negative",
+        ),
+        (
+            Action::NextSort,
+            "next_sort",
+            "sort: id, probability, closeness to threshold",
+        ),
+        (Action::Search, "search", "search by exam id"),
+        (Action::ThreePlane, "three_plane", "three-plane view"),
+        (
+            Action::RawBeside,
+            "raw_beside",
+            "raw slice beside the overlay",
+        ),
+        (Action::Export, "export", "export this case's PNGs"),
+        (Action::Help, "help", "this help"),
+        (Action::Quit, "quit", "quit"),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::entry(self).1
+    }
+
+    pub fn description(self) -> &'static str {
+        Self::entry(self).2
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Self::ALL
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(a, _, _)| *a)
+    }
+
+    fn entry(self) -> &'static (Action, &'static str, &'static str) {
+        Self::ALL
+            .iter()
+            .find(|(a, _, _)| *a == self)
+            .expect("every action is listed in Action::ALL")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_are_unique() {
+        let mut names: Vec<&str> = Action::ALL.iter().map(|(_, n, _)| *n).collect();
+        for (action, name, _) in Action::ALL {
+            assert_eq!(Action::from_name(name), Some(action));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Action::ALL.len());
+    }
+}
