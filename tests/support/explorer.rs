@@ -39,9 +39,27 @@ pub fn demo_cohort() -> &'static Path {
     })
 }
 
-/// A private copy of the demo cohort under `root`, for tests that delete or change files.
+/// A private copy of the demo cohort under `root`, for tests that delete or change files
+/// (copied from the shared one: generating it again costs seconds).
 pub fn own_cohort(root: &Path) -> PathBuf {
-    kneecam::cli::demo::ensure_cohort(&root.join("cohorts"), &demo_spec()).expect("the cohort")
+    let shared = demo_cohort();
+    let name = shared.file_name().expect("the cohort's folder name");
+    let own = root.join("cohorts").join(name);
+    copy_tree(shared, &own);
+    own
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("a folder for the copy");
+    for entry in std::fs::read_dir(from).expect("the cohort lists") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("its type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copied");
+        }
+    }
 }
 
 /// kneecam's folders, all under `root`.
