@@ -150,18 +150,21 @@ impl Store {
         })
     }
 
-    /// Writes and removes a small probe file under the root (creating it): a store on a
-    /// read-only or full file system says so here, before any work is done for it.
+    /// Writes and removes a small, uniquely named probe file under the root (creating it): a
+    /// store on a read-only or full file system says so here, before any work is done for it.
     pub fn check_writable(&self) -> Result<(), StoreError> {
         let dir = self.root.join(format!("v{FORMAT}"));
-        let probe = dir.join(format!(".probe.{}", std::process::id()));
         let io = |source| StoreError::Io {
-            path: probe.clone(),
+            path: dir.clone(),
             source,
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
-        crate::fsutil::atomic_write_unsynced(&probe, |w| w.write_all(&[0u8; 4096])).map_err(io)?;
-        std::fs::remove_file(&probe).map_err(io)
+        let mut probe = tempfile::Builder::new()
+            .prefix(".probe.")
+            .tempfile_in(&dir)
+            .map_err(io)?;
+        probe.write_all(&[0u8; 4096]).map_err(io)?;
+        probe.close().map_err(io)
     }
 
     /// Writes `entry` for `key` atomically (temporary file, then rename), creating folders.

@@ -268,18 +268,7 @@ pub fn evaluate(
 }
 
 fn save(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}.safetensors", std::process::id()));
-    let saved = vs
-        .save(&tmp)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from));
-    if saved.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    saved.map_err(|source| TrainError::Save {
+    crate::fsutil::atomic_save(path, |tmp| vs.save(tmp)).map_err(|source| TrainError::Save {
         path: path.to_path_buf(),
         source,
     })
