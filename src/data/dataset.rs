@@ -99,8 +99,8 @@ pub enum DatasetError {
     NotFound { path: PathBuf },
     #[error("{} is not a folder: expected a dataset folder", .path.display())]
     NotAFolder { path: PathBuf },
-    #[error("cannot read dataset folder {}: {source}", .path.display())]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot read dataset folder {}: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
     #[error("{}", no_exams_message(.path, .problems))]
     NoExams {
         path: PathBuf,
@@ -203,13 +203,13 @@ impl Exam {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(npy::read_volume(path).err().unwrap_or(NpyError::Io {
                     path: path.clone(),
-                    source: e,
+                    error: e,
                 }))
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(NpyError::Io {
                     path: path.clone(),
-                    source,
+                    error,
                 })
             }
         };
@@ -297,12 +297,12 @@ impl Dataset {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(DatasetError::NotFound { path: root })
             }
-            Err(source) => return Err(DatasetError::Io { path: root, source }),
+            Err(error) => return Err(DatasetError::Io { path: root, error }),
         }
         // Fail early, with the folder's name, when it cannot be listed.
-        fs::read_dir(&root).map_err(|source| DatasetError::Io {
+        fs::read_dir(&root).map_err(|error| DatasetError::Io {
             path: root.clone(),
-            source,
+            error,
         })?;
 
         let mut builder = Builder::default();

@@ -236,9 +236,15 @@ impl Volume {
 /// was found and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
+    /// The file could not be read; the OS's words are in the message (not a `source`, so a
+    /// chain of errors says them once).
     Io {
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
+    },
+    /// A folder (or another non-file) where a `.npy` file is expected.
+    NotAFile {
+        path: PathBuf,
     },
     /// The plane has no file (see [`crate::data::dataset::PlaneSource`]).
     Unavailable {
@@ -321,6 +327,7 @@ impl NpyError {
     pub fn path(&self) -> &Path {
         match self {
             NpyError::Io { path, .. }
+            | NpyError::NotAFile { path }
             | NpyError::Unavailable { path, .. }
             | NpyError::BadMagic { path, .. }
             | NpyError::UnsupportedVersion { path, .. }
@@ -342,7 +349,8 @@ impl NpyError {
     /// `FILE: DETAIL`).
     pub fn detail(&self) -> String {
         match self {
-            NpyError::Io { source, .. } => format!("cannot read: {source}"),
+            NpyError::Io { error, .. } => format!("cannot read: {error}"),
+            NpyError::NotAFile { .. } => "is a folder, expected a .npy file".to_string(),
             NpyError::Unavailable { reason, .. } => format!("unavailable: {reason}"),
             NpyError::BadMagic { found, .. } => format!(
                 "not a .npy file: starts with {}, expected the magic string \\x93NUMPY",
@@ -485,16 +493,16 @@ pub fn parse_header(path: &Path, bytes: &[u8]) -> Result<NpyHeader, NpyError> {
 }
 
 fn open(path: &Path) -> Result<(File, u64), NpyError> {
-    let io_err = |source| NpyError::Io {
+    let io_err = |error| NpyError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = File::open(path).map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if meta.is_dir() {
-        return Err(io_err(io::Error::other(
-            "is a folder, expected a .npy file",
-        )));
+        return Err(NpyError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     Ok((file, meta.len()))
 }
@@ -519,7 +527,7 @@ fn read_header_from(
     file_len: u64,
 ) -> Result<NpyHeader, NpyError> {
     let p = || path.to_path_buf();
-    let io_err = |source| NpyError::Io { path: p(), source };
+    let io_err = |error| NpyError::Io { path: p(), error };
 
     let mut prefix = [0u8; 8];
     let n = read_up_to(reader, &mut prefix).map_err(io_err)?;
@@ -681,7 +689,7 @@ fn read_header_from(
 
 fn read_body(path: &Path, header: &NpyHeader, reader: &mut impl Read) -> Result<Volume, NpyError> {
     let p = || path.to_path_buf();
-    let io_err = |source| NpyError::Io { path: p(), source };
+    let io_err = |error| NpyError::Io { path: p(), error };
     let body_len = header.body_len();
     let mut body = Vec::new();
     usize::try_from(body_len)

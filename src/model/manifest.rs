@@ -237,10 +237,10 @@ impl Combiner {
 pub enum ManifestError {
     #[error("{}: no such file; a models folder needs a {MANIFEST_FILE} listing its models", path.display())]
     NotFound { path: PathBuf },
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {message}", path.display())]
     Syntax { path: PathBuf, message: String },
@@ -249,10 +249,10 @@ pub enum ManifestError {
         path: PathBuf,
         problems: Vec<String>,
     },
-    #[error("{}: cannot write: {source}", path.display())]
+    #[error("{}: cannot write: {error}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -295,7 +295,7 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ManifestError::NotFound { path })
             }
-            Err(source) => return Err(ManifestError::Read { path, source }),
+            Err(error) => return Err(ManifestError::Read { path, error }),
         };
         Manifest::parse(&text, &path)
     }
@@ -430,7 +430,7 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let text = self.to_toml();
         crate::fsutil::atomic_write(&path, |w| w.write_all(text.as_bytes()))
-            .map_err(|source| ManifestError::Write { path, source })
+            .map_err(|error| ManifestError::Write { path, error })
     }
 
     /// The manifest as TOML text.
@@ -526,10 +526,10 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{}: sha256 is {found}, but the manifest says {expected}: the file changed after the \
@@ -587,9 +587,9 @@ fn read_checked_state(path: &Path, classes: i64) -> Result<weights::StateDict, M
 /// Builds the network of a manifest entry on `device`, after checking the file's sha256.
 pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Network, ModelError> {
     let path = entry.path(dir);
-    let found = sha256_file(&path).map_err(|source| ModelError::Read {
+    let found = sha256_file(&path).map_err(|error| ModelError::Read {
         path: path.clone(),
-        source,
+        error,
     })?;
     if !found.eq_ignore_ascii_case(&entry.sha256) {
         return Err(ModelError::Sha256Mismatch {
@@ -633,9 +633,9 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
 /// outputs read from the classifier's shape, raw preprocessing. Returns the network and the
 /// entry a manifest would hold for it.
 pub fn load_weights_file(path: &Path, device: Device) -> Result<(Network, ModelEntry), ModelError> {
-    let sha256 = sha256_file(path).map_err(|source| ModelError::Read {
+    let sha256 = sha256_file(path).map_err(|error| ModelError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let state = weights::read_state_dict(path)?;
     let classes = state.classes().ok_or_else(|| ModelError::NoClassifier {

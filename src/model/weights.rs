@@ -114,10 +114,11 @@ impl fmt::Display for KeyProblem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
-    #[error("{}: cannot read: {source}", path.display())]
+    /// Causes are part of the messages, not `source`s, so an error chain says them once.
+    #[error("{}: cannot read: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(
         "{}: not model weights ({what}); expected a .safetensors file or a PyTorch state dict \
@@ -165,11 +166,11 @@ pub enum WeightsError {
         name: String,
         count: i64,
     },
-    #[error("{}: copying {name} into the model failed: {source}", path.display())]
+    #[error("{}: copying {name} into the model failed: {error}", path.display())]
     Copy {
         path: PathBuf,
         name: String,
-        source: TchError,
+        error: TchError,
     },
 }
 
@@ -287,10 +288,10 @@ impl StateDict {
                 let mut var = var.shallow_clone();
                 src.f_to_kind(Kind::Float)
                     .and_then(|src| var.f_copy_(&src))
-                    .map_err(|source| WeightsError::Copy {
+                    .map_err(|error| WeightsError::Copy {
                         path: self.path.clone(),
                         name: name.clone(),
-                        source,
+                        error,
                     })?;
             }
             Ok(())
@@ -423,9 +424,9 @@ fn normalise(path: &Path, raw: Vec<(String, Tensor)>) -> StateDict {
 
 /// Says what `path` holds from its bytes, reading at most its zip directory and `data.pkl`.
 pub fn inspect(path: &Path) -> Result<FileKind, WeightsError> {
-    let io = |source| WeightsError::Io {
+    let io = |error| WeightsError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut file = File::open(path).map_err(io)?;
     let mut head = Vec::with_capacity(512);
@@ -513,9 +514,9 @@ fn open_torch_zip(path: &Path, file: File) -> Result<ZipVerdict, WeightsError> {
     (&mut entry)
         .take(MAX_PICKLE_BYTES + 1)
         .read_to_end(&mut pickle)
-        .map_err(|source| WeightsError::Io {
+        .map_err(|error| WeightsError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
     if pickle.len() as u64 > MAX_PICKLE_BYTES {
         return not_torch(format!("{pkl} is larger than {MAX_PICKLE_BYTES} bytes"));
@@ -558,9 +559,9 @@ fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
         path: path.to_path_buf(),
         message,
     };
-    let file = File::open(path).map_err(|source| WeightsError::Io {
+    let file = File::open(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     let mut zip = match open_torch_zip(path, file)? {
         ZipVerdict::Torch(zip) => zip,
