@@ -68,31 +68,66 @@ pub(super) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<u
     Ok(filled)
 }
 
+/// Reads and checks the header from `reader`, the start of a file of `file_len` bytes: the
+/// fixed prefix, the length field against [`MAX_HEADER_LEN`] and the file's length (before the
+/// dict's buffer is allocated), the dict, and the shape against the limits and the file.
 pub(super) fn read_header_from(
     path: &Path,
     reader: &mut impl Read,
     file_len: u64,
 ) -> Result<NpyHeader, NpyError> {
+    let prefix = read_prefix(path, reader, file_len)?;
+    let text = read_dict_text(path, reader, &prefix)?;
+    let dict = parse_dict(&text).map_err(|reason| NpyError::BadHeader {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let dtype = dtype_of(path, &dict.descr)?;
+    c_order(path, &dict.fortran_order)?;
+    let shape = shape_of(path, &dict.shape)?;
+    let header = NpyHeader {
+        version: prefix.version,
+        dtype,
+        shape,
+        data_offset: prefix.data_offset(),
+    };
+    check_length(path, header, file_len)
+}
+
+/// The fixed part before the dict: magic, version and the dict's length.
+struct Prefix {
+    version: (u8, u8),
+    /// Bytes of the length field: 2 (version 1.0) or 4.
+    len_field: usize,
+    header_len: usize,
+}
+
+impl Prefix {
+    fn data_offset(&self) -> u64 {
+        (8 + self.len_field + self.header_len) as u64
+    }
+}
+
+fn read_prefix(path: &Path, reader: &mut impl Read, file_len: u64) -> Result<Prefix, NpyError> {
     let p = || path.to_path_buf();
     let io_err = |error| NpyError::Io { path: p(), error };
-
-    let mut prefix = [0u8; 8];
-    let n = read_up_to(reader, &mut prefix).map_err(io_err)?;
+    let mut start = [0u8; 8];
+    let n = read_up_to(reader, &mut start).map_err(io_err)?;
     let magic_len = n.min(MAGIC.len());
-    if prefix[..magic_len] != MAGIC[..magic_len] {
+    if start[..magic_len] != MAGIC[..magic_len] {
         return Err(NpyError::BadMagic {
             path: p(),
-            found: prefix[..magic_len].to_vec(),
+            found: start[..magic_len].to_vec(),
         });
     }
-    if n < prefix.len() {
+    if n < start.len() {
         return Err(NpyError::TruncatedHeader {
             path: p(),
             needed: 10,
             found: n as u64,
         });
     }
-    let version = (prefix[6], prefix[7]);
+    let version = (start[6], start[7]);
     let len_field = match version {
         (1, 0) => 2,
         (2, 0) | (3, 0) => 4,
@@ -113,61 +148,83 @@ pub(super) fn read_header_from(
             found: 8 + n as u64,
         });
     }
-    let header_len = u32::from_le_bytes(len_bytes) as usize;
-    let data_offset = (8 + len_field + header_len) as u64;
-    if header_len > MAX_HEADER_LEN {
+    let prefix = Prefix {
+        version,
+        len_field,
+        header_len: u32::from_le_bytes(len_bytes) as usize,
+    };
+    if prefix.header_len > MAX_HEADER_LEN {
         return Err(NpyError::BadHeader {
             path: p(),
             reason: format!(
-                "header length field says {header_len} bytes, more than the {MAX_HEADER_LEN} \
-                 a .npy header can plausibly need"
+                "header length field says {} bytes, more than the {MAX_HEADER_LEN} \
+                 a .npy header can plausibly need",
+                prefix.header_len
             ),
         });
     }
-    if file_len < data_offset {
+    if file_len < prefix.data_offset() {
         return Err(NpyError::TruncatedHeader {
             path: p(),
-            needed: data_offset,
+            needed: prefix.data_offset(),
             found: file_len,
         });
     }
-    let mut text = vec![0u8; header_len];
-    let n = read_up_to(reader, &mut text).map_err(io_err)?;
-    if n < header_len {
+    Ok(prefix)
+}
+
+/// The dict's bytes; the caller has checked that the file is long enough to hold them.
+fn read_dict_text(
+    path: &Path,
+    reader: &mut impl Read,
+    prefix: &Prefix,
+) -> Result<Vec<u8>, NpyError> {
+    let mut text = vec![0u8; prefix.header_len];
+    let n = read_up_to(reader, &mut text).map_err(|error| NpyError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    if n < prefix.header_len {
         return Err(NpyError::TruncatedHeader {
-            path: p(),
-            needed: data_offset,
-            found: (8 + len_field + n) as u64,
+            path: path.to_path_buf(),
+            needed: prefix.data_offset(),
+            found: (8 + prefix.len_field + n) as u64,
         });
     }
+    Ok(text)
+}
 
-    let dict = parse_dict(&text).map_err(|reason| NpyError::BadHeader { path: p(), reason })?;
-
-    let descr = match &dict.descr {
-        Value::Str(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let dtype = match &dict.descr {
+fn dtype_of(path: &Path, descr: &Value) -> Result<Dtype, NpyError> {
+    let parsed = match descr {
         Value::Str(s) => Dtype::parse(s),
         _ => None,
-    }
-    .ok_or_else(|| NpyError::UnsupportedDtype {
-        path: p(),
-        descr: format!("'{descr}'"),
-    })?;
-    let fortran = match dict.fortran_order {
-        Value::Bool(b) => b,
-        other => {
-            return Err(NpyError::BadHeader {
-                path: p(),
-                reason: format!("'fortran_order' is {other}, expected True or False"),
-            })
-        }
     };
-    if fortran {
-        return Err(NpyError::FortranOrder { path: p() });
+    parsed.ok_or_else(|| NpyError::UnsupportedDtype {
+        path: path.to_path_buf(),
+        descr: match descr {
+            Value::Str(s) => format!("'{s}'"),
+            other => format!("'{other}'"),
+        },
+    })
+}
+
+fn c_order(path: &Path, fortran_order: &Value) -> Result<(), NpyError> {
+    match fortran_order {
+        Value::Bool(false) => Ok(()),
+        Value::Bool(true) => Err(NpyError::FortranOrder {
+            path: path.to_path_buf(),
+        }),
+        other => Err(NpyError::BadHeader {
+            path: path.to_path_buf(),
+            reason: format!("'fortran_order' is {other}, expected True or False"),
+        }),
     }
-    let shape: Vec<u64> = match &dict.shape {
+}
+
+/// The shape: a tuple of three integers, at least one slice, within the limits.
+fn shape_of(path: &Path, shape: &Value) -> Result<[usize; 3], NpyError> {
+    let p = || path.to_path_buf();
+    let shape: Vec<u64> = match shape {
         Value::Tuple(items) => items
             .iter()
             .map(|v| match v {
@@ -202,31 +259,30 @@ pub(super) fn read_header_from(
     } else {
         None
     };
-    if let Some(reason) = absurd {
-        return Err(NpyError::Absurd {
+    match absurd {
+        Some(reason) => Err(NpyError::Absurd {
             path: p(),
             shape,
             reason,
-        });
+        }),
+        // Within the limits, so these fit a usize and the products fit a u64.
+        None => Ok([s as usize, h as usize, w as usize]),
     }
-    // Within the limits, so these fit a usize and the products fit a u64.
-    let header = NpyHeader {
-        version,
-        dtype,
-        shape: [s as usize, h as usize, w as usize],
-        data_offset,
-    };
+}
+
+/// The file must be exactly as long as the header says.
+fn check_length(path: &Path, header: NpyHeader, file_len: u64) -> Result<NpyHeader, NpyError> {
     let needed = header.file_len();
     if file_len < needed {
         return Err(NpyError::Truncated {
-            path: p(),
-            found: file_len - data_offset,
+            path: path.to_path_buf(),
+            found: file_len - header.data_offset,
             header: Box::new(header),
         });
     }
     if file_len > needed {
         return Err(NpyError::TrailingBytes {
-            path: p(),
+            path: path.to_path_buf(),
             extra: file_len - needed,
             header: Box::new(header),
         });
