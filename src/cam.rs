@@ -162,12 +162,22 @@ pub struct Explanation {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CamError {
+    /// libtorch's words are part of the message, not a `source`, so a chain says them once.
     #[error("the model failed on this input: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     #[error("class {class} asked for, but the model has {classes} output(s)")]
     NoSuchClass { class: usize, classes: usize },
+    /// The network's layers rejected the input (tch panics on libtorch errors).
+    #[error("the network refused the input of shape {shape:?}: {reason}")]
+    Refused { shape: Vec<i64>, reason: String },
     #[error("the network returned {0}")]
     Shape(String),
+}
+
+impl From<tch::TchError> for CamError {
+    fn from(error: tch::TchError) -> Self {
+        CamError::Torch(error)
+    }
 }
 
 /// The forward pass, kept on the device so that several CAMs can come from it.
@@ -187,12 +197,9 @@ pub fn forward(net: &dyn GapNetwork, x: &Tensor) -> Result<Forward, CamError> {
         let _no_grad = tch::no_grad_guard();
         net.features(x)
     })
-    .map_err(|panic| {
-        CamError::Shape(format!(
-            "the network refused the input of shape {:?}: {}",
-            x.size(),
-            first_line(&panic)
-        ))
+    .map_err(|panic| CamError::Refused {
+        shape: x.size(),
+        reason: first_line(&panic),
     })??;
     if features.dim() != 4 {
         return Err(CamError::Shape(format!(
@@ -261,13 +268,15 @@ fn to_array3_f32(t: &Tensor) -> Result<Array3<f32>, CamError> {
             .contiguous()
             .flatten(0, -1),
     )?;
-    Array3::from_shape_vec(dims, values).map_err(|e| CamError::Shape(e.to_string()))
+    Array3::from_shape_vec(dims, values)
+        .map_err(|e| CamError::Shape(format!("maps that do not fit their shape: {e}")))
 }
 
 fn to_array3_u8(t: &Tensor) -> Result<Array3<u8>, CamError> {
     let dims = dims3(t)?;
     let values = Vec::<u8>::try_from(t.to_device(tch::Device::Cpu).contiguous().flatten(0, -1))?;
-    Array3::from_shape_vec(dims, values).map_err(|e| CamError::Shape(e.to_string()))
+    Array3::from_shape_vec(dims, values)
+        .map_err(|e| CamError::Shape(format!("maps that do not fit their shape: {e}")))
 }
 
 fn dims3(t: &Tensor) -> Result<(usize, usize, usize), CamError> {

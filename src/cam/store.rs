@@ -87,10 +87,10 @@ pub struct Entry {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("{}: {source}", .path.display())]
+    #[error("{}: {error}", .path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {reason}", .path.display())]
     Corrupt { path: PathBuf, reason: String },
@@ -131,7 +131,7 @@ impl Store {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StoreError::Io { path, source }),
+            Err(error) => return Err(StoreError::Io { path, error }),
         };
         decode(&bytes)
             .map(Some)
@@ -140,9 +140,9 @@ impl Store {
 
     /// The entry in the file at `path` (for tools that walk a store).
     pub fn read_path(path: &Path) -> Result<Entry, StoreError> {
-        let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+        let bytes = std::fs::read(path).map_err(|error| StoreError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         decode(&bytes).map_err(|reason| StoreError::Corrupt {
             path: path.to_path_buf(),
@@ -150,26 +150,29 @@ impl Store {
         })
     }
 
-    /// Writes and removes a small probe file under the root (creating it): a store on a
-    /// read-only or full file system says so here, before any work is done for it.
+    /// Writes and removes a small, uniquely named probe file under the root (creating it): a
+    /// store on a read-only or full file system says so here, before any work is done for it.
     pub fn check_writable(&self) -> Result<(), StoreError> {
         let dir = self.root.join(format!("v{FORMAT}"));
-        let probe = dir.join(format!(".probe.{}", std::process::id()));
-        let io = |source| StoreError::Io {
-            path: probe.clone(),
-            source,
+        let io = |error| StoreError::Io {
+            path: dir.clone(),
+            error,
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
-        crate::fsutil::atomic_write_unsynced(&probe, |w| w.write_all(&[0u8; 4096])).map_err(io)?;
-        std::fs::remove_file(&probe).map_err(io)
+        let mut probe = tempfile::Builder::new()
+            .prefix(".probe.")
+            .tempfile_in(&dir)
+            .map_err(io)?;
+        probe.write_all(&[0u8; 4096]).map_err(io)?;
+        probe.close().map_err(io)
     }
 
     /// Writes `entry` for `key` atomically (temporary file, then rename), creating folders.
     pub fn put(&self, key: &CacheKey, entry: &Entry) -> Result<(), StoreError> {
         let path = self.path(key);
-        let io = |source| StoreError::Io {
+        let io = |error| StoreError::Io {
             path: path.clone(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;

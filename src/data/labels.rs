@@ -54,7 +54,7 @@ impl LabelFile {
 pub enum LabelError {
     Io {
         path: PathBuf,
-        source: io::Error,
+        error: io::Error,
     },
     BadRow {
         path: PathBuf,
@@ -90,7 +90,7 @@ impl LabelError {
     /// The message without the `FILE:LINE: ` in front.
     pub fn detail(&self) -> String {
         match self {
-            LabelError::Io { source, .. } => format!("cannot read: {source}"),
+            LabelError::Io { error, .. } => format!("cannot read: {error}"),
             LabelError::BadRow { text, problem, .. } => {
                 format!("bad row {text:?}: {problem}; {EXPECTED_ROW}")
             }
@@ -124,10 +124,10 @@ pub const MAX_LABEL_BYTES: u64 = 64 << 20;
 /// [`LabelFile::errors`].
 pub fn read_labels(path: &Path) -> Result<LabelFile, LabelError> {
     let bytes =
-        crate::fsutil::read_at_most(path, MAX_LABEL_BYTES, "a label CSV").map_err(|source| {
+        crate::fsutil::read_at_most(path, MAX_LABEL_BYTES, "a label CSV").map_err(|error| {
             LabelError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             }
         })?;
     Ok(parse_labels(path, &bytes))

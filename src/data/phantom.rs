@@ -123,17 +123,17 @@ pub enum PhantomError {
     NotEmpty { dir: PathBuf },
     #[error("{dir} is not empty and holds no {MARKER_FILE}: --force only replaces a folder that kneecam synth made; choose an empty folder")]
     NotAPhantomFolder { dir: PathBuf },
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PhantomError + '_ {
-    move |source| PhantomError::Io {
+    move |error| PhantomError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 

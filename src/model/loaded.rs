@@ -31,12 +31,13 @@ pub enum LoadError {
     #[error(transparent)]
     File(Box<ModelError>),
     /// A manifest entry whose network could not be built.
-    #[error("could not load the {task} {plane} model of {}: {source}", dir.display())]
+    /// (`error`, not `source`: the message prints it, so it is no source of the chain.)
+    #[error("could not load the {task} {plane} model of {}: {error}", dir.display())]
     Entry {
         dir: PathBuf,
         task: Task,
         plane: Plane,
-        source: Box<ModelError>,
+        error: Box<ModelError>,
     },
     /// A loader of the caller's own (tests, tools) said why.
     #[error("{0}")]
@@ -97,11 +98,11 @@ impl LoadedModel {
             })?;
         let label = format!("{}:{task}:{plane}", dir.display());
         let network =
-            manifest::load_network(dir, entry, device).map_err(|source| LoadError::Entry {
+            manifest::load_network(dir, entry, device).map_err(|error| LoadError::Entry {
                 dir: dir.to_path_buf(),
                 task,
                 plane,
-                source: Box::new(source),
+                error: Box::new(error),
             })?;
         Ok(LoadedModel {
             network,

@@ -54,13 +54,17 @@ pub enum TrainError {
     NoData(String),
     #[error("{path}: {message}")]
     Exam { path: PathBuf, message: String },
+    /// Causes are part of the messages, not `source`s, so an error chain says them once.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
-    #[error("saving {path}: {source}")]
-    Save {
-        path: PathBuf,
-        source: tch::TchError,
-    },
+    Torch(tch::TchError),
+    #[error("saving {path}: {error}")]
+    Save { path: PathBuf, error: tch::TchError },
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(error: tch::TchError) -> Self {
+        TrainError::Torch(error)
+    }
 }
 
 /// One labelled series: its file and label.
@@ -268,19 +272,8 @@ pub fn evaluate(
 }
 
 fn save(vs: &nn::VarStore, path: &Path) -> Result<(), TrainError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp.{}.safetensors", std::process::id()));
-    let saved = vs
-        .save(&tmp)
-        .and_then(|()| std::fs::rename(&tmp, path).map_err(tch::TchError::from));
-    if saved.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    saved.map_err(|source| TrainError::Save {
+    crate::fsutil::atomic_save(path, |tmp| vs.save(tmp)).map_err(|error| TrainError::Save {
         path: path.to_path_buf(),
-        source,
+        error,
     })
 }

@@ -261,10 +261,10 @@ impl Driver {
             .spawn(move || {
                 let _ = events.send(Event::Exported(export::run(job)));
             });
-        spawned.err().map(|source| {
+        spawned.err().map(|error| {
             Msg::Exported(Err(ExportError::Io {
                 doing: "starting the export thread".into(),
-                source,
+                error,
             }))
         })
     }

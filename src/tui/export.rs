@@ -51,10 +51,11 @@ impl Job {
 /// Why an export wrote nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("{doing}: {source}")]
+    /// (`error`, not `source`: the message prints it, so it is no source of the chain.)
+    #[error("{doing}: {error}")]
     Io {
         doing: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error(transparent)]
     Png(std::io::Error),
@@ -74,7 +75,7 @@ impl ExportError {
 }
 
 fn io_error(doing: String) -> impl FnOnce(std::io::Error) -> ExportError {
-    move |source| ExportError::Io { doing, source }
+    move |error| ExportError::Io { doing, error }
 }
 
 /// Writes the export under a temporary name, then renames it to the first free
@@ -93,11 +94,11 @@ pub fn run(job: Job) -> Result<String, ExportError> {
     let outcome = written.and_then(|(done, missing)| {
         let target = claim_free_name(&job.folder, &job.name).map_err(io_error(in_folder()))?;
         // Renaming a folder over the empty one just claimed replaces it.
-        std::fs::rename(&tmp, &target).map_err(|source| {
+        std::fs::rename(&tmp, &target).map_err(|error| {
             let _ = std::fs::remove_dir(&target);
             ExportError::Io {
                 doing: format!("renaming into {}", target.display()),
-                source,
+                error,
             }
         })?;
         let mut text = format!("exported {} to {}", done.join(", "), target.display());

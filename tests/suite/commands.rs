@@ -155,6 +155,44 @@ fn a_bad_bare_weights_file_is_named_without_a_task_or_plane() {
     assert_eq!(stderr.matches("notes.safetensors").count(), 1, "{stderr}");
 }
 
+#[test]
+fn cam_errors_say_each_thing_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (model, _) = model_and_exam(dir.path());
+    let cam = |exam: &Path, out: &str| {
+        let output = kneecam(dir.path())
+            .args(["cam", "--device", "cpu", "--model"])
+            .arg(&model)
+            .arg("--exam")
+            .arg(exam)
+            .arg("--out")
+            .arg(dir.path().join(out))
+            .output()
+            .expect("runs");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let folder = dir.path().join("exams");
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    let stderr = cam(&folder, "o1");
+    assert_eq!(
+        stderr,
+        format!(
+            "kneecam: {}: is a folder, expected a .npy file\n",
+            folder.display()
+        )
+    );
+    let small = dir.path().join("0001.npy");
+    write_u8_volume(&small, &Array3::zeros((2, 20, 20))).expect("write exam");
+    let stderr = cam(&small, "o2");
+    // Refused before libtorch sees it, said once.
+    assert_eq!(
+        stderr,
+        "kneecam: the series of 20×20 px is smaller than the model's input needs (at least \
+         63×63 px)\n"
+    );
+}
+
 /// A TorchScript GAP classifier with 3 classes, made by the virtualenv's PyTorch.
 fn toy_torchscript(path: &Path) {
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/.kneecam-python");

@@ -446,7 +446,7 @@ fn nan_and_infinity_are_refused() {
 }
 
 #[test]
-fn a_missing_file_and_a_folder_are_io_errors_with_the_name() {
+fn a_missing_file_is_an_io_error_and_a_folder_is_named_as_one() {
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("0001.npy");
     let msg = read_volume(&missing).expect_err("missing").to_string();
@@ -457,7 +457,10 @@ fn a_missing_file_and_a_folder_are_io_errors_with_the_name() {
     let folder = dir.path().join("0002.npy");
     fs::create_dir(&folder).expect("mkdir");
     let msg = read_header(&folder).expect_err("folder").to_string();
-    assert!(msg.contains("0002.npy: cannot read"), "{msg}");
+    assert_eq!(
+        msg,
+        format!("{}: is a folder, expected a .npy file", folder.display())
+    );
 }
 
 // ---- label CSVs ------------------------------------------------------------------------------

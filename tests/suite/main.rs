@@ -7,6 +7,7 @@ mod caught_panic;
 mod cli;
 mod commands;
 mod dataset;
+mod error_chains;
 mod demo;
 mod demo_models;
 mod fuzz_corpus;

@@ -1,0 +1,203 @@
+//! A state dict's tensors under MRNet's names, and how they differ from a model's parameters.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Kind, Tensor};
+
+use super::WeightsError;
+use crate::model::mrnet::CLASSIFIER;
+
+/// The conventional spelling of the final layer, accepted for the reference code's `classifer`.
+const CLASSIFIER_ALIAS: &str = "classifier";
+/// torchvision AlexNet's own head, kept in MRNet state dicts but never used by MRNet.
+const UNUSED_ALEXNET_HEAD: &str = "pretrained_model.classifier.";
+/// `nn.DataParallel` prefixes every key with this.
+const DATA_PARALLEL_PREFIX: &str = "module.";
+
+/// One way a file's tensors differ from the model's parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    Missing {
+        name: String,
+        expected: Vec<i64>,
+    },
+    Unexpected {
+        name: String,
+        found: Vec<i64>,
+    },
+    Shape {
+        name: String,
+        expected: Vec<i64>,
+        found: Vec<i64>,
+    },
+    NotFloat {
+        name: String,
+        kind: String,
+    },
+    /// Two keys of the file map to the same parameter (e.g. `classifer.*` and `classifier.*`).
+    Duplicate {
+        name: String,
+        keys: Vec<String>,
+    },
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyProblem::Missing { name, expected } => {
+                write!(f, "missing {name} (expected shape {expected:?})")
+            }
+            KeyProblem::Unexpected { name, found } => {
+                write!(f, "unexpected {name} (shape {found:?})")
+            }
+            KeyProblem::Shape {
+                name,
+                expected,
+                found,
+            } => write!(
+                f,
+                "wrong shape for {name}: expected {expected:?}, found {found:?}"
+            ),
+            KeyProblem::NotFloat { name, kind } => {
+                write!(f, "{name} holds {kind}, expected floating-point values")
+            }
+            KeyProblem::Duplicate { name, keys } => {
+                write!(f, "{name} is given twice, as {}", keys.join(" and "))
+            }
+        }
+    }
+}
+
+/// A file's tensors, with MRNet's key spellings normalised: a `module.` prefix dropped,
+/// `classifier.*` read as `classifer.*`, AlexNet's unused `pretrained_model.classifier.*` left out.
+/// Values are checked finite; dtypes are as stored.
+#[derive(Debug)]
+pub struct StateDict {
+    path: PathBuf,
+    pub(super) tensors: BTreeMap<String, Tensor>,
+    problems: Vec<KeyProblem>,
+}
+
+impl StateDict {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.tensors.keys().map(String::as_str)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    /// Outputs of the final linear layer (rows of `classifer.weight`), when it is there.
+    pub fn classes(&self) -> Option<i64> {
+        let weight = self.tensors.get(&format!("{CLASSIFIER}.weight"))?;
+        (weight.dim() == 2).then(|| weight.size()[0])
+    }
+
+    /// Copies every tensor into the variable of the same name, as float32 on the variable's
+    /// device. The names and shapes must match exactly; all differences are reported at once.
+    pub fn copy_into(&self, vs: &mut nn::VarStore) -> Result<(), WeightsError> {
+        let variables = vs.variables();
+        let mut problems = self.problems.clone();
+        for (name, var) in &variables {
+            match self.tensors.get(name) {
+                None => problems.push(KeyProblem::Missing {
+                    name: name.clone(),
+                    expected: var.size(),
+                }),
+                Some(t) if t.size() != var.size() => problems.push(KeyProblem::Shape {
+                    name: name.clone(),
+                    expected: var.size(),
+                    found: t.size(),
+                }),
+                Some(_) => {}
+            }
+        }
+        for (name, t) in &self.tensors {
+            if !variables.contains_key(name) {
+                problems.push(KeyProblem::Unexpected {
+                    name: name.clone(),
+                    found: t.size(),
+                });
+            }
+        }
+        if !problems.is_empty() {
+            problems.sort_by_key(problem_order);
+            return Err(WeightsError::Mismatch {
+                path: self.path.clone(),
+                problems,
+            });
+        }
+        tch::no_grad(|| {
+            for (name, var) in &variables {
+                let Some(src) = self.tensors.get(name) else {
+                    continue;
+                };
+                let mut var = var.shallow_clone();
+                src.f_to_kind(Kind::Float)
+                    .and_then(|src| var.f_copy_(&src))
+                    .map_err(|error| WeightsError::Copy {
+                        path: self.path.clone(),
+                        name: name.clone(),
+                        error,
+                    })?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn problem_order(problem: &KeyProblem) -> (u8, String) {
+    match problem {
+        KeyProblem::Missing { name, .. } => (0, name.clone()),
+        KeyProblem::Shape { name, .. } => (1, name.clone()),
+        KeyProblem::NotFloat { name, .. } => (2, name.clone()),
+        KeyProblem::Duplicate { name, .. } => (3, name.clone()),
+        KeyProblem::Unexpected { name, .. } => (4, name.clone()),
+    }
+}
+
+pub(super) fn normalise(path: &Path, raw: Vec<(String, Tensor)>) -> StateDict {
+    let data_parallel = raw
+        .iter()
+        .all(|(name, _)| name.starts_with(DATA_PARALLEL_PREFIX));
+    let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut tensors = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (key, t) in raw {
+        let name = if data_parallel {
+            &key[DATA_PARALLEL_PREFIX.len()..]
+        } else {
+            key.as_str()
+        };
+        if name.starts_with(UNUSED_ALEXNET_HEAD) {
+            continue;
+        }
+        let name = match name.strip_prefix(CLASSIFIER_ALIAS) {
+            Some(rest) if rest.starts_with('.') => format!("{CLASSIFIER}{rest}"),
+            _ => name.to_string(),
+        };
+        if !t.is_floating_point() {
+            problems.push(KeyProblem::NotFloat {
+                name: key.clone(),
+                kind: format!("{:?}", t.kind()).to_lowercase(),
+            });
+        }
+        sources.entry(name.clone()).or_default().push(key);
+        tensors.insert(name, t);
+    }
+    for (name, keys) in sources {
+        if keys.len() > 1 {
+            problems.push(KeyProblem::Duplicate { name, keys });
+        }
+    }
+    StateDict {
+        path: path.to_path_buf(),
+        tensors,
+        problems,
+    }
+}

@@ -1,0 +1,340 @@
+//! Pickle opcodes (protocols 0–5) decoded one at a time, and the globals a pickle refers to,
+//! found by walking them without building or calling anything.
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One decoded opcode with its argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Proto,
+    Frame,
+    Stop,
+    Mark,
+    Pop,
+    PopMark,
+    Dup,
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes,
+    EmptyTuple,
+    Tuple(usize),
+    TupleMark,
+    EmptyList,
+    Append,
+    Appends,
+    ListMark,
+    EmptyDict,
+    SetItem,
+    SetItems,
+    DictMark,
+    EmptySet,
+    AddItems,
+    FrozenSet,
+    Put(u64),
+    Memoize,
+    Get(u64),
+    Global(String, String),
+    StackGlobal,
+    Reduce,
+    Build,
+    BinPersId,
+    PersId,
+    Inst(String, String),
+    Obj,
+    NewObj,
+    NewObjEx,
+    Ext(u64),
+    NextBuffer,
+    ReadOnlyBuffer,
+}
+
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<u64, String> {
+        Ok(self
+            .take(n)?
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    }
+
+    fn len(&mut self, n: usize) -> Result<usize, String> {
+        let len = self.uint(n)?;
+        usize::try_from(len).map_err(|_| format!("absurd length {len}"))
+    }
+
+    fn line(&mut self) -> Result<String, String> {
+        let rest = &self.bytes[self.pos..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| format!("unterminated line at byte {}", self.pos))?;
+        self.pos += end + 1;
+        Ok(String::from_utf8_lossy(&rest[..end]).into_owned())
+    }
+
+    fn text(&mut self, width: usize) -> Result<String, String> {
+        let len = self.len(width)?;
+        Ok(String::from_utf8_lossy(self.take(len)?).into_owned())
+    }
+
+    fn skip(&mut self, width: usize) -> Result<Op, String> {
+        let len = self.len(width)?;
+        self.take(len)?;
+        Ok(Op::Bytes)
+    }
+
+    pub fn op(&mut self) -> Result<Op, String> {
+        let at = self.pos;
+        let code = self.take(1)?.first().copied().unwrap_or_default();
+        Ok(match code {
+            0x80 => {
+                self.take(1)?;
+                Op::Proto
+            }
+            0x95 => {
+                self.take(8)?;
+                Op::Frame
+            }
+            b'.' => Op::Stop,
+            b'(' => Op::Mark,
+            b'0' => Op::Pop,
+            b'1' => Op::PopMark,
+            b'2' => Op::Dup,
+            b'N' => Op::None,
+            0x88 => Op::Bool(true),
+            0x89 => Op::Bool(false),
+            b'K' => Op::Int(self.uint(1)? as i64),
+            b'M' => Op::Int(self.uint(2)? as i64),
+            b'J' => Op::Int(i64::from(self.uint(4)? as u32 as i32)),
+            0x8a | 0x8b => {
+                let len = self.len(if code == 0x8a { 1 } else { 4 })?;
+                let data = self.take(len)?;
+                if len > 8 {
+                    return Err(format!("integer of {len} bytes at byte {at}"));
+                }
+                let mut value = data
+                    .iter()
+                    .rev()
+                    .fold(0i128, |acc, &b| (acc << 8) | i128::from(b));
+                if len > 0 && data[len - 1] & 0x80 != 0 {
+                    value -= 1i128 << (8 * len);
+                }
+                Op::Int(i64::try_from(value).map_err(|_| format!("integer overflow at byte {at}"))?)
+            }
+            b'I' | b'L' => {
+                let line = self.line()?;
+                let digits = line.trim().trim_end_matches('L');
+                match digits {
+                    "01" if code == b'I' => Op::Bool(true),
+                    "00" if code == b'I' => Op::Bool(false),
+                    _ => Op::Int(
+                        digits
+                            .parse()
+                            .map_err(|_| format!("bad integer '{line}' at byte {at}"))?,
+                    ),
+                }
+            }
+            b'G' => {
+                let raw = self.take(8)?;
+                let mut be = [0u8; 8];
+                be.copy_from_slice(raw);
+                Op::Float(f64::from_be_bytes(be))
+            }
+            b'F' => {
+                let line = self.line()?;
+                Op::Float(
+                    line.trim()
+                        .parse()
+                        .map_err(|_| format!("bad float '{line}' at byte {at}"))?,
+                )
+            }
+            b'X' | b'T' => Op::Str(self.text(4)?),
+            0x8c | b'U' => Op::Str(self.text(1)?),
+            0x8d => Op::Str(self.text(8)?),
+            b'V' => Op::Str(self.line()?),
+            b'S' => Op::Str(self.line()?.trim().trim_matches(['\'', '"']).to_string()),
+            b'C' => self.skip(1)?,
+            b'B' => self.skip(4)?,
+            0x8e | 0x96 => self.skip(8)?,
+            b')' => Op::EmptyTuple,
+            0x85 => Op::Tuple(1),
+            0x86 => Op::Tuple(2),
+            0x87 => Op::Tuple(3),
+            b't' => Op::TupleMark,
+            b']' => Op::EmptyList,
+            b'a' => Op::Append,
+            b'e' => Op::Appends,
+            b'l' => Op::ListMark,
+            b'}' => Op::EmptyDict,
+            b's' => Op::SetItem,
+            b'u' => Op::SetItems,
+            b'd' => Op::DictMark,
+            0x8f => Op::EmptySet,
+            0x90 => Op::AddItems,
+            0x91 => Op::FrozenSet,
+            b'q' => Op::Put(self.uint(1)?),
+            b'r' => Op::Put(self.uint(4)?),
+            b'p' => Op::Put(
+                self.line()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad PUT at byte {at}"))?,
+            ),
+            0x94 => Op::Memoize,
+            b'h' => Op::Get(self.uint(1)?),
+            b'j' => Op::Get(self.uint(4)?),
+            b'g' => Op::Get(
+                self.line()?
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad GET at byte {at}"))?,
+            ),
+            b'c' => {
+                let module = self.line()?;
+                Op::Global(module, self.line()?)
+            }
+            b'i' => {
+                let module = self.line()?;
+                Op::Inst(module, self.line()?)
+            }
+            0x93 => Op::StackGlobal,
+            b'R' => Op::Reduce,
+            b'b' => Op::Build,
+            b'Q' => Op::BinPersId,
+            b'P' => {
+                self.line()?;
+                Op::PersId
+            }
+            b'o' => Op::Obj,
+            0x81 => Op::NewObj,
+            0x92 => Op::NewObjEx,
+            0x82 => Op::Ext(self.uint(1)?),
+            0x83 => Op::Ext(self.uint(2)?),
+            0x84 => Op::Ext(self.uint(4)?),
+            0x97 => Op::NextBuffer,
+            0x98 => Op::ReadOnlyBuffer,
+            other => return Err(format!("unknown opcode 0x{other:02x} at byte {at}")),
+        })
+    }
+}
+
+/// Every global (`module.name`) a pickle refers to, in first-seen order, found by walking its
+/// opcodes without building or calling anything.
+pub(super) fn pickle_globals(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut globals: Vec<String> = Vec::new();
+    let mut seen = BTreeSet::new();
+    // Just enough of the stack to resolve STACK_GLOBAL: the string (or not) each push left.
+    let mut recent: Vec<Option<String>> = Vec::new();
+    let mut memo: BTreeMap<u64, Option<String>> = BTreeMap::new();
+    let mut reader = Reader::new(bytes);
+    let mut add = |global: String, globals: &mut Vec<String>| {
+        if seen.insert(global.clone()) {
+            globals.push(global);
+        }
+    };
+    loop {
+        let op = reader.op()?;
+        let pushed: Option<Option<String>> = match op {
+            Op::Stop => break,
+            Op::Memoize => {
+                let top = recent.last().cloned().flatten();
+                memo.insert(memo.len() as u64, top);
+                None
+            }
+            Op::Put(index) => {
+                memo.insert(index, recent.last().cloned().flatten());
+                None
+            }
+            Op::Get(index) => Some(memo.get(&index).cloned().flatten()),
+            Op::StackGlobal => {
+                let name = recent.pop().flatten();
+                let module = recent.pop().flatten();
+                match (module, name) {
+                    (Some(m), Some(n)) => add(format!("{m}.{n}"), &mut globals),
+                    _ => add("<unresolved STACK_GLOBAL>".into(), &mut globals),
+                }
+                Some(None)
+            }
+            Op::Global(module, name) | Op::Inst(module, name) => {
+                add(format!("{module}.{name}"), &mut globals);
+                Some(None)
+            }
+            Op::Ext(code) => {
+                add(format!("<extension {code}>"), &mut globals);
+                Some(None)
+            }
+            Op::Str(s) => Some(Some(s)),
+            Op::Proto | Op::Frame => None,
+            _ => Some(None),
+        };
+        if let Some(value) = pushed {
+            recent.push(value);
+            if recent.len() > 64 {
+                recent.remove(0);
+            }
+        }
+    }
+    Ok(globals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_2_globals_are_found() {
+        let pickle = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01ctorch._utils\n_rebuild_tensor_v2\nq\x02.";
+        assert_eq!(
+            pickle_globals(pickle),
+            Ok(vec![
+                "collections.OrderedDict".to_string(),
+                "torch._utils._rebuild_tensor_v2".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn stack_globals_resolve_through_the_memo() {
+        // protocol 4: SHORT_BINUNICODE '__main__', MEMOIZE, SHORT_BINUNICODE 'MRNet', MEMOIZE,
+        // STACK_GLOBAL, then the module string again from the memo with 'Alex'.
+        let mut p = b"\x80\x04\x8c\x08__main__\x94\x8c\x05MRNet\x94\x93\x94".to_vec();
+        p.extend_from_slice(b"h\x00\x8c\x04Alex\x94\x93.");
+        assert_eq!(
+            pickle_globals(&p),
+            Ok(vec![
+                "__main__.MRNet".to_string(),
+                "__main__.Alex".to_string()
+            ])
+        );
+    }
+
+    #[test]
+    fn truncated_or_garbage_pickles_are_errors_not_panics() {
+        assert!(pickle_globals(b"\x80\x02X\xff\xff\xff\x7fab").is_err());
+        assert!(pickle_globals(b"\x80\x02c__main__").is_err());
+        assert!(pickle_globals(b"\xff").is_err());
+        assert!(pickle_globals(b"").is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! PyTorch's zip archive: its `data.pkl`, its byte order and raw storage records.
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use tch::Tensor;
+
+use super::unpickler;
+use super::{FileKind, WeightsError};
+
+/// A state dict's `data.pkl` is a few kilobytes; refuse to read absurd ones into memory.
+const MAX_PICKLE_BYTES: u64 = 64 << 20;
+
+/// A PyTorch zip archive opened far enough to judge it: the folder its records live in and
+/// the bytes of its `data.pkl`, or why it is not a PyTorch state dict or module.
+pub(super) struct TorchZip {
+    pub(super) archive: zip::ZipArchive<File>,
+    pub(super) prefix: String,
+    pub(super) pickle: Vec<u8>,
+}
+
+pub(super) enum ZipVerdict {
+    Torch(TorchZip),
+    Kind(FileKind),
+}
+
+pub(super) fn open_torch_zip(path: &Path, file: File) -> Result<ZipVerdict, WeightsError> {
+    let not_torch = |why: String| {
+        Ok(ZipVerdict::Kind(FileKind::Other(format!(
+            "a zip archive that is not a PyTorch file: {why}"
+        ))))
+    };
+    let mut archive = match zip::ZipArchive::new(file) {
+        Ok(archive) => archive,
+        Err(e) => return not_torch(e.to_string()),
+    };
+    let names: Vec<String> = archive.file_names().map(str::to_string).collect();
+    let is_record = |name: &str, record: &str| {
+        name.split_once('/')
+            .is_some_and(|(_, rest)| rest == record || rest.starts_with(&format!("{record}/")))
+    };
+    if names
+        .iter()
+        .any(|n| is_record(n, "code") || is_record(n, "constants.pkl"))
+    {
+        return Ok(ZipVerdict::Kind(FileKind::TorchScript));
+    }
+    let Some(pkl) = names.iter().find(|n| is_record(n, "data.pkl")) else {
+        return not_torch("no */data.pkl inside".into());
+    };
+    let prefix = pkl.trim_end_matches("data.pkl").to_string();
+    let mut entry = match archive.by_name(pkl) {
+        Ok(entry) => entry,
+        Err(e) => return not_torch(format!("{pkl}: {e}")),
+    };
+    if entry.size() > MAX_PICKLE_BYTES {
+        return not_torch(format!("{pkl} is {} bytes", entry.size()));
+    }
+    // Bounded by what is read too: a stored entry reads its compressed size, not its declared one.
+    let mut pickle = Vec::new();
+    (&mut entry)
+        .take(MAX_PICKLE_BYTES + 1)
+        .read_to_end(&mut pickle)
+        .map_err(|error| WeightsError::Io {
+            path: path.to_path_buf(),
+            error,
+        })?;
+    if pickle.len() as u64 > MAX_PICKLE_BYTES {
+        return not_torch(format!("{pkl} is larger than {MAX_PICKLE_BYTES} bytes"));
+    }
+    drop(entry);
+    Ok(ZipVerdict::Torch(TorchZip {
+        archive,
+        prefix,
+        pickle,
+    }))
+}
+
+/// The tensors of a PyTorch zip state dict, rebuilt on the CPU by kneecam's own restricted
+/// unpickler: it knows dicts, tuples, lists, scalars, strings and the three state-dict globals,
+/// and builds nothing else. (libtorch's `_load_parameters`, behind tch's `Tensor::loadz_multi`
+/// and `VarStore::load`, fails on the `OrderedDict` every `state_dict()` is.)
+pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    let fail = |message: String| WeightsError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = File::open(path).map_err(|error| WeightsError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let mut zip = match open_torch_zip(path, file)? {
+        ZipVerdict::Torch(zip) => zip,
+        ZipVerdict::Kind(kind) => return Err(fail(format!("it is {kind}"))),
+    };
+    let byteorder = read_record(&mut zip, "byteorder", 16).unwrap_or_else(|_| b"little".to_vec());
+    if byteorder.trim_ascii() != b"little" {
+        return Err(fail(format!(
+            "tensors stored {} endian; only little-endian files are read",
+            String::from_utf8_lossy(&byteorder).trim()
+        )));
+    }
+    let value = unpickler::run(&zip.pickle).map_err(|e| fail(format!("data.pkl: {e}")))?;
+    let entries = unpickler::state_dict_entries(value).map_err(fail)?;
+    let mut storages: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut tensors = Vec::with_capacity(entries.len());
+    for (name, t) in entries {
+        let base = match storages.get(&t.storage.key) {
+            Some(base) => base.shallow_clone(),
+            None => {
+                let bytes_per = t.storage.kind.elt_size_in_bytes() as u64;
+                let want = u64::try_from(t.storage.numel)
+                    .ok()
+                    .and_then(|n| n.checked_mul(bytes_per))
+                    .ok_or_else(|| fail(format!("{name}: absurd storage size")))?;
+                let record = format!("data/{}", t.storage.key);
+                let bytes = read_record(&mut zip, &record, want)
+                    .map_err(|e| fail(format!("{name}: {e}")))?;
+                if bytes.len() as u64 != want {
+                    return Err(fail(format!(
+                        "{name}: {}{record} holds {} bytes, expected {want} ({} × {:?})",
+                        zip.prefix,
+                        bytes.len(),
+                        t.storage.numel,
+                        t.storage.kind
+                    )));
+                }
+                let base = Tensor::f_from_data_size(&bytes, &[t.storage.numel], t.storage.kind)
+                    .map_err(|e| fail(format!("{name}: {e}")))?;
+                storages.insert(t.storage.key.clone(), base.shallow_clone());
+                base
+            }
+        };
+        if !t.fits() {
+            return Err(fail(format!(
+                "{name}: shape {:?}, stride {:?} and offset {} reach past its storage of {} values",
+                t.size, t.stride, t.offset, t.storage.numel
+            )));
+        }
+        let tensor = base
+            .f_as_strided(t.size.as_slice(), t.stride.as_slice(), t.offset)
+            .and_then(|v| v.f_contiguous())
+            .map_err(|e| fail(format!("{name}: {e}")))?;
+        tensors.push((name, tensor));
+    }
+    Ok(tensors)
+}
+
+/// Reads `{prefix}{record}` whole, refusing one larger than `limit` bytes.
+fn read_record(zip: &mut TorchZip, record: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let name = format!("{}{record}", zip.prefix);
+    let mut entry = zip
+        .archive
+        .by_name(&name)
+        .map_err(|e| format!("{name}: {e}"))?;
+    read_bounded(&mut entry, &name, limit)
+}
+
+/// Reads a zip entry of at most `limit` bytes. The bound is on what is read, not on the size
+/// the entry declares: a stored entry reads its compressed size, which a crafted archive can
+/// make larger than the declared one.
+pub(crate) fn read_bounded(entry: impl Read, name: &str, limit: u64) -> Result<Vec<u8>, String> {
+    let mut bytes = Vec::new();
+    entry
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{name} is larger than {limit} bytes"));
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,498 @@
+//! A small pickle machine for state dicts: it decodes every opcode of protocols 0–5, but builds
+//! only plain data (dicts, lists, tuples, numbers, strings), storages named by persistent ids
+//! and tensors from `torch._utils._rebuild_tensor_v2`. Any other global, object construction
+//! or extension is an error; nothing is ever imported, called or executed.
+use std::collections::BTreeMap;
+
+use tch::Kind;
+
+use super::opcodes::{Op, Reader};
+
+/// The globals a plain state dict refers to; the restricted unpickler knows exactly these.
+pub(super) fn is_state_dict_global(global: &str) -> bool {
+    matches!(
+        global,
+        "collections.OrderedDict"
+            | "torch._utils._rebuild_tensor_v2"
+            | "torch._utils._rebuild_parameter"
+            | "torch._utils._rebuild_parameter_with_state"
+    ) || storage_kind(global).is_some()
+}
+
+/// The dtype of a `torch.*Storage` class name.
+pub fn storage_kind(global: &str) -> Option<Kind> {
+    Some(match global.strip_prefix("torch.")? {
+        "FloatStorage" => Kind::Float,
+        "DoubleStorage" => Kind::Double,
+        "HalfStorage" => Kind::Half,
+        "BFloat16Storage" => Kind::BFloat16,
+        "LongStorage" => Kind::Int64,
+        "IntStorage" => Kind::Int,
+        "ShortStorage" => Kind::Int16,
+        "CharStorage" => Kind::Int8,
+        "ByteStorage" => Kind::Uint8,
+        "BoolStorage" => Kind::Bool,
+        _ => return None,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageRef {
+    pub kind: Kind,
+    pub key: String,
+    pub numel: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorRef {
+    pub storage: StorageRef,
+    pub offset: i64,
+    pub size: Vec<i64>,
+    pub stride: Vec<i64>,
+}
+
+impl TensorRef {
+    /// Whether every element the view addresses lies inside its storage.
+    pub fn fits(&self) -> bool {
+        if self.size.len() != self.stride.len()
+            || self.offset < 0
+            || self.size.iter().chain(&self.stride).any(|&v| v < 0)
+        {
+            return false;
+        }
+        if self.size.contains(&0) {
+            return self.offset <= self.storage.numel;
+        }
+        let last = self
+            .size
+            .iter()
+            .zip(&self.stride)
+            .try_fold(self.offset, |acc, (&n, &s)| {
+                (n - 1).checked_mul(s).and_then(|d| acc.checked_add(d))
+            });
+        last.is_some_and(|last| last < self.storage.numel)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Mark,
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes,
+    Tuple(Vec<Value>),
+    List(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Global(String),
+    Storage(StorageRef),
+    Tensor(TensorRef),
+}
+
+impl Value {
+    fn describe(&self) -> &'static str {
+        match self {
+            Value::Mark => "a mark",
+            Value::None => "None",
+            Value::Bool(_) => "a bool",
+            Value::Int(_) => "an int",
+            Value::Float(_) => "a float",
+            Value::Str(_) => "a string",
+            Value::Bytes => "bytes",
+            Value::Tuple(_) => "a tuple",
+            Value::List(_) => "a list",
+            Value::Dict(_) => "a dict",
+            Value::Global(_) => "a global",
+            Value::Storage(_) => "a storage",
+            Value::Tensor(_) => "a tensor",
+        }
+    }
+
+    /// Nodes in this value, counted only up to `limit`.
+    fn nodes(&self, limit: usize) -> usize {
+        let children: &[Value] = match self {
+            Value::Tuple(v) | Value::List(v) => v,
+            Value::Dict(pairs) => {
+                let mut n = 1;
+                for (k, v) in pairs {
+                    if n >= limit {
+                        break;
+                    }
+                    n += k.nodes(limit - n);
+                    n += v.nodes(limit.saturating_sub(n));
+                }
+                return n;
+            }
+            _ => return 1,
+        };
+        let mut n = 1;
+        for child in children {
+            if n >= limit {
+                break;
+            }
+            n += child.nodes(limit - n);
+        }
+        n
+    }
+}
+
+/// Copies made by memo gets are bounded, so a small pickle cannot expand into a huge value.
+const COPY_BUDGET: usize = 1 << 22;
+
+struct Machine {
+    stack: Vec<Value>,
+    memo: BTreeMap<u64, Value>,
+    budget: usize,
+}
+
+impl Machine {
+    fn pop(&mut self) -> Result<Value, String> {
+        match self.stack.pop() {
+            Some(Value::Mark) | None => Err("stack underflow".into()),
+            Some(v) => Ok(v),
+        }
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
+        let at = self
+            .stack
+            .iter()
+            .rposition(|v| matches!(v, Value::Mark))
+            .ok_or("no mark on the stack")?;
+        let items = self.stack.split_off(at + 1);
+        self.stack.pop();
+        Ok(items)
+    }
+
+    fn top(&mut self) -> Result<&mut Value, String> {
+        match self.stack.last_mut() {
+            Some(Value::Mark) | None => Err("stack underflow".into()),
+            Some(v) => Ok(v),
+        }
+    }
+
+    fn copy(&mut self, value: &Value) -> Result<Value, String> {
+        let cost = value.nodes(self.budget.saturating_add(1));
+        if cost > self.budget {
+            return Err("too many copied values".into());
+        }
+        self.budget -= cost;
+        Ok(value.clone())
+    }
+}
+
+fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, String> {
+    if !items.len().is_multiple_of(2) {
+        return Err("odd number of dict items".into());
+    }
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn ints(value: &Value, what: &str) -> Result<Vec<i64>, String> {
+    match value {
+        Value::Tuple(items) | Value::List(items) => items
+            .iter()
+            .map(|v| match v {
+                Value::Int(i) => Ok(*i),
+                other => Err(format!("{what} holds {}", other.describe())),
+            })
+            .collect(),
+        other => Err(format!("{what} is {}", other.describe())),
+    }
+}
+
+fn reduce(callable: Value, args: Value) -> Result<Value, String> {
+    let Value::Global(name) = callable else {
+        return Err(format!("REDUCE on {}", callable.describe()));
+    };
+    let Value::Tuple(args) = args else {
+        return Err(format!("{name} called with {}", args.describe()));
+    };
+    match name.as_str() {
+        "collections.OrderedDict" if args.is_empty() => Ok(Value::Dict(Vec::new())),
+        "torch._utils._rebuild_tensor_v2" => {
+            let [storage, offset, size, stride, ..] = args.as_slice() else {
+                return Err(format!("{name} called with {} arguments", args.len()));
+            };
+            let Value::Storage(storage) = storage else {
+                return Err(format!("{name}: storage is {}", storage.describe()));
+            };
+            let Value::Int(offset) = offset else {
+                return Err(format!("{name}: offset is {}", offset.describe()));
+            };
+            Ok(Value::Tensor(TensorRef {
+                storage: storage.clone(),
+                offset: *offset,
+                size: ints(size, "size")?,
+                stride: ints(stride, "stride")?,
+            }))
+        }
+        "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => {
+            match args.into_iter().next() {
+                Some(tensor @ Value::Tensor(_)) => Ok(tensor),
+                _ => Err(format!("{name} without a tensor")),
+            }
+        }
+        _ => Err(format!("refusing to call {name}")),
+    }
+}
+
+fn persistent_load(pid: Value) -> Result<Value, String> {
+    let Value::Tuple(items) = pid else {
+        return Err(format!("persistent id is {}", pid.describe()));
+    };
+    match items.as_slice() {
+        [Value::Str(tag), Value::Global(class), Value::Str(key), _location, Value::Int(numel)]
+            if tag == "storage" =>
+        {
+            let kind = storage_kind(class).ok_or_else(|| format!("unsupported storage {class}"))?;
+            if key.is_empty() || key.contains(['/', '\\']) || key.contains("..") {
+                return Err(format!("bad storage key '{key}'"));
+            }
+            Ok(Value::Storage(StorageRef {
+                kind,
+                key: key.clone(),
+                numel: *numel,
+            }))
+        }
+        _ => Err("persistent id is not a ('storage', type, key, location, numel) tuple".into()),
+    }
+}
+
+/// Runs the pickle in `bytes`, returning the value it leaves.
+pub fn run(bytes: &[u8]) -> Result<Value, String> {
+    let mut reader = Reader::new(bytes);
+    let mut m = Machine {
+        stack: Vec::new(),
+        memo: BTreeMap::new(),
+        budget: COPY_BUDGET,
+    };
+    loop {
+        let op = reader.op()?;
+        match op {
+            Op::Proto | Op::Frame => {}
+            Op::Stop => return m.pop(),
+            Op::Mark => m.stack.push(Value::Mark),
+            Op::Pop => {
+                if m.stack.pop().is_none() {
+                    return Err("stack underflow".into());
+                }
+            }
+            Op::PopMark => {
+                m.pop_mark()?;
+            }
+            Op::Dup => {
+                let top = m.top()?.clone();
+                let top = m.copy(&top)?;
+                m.stack.push(top);
+            }
+            Op::None => m.stack.push(Value::None),
+            Op::Bool(b) => m.stack.push(Value::Bool(b)),
+            Op::Int(i) => m.stack.push(Value::Int(i)),
+            Op::Float(x) => m.stack.push(Value::Float(x)),
+            Op::Str(s) => m.stack.push(Value::Str(s)),
+            Op::Bytes => m.stack.push(Value::Bytes),
+            Op::EmptyTuple => m.stack.push(Value::Tuple(Vec::new())),
+            Op::Tuple(n) => {
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    items.push(m.pop()?);
+                }
+                items.reverse();
+                m.stack.push(Value::Tuple(items));
+            }
+            Op::TupleMark => {
+                let items = m.pop_mark()?;
+                m.stack.push(Value::Tuple(items));
+            }
+            Op::EmptyList | Op::EmptySet => m.stack.push(Value::List(Vec::new())),
+            Op::ListMark | Op::FrozenSet => {
+                let items = m.pop_mark()?;
+                m.stack.push(Value::List(items));
+            }
+            Op::Append => {
+                let item = m.pop()?;
+                match m.top()? {
+                    Value::List(items) => items.push(item),
+                    other => return Err(format!("APPEND to {}", other.describe())),
+                }
+            }
+            Op::Appends | Op::AddItems => {
+                let new = m.pop_mark()?;
+                match m.top()? {
+                    Value::List(items) => items.extend(new),
+                    other => return Err(format!("APPENDS to {}", other.describe())),
+                }
+            }
+            Op::EmptyDict => m.stack.push(Value::Dict(Vec::new())),
+            Op::DictMark => {
+                let items = pairs(m.pop_mark()?)?;
+                m.stack.push(Value::Dict(items));
+            }
+            Op::SetItem => {
+                let value = m.pop()?;
+                let key = m.pop()?;
+                match m.top()? {
+                    Value::Dict(items) => items.push((key, value)),
+                    other => return Err(format!("SETITEM on {}", other.describe())),
+                }
+            }
+            Op::SetItems => {
+                let new = pairs(m.pop_mark()?)?;
+                match m.top()? {
+                    Value::Dict(items) => items.extend(new),
+                    other => return Err(format!("SETITEMS on {}", other.describe())),
+                }
+            }
+            Op::Put(index) => {
+                let top = m.top()?.clone();
+                let top = m.copy(&top)?;
+                m.memo.insert(index, top);
+            }
+            Op::Memoize => {
+                let top = m.top()?.clone();
+                let top = m.copy(&top)?;
+                let index = m.memo.len() as u64;
+                m.memo.insert(index, top);
+            }
+            Op::Get(index) => {
+                let value = m
+                    .memo
+                    .get(&index)
+                    .cloned()
+                    .ok_or_else(|| format!("memo {index} is empty"))?;
+                let value = m.copy(&value)?;
+                m.stack.push(value);
+            }
+            Op::Global(module, name) => m.stack.push(global(format!("{module}.{name}"))?),
+            Op::StackGlobal => {
+                let name = m.pop()?;
+                let module = m.pop()?;
+                match (module, name) {
+                    (Value::Str(module), Value::Str(name)) => {
+                        m.stack.push(global(format!("{module}.{name}"))?)
+                    }
+                    _ => return Err("STACK_GLOBAL without two strings".into()),
+                }
+            }
+            Op::Reduce => {
+                let args = m.pop()?;
+                let callable = m.pop()?;
+                m.stack.push(reduce(callable, args)?);
+            }
+            Op::Build => {
+                // The state of an OrderedDict (its `_metadata`) or a parameter: not needed.
+                m.pop()?;
+                m.top()?;
+            }
+            Op::BinPersId => {
+                let pid = m.pop()?;
+                m.stack.push(persistent_load(pid)?);
+            }
+            Op::PersId => return Err("text persistent ids are not used by torch.save".into()),
+            Op::Inst(module, name) => return Err(format!("refusing to build {module}.{name}")),
+            Op::Obj | Op::NewObj | Op::NewObjEx => return Err("refusing to build an object".into()),
+            Op::Ext(code) => return Err(format!("refusing extension code {code}")),
+            Op::NextBuffer | Op::ReadOnlyBuffer => {
+                return Err("out-of-band buffers are not used by torch.save".into())
+            }
+        }
+    }
+}
+
+fn global(name: String) -> Result<Value, String> {
+    if is_state_dict_global(&name) {
+        Ok(Value::Global(name))
+    } else {
+        Err(format!("refusing global {name}"))
+    }
+}
+
+/// Names under which training scripts commonly nest the state dict in a checkpoint.
+const CHECKPOINT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "net"];
+
+/// The (name, tensor) pairs of a state dict: a dict of string → tensor, or a checkpoint dict
+/// holding one under `state_dict`, `model_state_dict`, `model` or `net`.
+pub fn state_dict_entries(value: Value) -> Result<Vec<(String, TensorRef)>, String> {
+    let Value::Dict(items) = value else {
+        return Err(format!(
+            "holds {}, expected a dict of tensors",
+            value.describe()
+        ));
+    };
+    let all_tensors = items.iter().all(|(_, v)| matches!(v, Value::Tensor(_)));
+    if !all_tensors {
+        let keys: Vec<String> = items
+            .iter()
+            .map(|(k, v)| match k {
+                Value::Str(k) => format!("{k} ({})", v.describe()),
+                other => other.describe().to_string(),
+            })
+            .collect();
+        let nested = items.into_iter().find_map(|(k, v)| match (k, v) {
+            (Value::Str(k), v @ Value::Dict(_)) if CHECKPOINT_KEYS.contains(&k.as_str()) => Some(v),
+            _ => None,
+        });
+        return match nested {
+            Some(inner) => state_dict_entries(inner),
+            None => Err(format!(
+                "holds a dict of {}, expected only tensors (or a checkpoint with a \
+                 state_dict)",
+                keys.join(", ")
+            )),
+        };
+    }
+    items
+        .into_iter()
+        .map(|(k, v)| match (k, v) {
+            (Value::Str(k), Value::Tensor(t)) => Ok((k, t)),
+            (k, _) => Err(format!("a key is {}, expected a string", k.describe())),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_restricted_unpickler_refuses_code_and_bounds_copies() {
+        let system = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.";
+        assert_eq!(run(system), Err("refusing global os.system".to_string()));
+        let newobj = b"\x80\x02ccollections\nOrderedDict\n)\x81.";
+        assert_eq!(run(newobj), Err("refusing to build an object".to_string()));
+        // Each step makes a list of two copies of the previous one: 2^40 nodes if unbounded.
+        let mut laughs = b"\x80\x02]q\x00".to_vec();
+        for _ in 0..40 {
+            laughs.extend_from_slice(b"(h\x00h\x00lq\x00");
+        }
+        laughs.push(b'.');
+        assert_eq!(run(&laughs), Err("too many copied values".to_string()));
+        let plain = b"\x80\x02}q\x00(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00bG?\xf0\x00\x00\x00\x00\x00\x00u.";
+        assert_eq!(
+            run(plain),
+            Ok(Value::Dict(vec![
+                (Value::Str("a".into()), Value::Int(1)),
+                (Value::Str("b".into()), Value::Float(1.0)),
+            ]))
+        );
+    }
+
+    #[test]
+    fn state_dict_globals_are_told_from_others() {
+        assert!(is_state_dict_global("torch.FloatStorage"));
+        assert!(is_state_dict_global("torch.BFloat16Storage"));
+        assert!(is_state_dict_global("collections.OrderedDict"));
+        assert!(!is_state_dict_global("torch.nn.modules.conv.Conv2d"));
+        assert!(!is_state_dict_global("__main__.MRNet"));
+        assert!(!is_state_dict_global("builtins.eval"));
+        assert!(!is_state_dict_global("torch.Storage.x"));
+    }
+}
