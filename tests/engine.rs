@@ -656,7 +656,6 @@ fn the_handle_and_everything_it_sends_can_cross_threads() {
     fn send_and_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
     send_and_sync::<Engine>();
-    send_and_sync::<Latest<String>>();
     send::<EngineEvent>();
     send::<CamRequest>();
 }

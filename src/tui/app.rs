@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::cam::{Explanation, Method};
+use crate::cam::Explanation;
 use crate::config::Config;
 use crate::data::{Plane, Task};
 use crate::engine::RequestId;

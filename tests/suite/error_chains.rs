@@ -125,3 +125,35 @@ fn a_missing_exam_says_why_once() {
         "{text}"
     );
 }
+
+#[test]
+fn model_loading_engine_and_export_errors_say_their_cause_once() {
+    use kneecam::data::{Plane, Task};
+    use kneecam::engine::EngineError;
+    use kneecam::model::loaded::LoadError;
+    use kneecam::tui::export::ExportError;
+    let entry = || LoadError::Entry {
+        dir: path(),
+        task: Task::Acl,
+        plane: Plane::Sagittal,
+        error: Box::new(ModelError::Read {
+            path: path(),
+            error: io(),
+        }),
+    };
+    let text = chain(entry());
+    assert!(
+        text.starts_with("could not load the acl sagittal model of some/file"),
+        "{text}"
+    );
+    says_once(entry());
+    says_once(EngineError::Load(entry()));
+    says_once(LoadError::File(Box::new(ModelError::Read {
+        path: path(),
+        error: io(),
+    })));
+    says_once(ExportError::Io {
+        doing: "writing some/file".into(),
+        error: io(),
+    });
+}

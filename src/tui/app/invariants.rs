@@ -462,7 +462,9 @@ mod tests {
             Some(crate::tui::app::Effect::LoadSeries(wanted)) => wanted,
             _ => app.loading.clone(),
         };
-        assert_eq!(wanted(&mut app), Plane::ALL.map(|p| (1, p)).to_vec());
+        // The shown plane (sagittal) first.
+        let planes = [Plane::Sagittal, Plane::Axial, Plane::Coronal];
+        assert_eq!(wanted(&mut app), planes.map(|p| (1, p)).to_vec());
         for plane in Plane::ALL {
             app.series_loaded(1, plane, series());
         }
