@@ -33,6 +33,7 @@ use tch::{nn, Kind, TchError, Tensor};
 mod error;
 mod keys;
 mod opcodes;
+mod pickled;
 mod sniff;
 mod torch_zip;
 mod unpickler;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tch::Tensor;
 
-use super::unpickler;
+use super::{pickled, unpickler};
 use super::{FileKind, WeightsError};
 
 /// A state dict's `data.pkl` is a few kilobytes; refuse to read absurd ones into memory.
@@ -102,7 +102,7 @@ pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, Weigh
         )));
     }
     let value = unpickler::run(&zip.pickle).map_err(|e| fail(format!("data.pkl: {e}")))?;
-    let entries = unpickler::state_dict_entries(value).map_err(fail)?;
+    let entries = pickled::state_dict_entries(value).map_err(fail)?;
     let mut storages: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut tensors = Vec::with_capacity(entries.len());
     for (name, t) in entries {
