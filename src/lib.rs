@@ -3,6 +3,7 @@ pub mod cam;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod digest;
 pub mod engine;
 pub mod fsutil;
 pub mod logging;
