@@ -41,7 +41,6 @@ mod unpickler;
 pub use error::{convert_command, venv_python, WeightsError};
 pub use keys::{KeyProblem, StateDict};
 pub use sniff::{inspect, FileKind};
-pub(crate) use torch_zip::read_bounded;
 
 use keys::normalise;
 use torch_zip::read_torch_zip;
