@@ -9,4 +9,5 @@ pub mod fsutil;
 pub mod logging;
 pub mod model;
 pub mod paths;
+pub mod rng;
 pub mod tui;

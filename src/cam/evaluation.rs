@@ -8,10 +8,10 @@ use super::localization::{
 };
 use super::{explain_forward, forward, CamError, CamSpec, Method, Normalization, Placement};
 use crate::data::phantom::anatomy::{MASK_ACL_TEAR, MASK_MENISCAL_TEAR};
-use crate::data::phantom::rng::Rng;
 use crate::data::Task;
 use crate::model::network::{positive_probability, GapNetwork};
 use crate::model::preprocess::Preprocess;
+use crate::rng::Rng;
 
 /// One method's figures on one exam; None where the exam's mask gives no answer (no lesion
 /// voxels in this plane).

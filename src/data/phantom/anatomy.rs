@@ -2,7 +2,7 @@
 //! line at z = 0), with the lesions of one exam. `sample` says what tissue (as a proton-density
 //! intensity in 0..1) and which lesion label lie at a point.
 use super::geometry::{in_ellipsoid, segment_distance, v3, Aabb, V3};
-use super::rng::Rng;
+use crate::rng::Rng;
 
 mod bones;
 mod bounds;

@@ -4,8 +4,8 @@ use ndarray::Array3;
 
 use super::anatomy::Knee;
 use super::geometry::{v3, Aabb, Rot, V3};
-use super::rng::Rng;
 use crate::data::Plane;
+use crate::rng::Rng;
 
 /// In-plane size of every series, as in MRNet.
 pub const SIZE: usize = 256;

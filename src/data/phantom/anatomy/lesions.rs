@@ -1,6 +1,6 @@
 //! The lesions of one exam, drawn at MRNet-like prevalence.
 use crate::data::phantom::geometry::{v3, V3};
-use crate::data::phantom::rng::Rng;
+use crate::rng::Rng;
 
 /// Which meniscus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
