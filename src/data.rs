@@ -6,8 +6,11 @@ use std::str::FromStr;
 
 pub mod dataset;
 pub mod labels;
+mod lesion;
 pub mod npy;
 pub mod phantom;
+
+pub use lesion::Lesion;
 
 /// The three MRI planes of an MRNet exam, in MRNet's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -2,6 +2,7 @@
 //! line at z = 0), with the lesions of one exam. `sample` says what tissue (as a proton-density
 //! intensity in 0..1) and which lesion label lie at a point.
 use super::geometry::{in_ellipsoid, segment_distance, v3, Aabb, V3};
+use crate::data::Lesion;
 use crate::rng::Rng;
 
 mod bones;
@@ -13,12 +14,6 @@ pub use lesions::{random_lesions, AclTear, Bruise, Lesions, MeniscalTear, Menisc
 
 use bones::in_fibula;
 use joint::{band, mcl_at, vessels_at, LCL, PATELLAR_TENDON, QUADRICEPS_TENDON};
-
-/// Ground-truth mask values, as written to `masks/{plane}/NNNN.npy`.
-pub const MASK_NONE: u8 = 0;
-pub const MASK_ACL_TEAR: u8 = 1;
-pub const MASK_MENISCAL_TEAR: u8 = 2;
-pub const MASK_OTHER: u8 = 3;
 
 /// Proton-density-like intensities: ligaments, menisci and cortex dark; fat and fluid bright.
 mod pd {
@@ -46,17 +41,18 @@ mod pd {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hit {
     pub intensity: f32,
-    pub lesion: u8,
+    /// What the mask marks here.
+    pub lesion: Lesion,
 }
 
 fn hit(intensity: f32) -> Option<Hit> {
     Some(Hit {
         intensity,
-        lesion: MASK_NONE,
+        lesion: Lesion::None,
     })
 }
 
-fn lesion(intensity: f32, label: u8) -> Option<Hit> {
+fn lesion(intensity: f32, label: Lesion) -> Option<Hit> {
     Some(Hit {
         intensity,
         lesion: label,
@@ -241,7 +237,7 @@ impl Knee {
         if !Self::inside_limb(p) {
             return Hit {
                 intensity: pd::AIR,
-                lesion: MASK_NONE,
+                lesion: Lesion::None,
             };
         }
         parts
@@ -250,7 +246,7 @@ impl Knee {
             .find_map(|&(part, _)| self.sample_part(part, p))
             .unwrap_or_else(|| Hit {
                 intensity: self.soft_tissue(p, self.limb_depth(p).unwrap_or(0.0)),
-                lesion: MASK_NONE,
+                lesion: Lesion::None,
             })
     }
 
@@ -273,33 +269,33 @@ impl Knee {
             Part::Mcl => mcl_at(p),
             Part::Lcl => (segment_distance(p, LCL.0, LCL.1).0 < 2.5).then_some(Hit {
                 intensity: pd::TENDON,
-                lesion: MASK_NONE,
+                lesion: Lesion::None,
             }),
             Part::Recess => self.recess_at(p),
             Part::Vessels => vessels_at(p),
         }
     }
 
-    /// Whether `p` lies in the structure that a lesion label belongs to: the ACL's envelope (1),
-    /// a meniscus (2), bone marrow or the joint recesses (3).
-    pub fn structure_contains(&self, label: u8, p: V3) -> bool {
-        match label {
-            MASK_ACL_TEAR => {
+    /// Whether `p` lies in the structure that a lesion belongs to: the ACL's envelope, a
+    /// meniscus, bone marrow or the joint recesses (for [`Lesion::Other`]).
+    pub fn structure_contains(&self, lesion: Lesion, p: V3) -> bool {
+        match lesion {
+            Lesion::AclTear => {
                 let (a, b, radius) = self.acl;
                 segment_distance(p, a, b).0 <= radius * ACL_TEAR_SPREAD + 1e-6
             }
-            MASK_MENISCAL_TEAR => {
+            Lesion::MeniscalTear => {
                 self.meniscus_coords(p, Side::Medial).is_some()
                     || self.meniscus_coords(p, Side::Lateral).is_some()
                     || self
                         .meniscal_cyst()
                         .is_some_and(|(c, r)| in_ellipsoid(p, c, r + v3(1e-6, 1e-6, 1e-6)))
             }
-            MASK_OTHER => {
+            Lesion::Other => {
                 let marrow = self.in_femur(p, 2.0) || self.in_tibia(p, 2.0);
                 marrow || self.recess_at(p).is_some()
             }
-            _ => false,
+            Lesion::None => false,
         }
     }
 }
@@ -366,7 +362,7 @@ mod tests {
             mid,
             Hit {
                 intensity: pd::TORN_ACL,
-                lesion: MASK_ACL_TEAR
+                lesion: Lesion::AclTear
             }
         );
         knee.fat_saturated = true;
@@ -374,14 +370,14 @@ mod tests {
             sample(&knee, (a + b) * 0.5),
             Hit {
                 intensity: pd::EDEMA,
-                lesion: MASK_ACL_TEAR
+                lesion: Lesion::AclTear
             },
             "fat-saturated: the remnant is bright edema"
         );
         knee.fat_saturated = false;
         let intact = sample(&knee, a + (b - a) * 0.2);
         assert_eq!(intact.intensity, pd::ACL);
-        assert!(knee.structure_contains(MASK_ACL_TEAR, (a + b) * 0.5));
+        assert!(knee.structure_contains(Lesion::AclTear, (a + b) * 0.5));
     }
 
     #[test]
@@ -396,10 +392,10 @@ mod tests {
             sample(&knee, centre),
             Hit {
                 intensity: pd::FLUID,
-                lesion: MASK_MENISCAL_TEAR
+                lesion: Lesion::MeniscalTear
             }
         );
-        assert!(knee.structure_contains(MASK_MENISCAL_TEAR, centre));
+        assert!(knee.structure_contains(Lesion::MeniscalTear, centre));
         assert!(knee_with(Lesions::default()).meniscal_cyst().is_none());
     }
 }

@@ -180,7 +180,7 @@ pub fn scan(
             for c in 0..SIZE {
                 let hit = knee.sample(start + step * c as f64, &parts);
                 intensity[row_offset + c] = hit.intensity;
-                mask[[s, r, c]] = hit.lesion;
+                mask[[s, r, c]] = hit.lesion.code();
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Bones, marrow, cartilage and the limb around them.
 use super::joint::triangle_wave;
-use super::{hit, lesion, pd, Hit, Knee, MASK_NONE, MASK_OTHER};
+use super::{hit, lesion, pd, Hit, Knee};
 use crate::data::phantom::geometry::{ellipsoid, in_ellipsoid, smoothstep, v3, V3};
+use crate::data::Lesion;
 
 impl Knee {
     /// The limb's cross-section radii (x, y) at the height and side of `p`.
@@ -77,7 +78,7 @@ impl Knee {
                 let w = (1.0 - smoothstep(0.35, 1.6, v)) as f32;
                 let intensity = self.marrow() + (pd::EDEMA - self.marrow()) * w * 0.85;
                 if v < 0.8 {
-                    lesion(intensity, MASK_OTHER)
+                    lesion(intensity, Lesion::Other)
                 } else {
                     hit(intensity)
                 }
@@ -145,7 +146,7 @@ impl Knee {
         let cartilage = in_ellipsoid(p, c, r + v3(1.0, 2.5, 1.0)) && p.y < c.y - 2.0;
         cartilage.then_some(Hit {
             intensity: pd::CARTILAGE,
-            lesion: MASK_NONE,
+            lesion: Lesion::None,
         })
     }
 
@@ -187,5 +188,5 @@ pub(super) fn in_fibula(p: V3, shrink: f64) -> bool {
 
 const CARTILAGE: Hit = Hit {
     intensity: pd::CARTILAGE,
-    lesion: MASK_NONE,
+    lesion: Lesion::None,
 };

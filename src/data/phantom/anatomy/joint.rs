@@ -1,10 +1,9 @@
 //! The joint's soft parts: menisci and the parameniscal cyst, cruciate ligaments, recesses,
 //! tendons, collateral ligaments and vessels.
-use super::{
-    hit, lesion, pd, Hit, Knee, Meniscus, Side, MASK_ACL_TEAR, MASK_MENISCAL_TEAR, MASK_NONE,
-};
-use super::{MeniscalTear, MeniscalTearKind, ACL_TEAR_SPREAD, MASK_OTHER, TEAR_HALF_THICKNESS};
+use super::{hit, lesion, pd, Hit, Knee, Meniscus, Side};
+use super::{MeniscalTear, MeniscalTearKind, ACL_TEAR_SPREAD, TEAR_HALF_THICKNESS};
 use crate::data::phantom::geometry::{in_ellipsoid, segment_distance, v3, V3};
+use crate::data::Lesion;
 
 pub(super) const PATELLAR_TENDON: (V3, V3) = (v3(0.0, 40.0, 14.0), v3(0.0, 30.0, -28.0));
 pub(super) const QUADRICEPS_TENDON: (V3, V3) = (v3(0.0, 36.0, 46.0), v3(0.0, 26.0, 120.0));
@@ -55,7 +54,7 @@ impl Knee {
     pub(super) fn meniscal_cyst_at(&self, p: V3) -> Option<Hit> {
         let (centre, radii) = self.meniscal_cyst()?;
         if in_ellipsoid(p, centre, radii) {
-            lesion(pd::FLUID, MASK_MENISCAL_TEAR)
+            lesion(pd::FLUID, Lesion::MeniscalTear)
         } else {
             None
         }
@@ -69,7 +68,7 @@ impl Knee {
             .filter(|t| t.side == side)
             .is_some_and(|t| self.in_meniscal_tear(&t, rho, angle, fraction));
         if torn {
-            lesion(pd::FLUID, MASK_MENISCAL_TEAR)
+            lesion(pd::FLUID, Lesion::MeniscalTear)
         } else {
             hit(pd::MENISCUS)
         }
@@ -113,12 +112,12 @@ impl Knee {
                 } else {
                     pd::TORN_ACL
                 };
-                return lesion(remnant, MASK_ACL_TEAR);
+                return lesion(remnant, Lesion::AclTear);
             }
         }
         (d < radius).then_some(Hit {
             intensity: pd::ACL,
-            lesion: MASK_NONE,
+            lesion: Lesion::None,
         })
     }
 
@@ -127,15 +126,15 @@ impl Knee {
         let d = segment_distance(p, a, m).0.min(segment_distance(p, m, b).0);
         (d < radius).then_some(Hit {
             intensity: pd::PCL,
-            lesion: MASK_NONE,
+            lesion: Lesion::None,
         })
     }
 
     pub(super) fn recess_at(&self, p: V3) -> Option<Hit> {
         let label = if self.lesions.effusion {
-            MASK_OTHER
+            Lesion::Other
         } else {
-            MASK_NONE
+            Lesion::None
         };
         let (c, r) = self.recess;
         let inside =
@@ -153,7 +152,7 @@ pub(super) fn band(p: V3, widen: f64, (a, b): (V3, V3), radius: f64) -> Option<H
     let flat = |q: V3| v3(q.x * narrow, q.y, q.z);
     (segment_distance(flat(p), flat(a), flat(b)).0 < radius).then_some(Hit {
         intensity: pd::TENDON,
-        lesion: MASK_NONE,
+        lesion: Lesion::None,
     })
 }
 
@@ -162,7 +161,7 @@ pub(super) fn mcl_at(p: V3) -> Option<Hit> {
     let thin_y = |q: V3| v3(q.x, q.y * (1.0 / 3.5), q.z);
     (segment_distance(thin_y(p), thin_y(MCL.0), thin_y(MCL.1)).0 < 1.8).then_some(Hit {
         intensity: pd::TENDON,
-        lesion: MASK_NONE,
+        lesion: Lesion::None,
     })
 }
 
