@@ -8,7 +8,7 @@
 use anyhow::{bail, Context};
 use image::{Rgb, RgbImage};
 use kneecam::data::phantom::ExamPlan;
-use kneecam::data::Plane;
+use kneecam::data::{Lesion, Plane};
 use ndarray::{Array3, Axis};
 
 const SIZE: u32 = 256;
@@ -98,9 +98,9 @@ fn paste(
                     let (rr, cc) = ((r + dr).wrapping_sub(1), (c + dc).wrapping_sub(1));
                     rr >= n || cc >= n || mask[[slice, rr, cc]] != label
                 });
-            let pixel = match (edge, label) {
-                (true, 1) => Rgb([255, 40, 40]),
-                (true, 2) => Rgb([255, 230, 0]),
+            let pixel = match (edge, Lesion::from_code(label)) {
+                (true, Some(Lesion::AclTear)) => Rgb([255, 40, 40]),
+                (true, Some(Lesion::MeniscalTear)) => Rgb([255, 230, 0]),
                 (true, _) => Rgb([0, 220, 255]),
                 _ => Rgb([v, v, v]),
             };

@@ -3,7 +3,7 @@
 //! any number of threads and processes may write one target at once: the last rename wins, and
 //! every reader sees one writer's whole file.
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use tempfile::{Builder, NamedTempFile, TempPath};
@@ -47,12 +47,34 @@ pub fn atomic_save<E: From<std::io::Error>>(
 
 /// Reads `path` whole when it holds at most `limit` bytes; a larger file is an
 /// `InvalidData` error saying so, read no further than `limit + 1` bytes (a file that grows
-/// while it is read is caught too).
+/// while it is read is caught too). Memory for the file's size is reserved at once.
 pub fn read_at_most(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
     let file = File::open(path)?;
     let size = file.metadata().map_or(0, |m| m.len());
-    let mut bytes = Vec::with_capacity(size.min(limit) as usize + 1);
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes)?;
+    read_into(
+        file,
+        limit,
+        what,
+        Vec::with_capacity(size.min(limit) as usize + 1),
+    )
+}
+
+/// Reads `reader` to its end when it gives at most `limit` bytes, as [`read_at_most`] does a
+/// file, reserving nothing up front: the bound is on what is read, never on a size the source
+/// declares (a zip entry's, say, which a crafted archive can make smaller than its data).
+pub fn read_bounded(reader: impl Read, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    read_into(reader, limit, what, Vec::new())
+}
+
+fn read_into(
+    reader: impl Read,
+    limit: u64,
+    what: &str,
+    mut bytes: Vec<u8>,
+) -> std::io::Result<Vec<u8>> {
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -216,6 +238,25 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(std::fs::read(&target).expect("read"), b"weights");
         assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn bounded_reads_stop_one_byte_past_the_limit() {
+        let mut source = std::io::Cursor::new(vec![7u8; 1000]);
+        let err = read_bounded(&mut source, 10, "a test record").expect_err("too large");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            err.to_string(),
+            "larger than 10 bytes, the most a test record can be"
+        );
+        assert_eq!(source.position(), 11, "read no further than limit + 1");
+        let exact = read_bounded(&[1u8, 2, 3][..], 3, "three bytes").expect("fits");
+        assert_eq!(exact, [1, 2, 3]);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("f");
+        std::fs::write(&file, [0u8; 5]).expect("write");
+        assert!(read_at_most(&file, 4, "x").is_err());
+        assert_eq!(read_at_most(&file, 5, "x").expect("fits").len(), 5);
     }
 
     #[test]

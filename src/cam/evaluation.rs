@@ -7,11 +7,10 @@ use super::localization::{
     apply_deletion, curve_area, deletion_masks, dilated, energy_share, pointing_game, slice_hit,
 };
 use super::{explain_forward, forward, CamError, CamSpec, Method, Normalization, Placement};
-use crate::data::phantom::anatomy::{MASK_ACL_TEAR, MASK_MENISCAL_TEAR};
-use crate::data::phantom::rng::Rng;
-use crate::data::Task;
+use crate::data::{Lesion, Task};
 use crate::model::network::{positive_probability, GapNetwork};
 use crate::model::preprocess::Preprocess;
+use crate::rng::Rng;
 
 /// One method's figures on one exam; None where the exam's mask gives no answer (no lesion
 /// voxels in this plane).
@@ -33,17 +32,11 @@ pub struct ExamEvaluation {
     pub random_deletion_auc: f64,
 }
 
-/// The voxels (as 1) that count as the lesion for `task`: the ACL tear, the meniscal tear, or
-/// any lesion for `abnormal`.
+/// The voxels (as 1) that count as the lesion for `task` ([`Lesion::counts_for`]): the ACL
+/// tear, the meniscal tear, or any lesion for `abnormal`. A value that is no [`Lesion`] code
+/// counts for none.
 pub fn lesion_of(task: Task, mask: &Array3<u8>) -> Array3<u8> {
-    mask.mapv(|v| {
-        let hit = match task {
-            Task::Acl => v == MASK_ACL_TEAR,
-            Task::Meniscus => v == MASK_MENISCAL_TEAR,
-            Task::Abnormal => v != 0,
-        };
-        u8::from(hit)
-    })
+    mask.mapv(|v| u8::from(Lesion::from_code(v).is_some_and(|l| l.counts_for(task))))
 }
 
 /// Whether `lesion` (1 = lesion) has any voxel.

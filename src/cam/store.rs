@@ -68,7 +68,7 @@ impl CacheKey {
             self.class,
             self.preprocess
         );
-        hex(&Sha256::digest(text.as_bytes()))
+        crate::digest::sha256_hex(text.as_bytes())
     }
 }
 
@@ -216,10 +216,6 @@ impl Entry {
             bias: self.bias,
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn encode(entry: &Entry, precision: Precision) -> Vec<u8> {

@@ -13,11 +13,12 @@ use crate::fsutil::atomic_write;
 pub mod anatomy;
 pub mod geometry;
 pub mod render;
-pub mod rng;
+/// The phantom's random generator, now [`crate::rng`]; this path still works.
+pub use crate::rng;
 
+use crate::rng::Rng;
 use anatomy::{Knee, Lesions};
 use render::{Appearance, Pose, SeriesGeometry};
-use rng::Rng;
 
 /// Bumped whenever the same seed would give different files.
 pub const FORMAT_VERSION: u32 = 2;

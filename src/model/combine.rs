@@ -68,7 +68,7 @@ fn solve4(mut a: [[f64; 4]; 4], mut b: [f64; 4]) -> Option<[f64; 4]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::phantom::rng::Rng;
+    use crate::rng::Rng;
 
     #[test]
     fn recovers_known_coefficients_from_synthetic_probabilities() {

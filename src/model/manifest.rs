@@ -29,7 +29,8 @@ use crate::data::{Plane, Task};
 mod load;
 mod schema;
 
-pub use load::{load_network, load_weights_file, sha256_file, ModelError};
+pub use crate::digest::sha256_file;
+pub use load::{load_network, load_weights_file, ModelError};
 pub use schema::{Arch, Combiner, ModelEntry};
 
 /// The manifest's file name inside a models folder.

@@ -161,7 +161,8 @@ pub fn script_methods(path: &Path) -> Result<Vec<String>, ScriptError> {
         let entry = archive
             .by_name(&name)
             .map_err(|e| archive_error(format!("{name}: {e}")))?;
-        let text = weights::read_bounded(entry, &name, MAX_CODE_BYTES).map_err(archive_error)?;
+        let text = crate::fsutil::read_bounded(entry, MAX_CODE_BYTES, "a TorchScript code file")
+            .map_err(|e| archive_error(format!("{name}: {e}")))?;
         let found = class_methods(&String::from_utf8_lossy(&text))
             .map_err(|line| archive_error(format!("{name}: cannot read the def in: {line}")))?;
         methods.extend(found);

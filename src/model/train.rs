@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::phantom::rng::Rng;
 use crate::data::{Plane, Split, Task};
 use crate::model::metrics::auc;
 use crate::model::network::{head, positive_probability, GapNetwork};
 use crate::model::preprocess::Preprocess;
+use crate::rng::Rng;
 
 #[derive(Debug, Clone)]
 pub struct TrainConfig {

@@ -4,9 +4,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 use kneecam::data::dataset::Dataset;
-use kneecam::data::phantom::anatomy::{MASK_ACL_TEAR, MASK_MENISCAL_TEAR, MASK_OTHER};
 use kneecam::data::phantom::{write_cohort, CohortSpec, ExamPlan, PhantomError};
-use kneecam::data::{Plane, Split, Task};
+use kneecam::data::{Lesion, Plane, Split, Task};
 use predicates::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -84,14 +83,15 @@ fn lesion_voxels(plan: &ExamPlan) -> ([usize; 4], usize) {
     let mut outside = 0;
     for plane in Plane::ALL {
         let (_, mask) = plan.scan(plane);
-        for ((s, r, c), &label) in mask.indexed_iter() {
-            if label == 0 {
+        for ((s, r, c), &code) in mask.indexed_iter() {
+            let lesion = Lesion::from_code(code).expect("a lesion code");
+            if lesion == Lesion::None {
                 continue;
             }
-            counts[usize::from(label)] += 1;
+            counts[usize::from(code)] += 1;
             if !plan
                 .knee
-                .structure_contains(label, plan.knee_point(plane, s, r, c))
+                .structure_contains(lesion, plan.knee_point(plane, s, r, c))
             {
                 outside += 1;
             }
@@ -107,18 +107,18 @@ fn masks_are_non_empty_exactly_for_positive_exams_and_lie_in_their_structure() {
         let [_, acl, meniscus] = plan.labels();
         let (counts, outside) = lesion_voxels(&plan);
         assert_eq!(
-            counts[usize::from(MASK_ACL_TEAR)] > 0,
+            counts[usize::from(Lesion::AclTear.code())] > 0,
             acl,
             "exam {id}: ACL mask vs label"
         );
         assert_eq!(
-            counts[usize::from(MASK_MENISCAL_TEAR)] > 0,
+            counts[usize::from(Lesion::MeniscalTear.code())] > 0,
             meniscus,
             "exam {id}: meniscus mask vs label"
         );
         let other = plan.lesions().bruise.is_some() || plan.lesions().effusion;
         assert_eq!(
-            counts[usize::from(MASK_OTHER)] > 0,
+            counts[usize::from(Lesion::Other.code())] > 0,
             other,
             "exam {id}: other-abnormality mask"
         );

@@ -6,11 +6,11 @@ use std::sync::atomic::AtomicBool;
 use assert_cmd::Command;
 use kneecam::data::dataset::Dataset;
 use kneecam::data::npy::write_u8_volume;
-use kneecam::data::phantom::rng::Rng;
 use kneecam::data::{Plane, Split, Task};
 use kneecam::model::manifest::{self, Manifest};
 use kneecam::model::tiny::Tiny;
 use kneecam::model::train::{samples, train, TrainConfig};
+use kneecam::rng::Rng;
 use ndarray::Array3;
 use predicates::prelude::*;
 

@@ -1,5 +1,4 @@
 //! One exam of a dataset: where its planes' volumes and masks are, read on demand.
-use sha2::Digest;
 use std::path::{Path, PathBuf};
 
 use crate::data::npy::{self, NpyError, NpyHeader, Volume};
@@ -88,10 +87,7 @@ impl Exam {
                 })
             }
         };
-        let sha: String = sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let sha = crate::digest::sha256_hex(&bytes);
         Ok((npy::parse_volume(path, &bytes)?, sha))
     }
 

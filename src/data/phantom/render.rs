@@ -4,8 +4,8 @@ use ndarray::Array3;
 
 use super::anatomy::Knee;
 use super::geometry::{v3, Aabb, Rot, V3};
-use super::rng::Rng;
 use crate::data::Plane;
+use crate::rng::Rng;
 
 /// In-plane size of every series, as in MRNet.
 pub const SIZE: usize = 256;
@@ -180,7 +180,7 @@ pub fn scan(
             for c in 0..SIZE {
                 let hit = knee.sample(start + step * c as f64, &parts);
                 intensity[row_offset + c] = hit.intensity;
-                mask[[s, r, c]] = hit.lesion;
+                mask[[s, r, c]] = hit.lesion.code();
             }
         }
     }

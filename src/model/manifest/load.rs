@@ -1,36 +1,16 @@
 //! A manifest entry (or a bare weights file) built into a network, after its sha256 is checked.
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tch::Device;
 
 use super::{Arch, ModelEntry};
+use crate::digest::sha256_file;
 use crate::model::mrnet::Mrnet;
 use crate::model::network::Network;
 use crate::model::preprocess::Preprocess;
 use crate::model::script::{ScriptError, ScriptNet};
 use crate::model::tiny::Tiny;
 use crate::model::weights::{self, WeightsError};
-
-/// The sha256 of a file's bytes, lowercase hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

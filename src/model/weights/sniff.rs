@@ -5,8 +5,8 @@ use std::io::Read;
 use std::path::Path;
 
 use super::opcodes::pickle_globals;
+use super::pickled::is_state_dict_global;
 use super::torch_zip::{open_torch_zip, ZipVerdict};
-use super::unpickler::is_state_dict_global;
 use super::WeightsError;
 
 /// What a file holds, judged from its bytes (never from its name) without running anything.

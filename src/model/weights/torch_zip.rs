@@ -1,13 +1,13 @@
 //! PyTorch's zip archive: its `data.pkl`, its byte order and raw storage records.
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use tch::Tensor;
 
-use super::unpickler;
+use super::{pickled, unpickler};
 use super::{FileKind, WeightsError};
+use crate::fsutil;
 
 /// A state dict's `data.pkl` is a few kilobytes; refuse to read absurd ones into memory.
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
@@ -57,18 +57,19 @@ pub(super) fn open_torch_zip(path: &Path, file: File) -> Result<ZipVerdict, Weig
     if entry.size() > MAX_PICKLE_BYTES {
         return not_torch(format!("{pkl} is {} bytes", entry.size()));
     }
-    // Bounded by what is read too: a stored entry reads its compressed size, not its declared one.
-    let mut pickle = Vec::new();
-    (&mut entry)
-        .take(MAX_PICKLE_BYTES + 1)
-        .read_to_end(&mut pickle)
-        .map_err(|error| WeightsError::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
-    if pickle.len() as u64 > MAX_PICKLE_BYTES {
-        return not_torch(format!("{pkl} is larger than {MAX_PICKLE_BYTES} bytes"));
-    }
+    let pickle = match fsutil::read_bounded(&mut entry, MAX_PICKLE_BYTES, "a state dict's data.pkl")
+    {
+        Ok(pickle) => pickle,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return not_torch(format!("{pkl}: {e}"))
+        }
+        Err(error) => {
+            return Err(WeightsError::Io {
+                path: path.to_path_buf(),
+                error,
+            })
+        }
+    };
     drop(entry);
     Ok(ZipVerdict::Torch(TorchZip {
         archive,
@@ -102,7 +103,7 @@ pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, Weigh
         )));
     }
     let value = unpickler::run(&zip.pickle).map_err(|e| fail(format!("data.pkl: {e}")))?;
-    let entries = unpickler::state_dict_entries(value).map_err(fail)?;
+    let entries = pickled::state_dict_entries(value).map_err(fail)?;
     let mut storages: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut tensors = Vec::with_capacity(entries.len());
     for (name, t) in entries {
@@ -150,24 +151,9 @@ pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, Weigh
 /// Reads `{prefix}{record}` whole, refusing one larger than `limit` bytes.
 fn read_record(zip: &mut TorchZip, record: &str, limit: u64) -> Result<Vec<u8>, String> {
     let name = format!("{}{record}", zip.prefix);
-    let mut entry = zip
+    let entry = zip
         .archive
         .by_name(&name)
         .map_err(|e| format!("{name}: {e}"))?;
-    read_bounded(&mut entry, &name, limit)
-}
-
-/// Reads a zip entry of at most `limit` bytes. The bound is on what is read, not on the size
-/// the entry declares: a stored entry reads its compressed size, which a crafted archive can
-/// make larger than the declared one.
-pub(crate) fn read_bounded(entry: impl Read, name: &str, limit: u64) -> Result<Vec<u8>, String> {
-    let mut bytes = Vec::new();
-    entry
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("{name}: {e}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(format!("{name} is larger than {limit} bytes"));
-    }
-    Ok(bytes)
+    fsutil::read_bounded(entry, limit, "this record").map_err(|e| format!("{name}: {e}"))
 }

@@ -4,139 +4,8 @@
 //! or extension is an error; nothing is ever imported, called or executed.
 use std::collections::BTreeMap;
 
-use tch::Kind;
-
 use super::opcodes::{Op, Reader};
-
-/// The globals a plain state dict refers to; the restricted unpickler knows exactly these.
-pub(super) fn is_state_dict_global(global: &str) -> bool {
-    matches!(
-        global,
-        "collections.OrderedDict"
-            | "torch._utils._rebuild_tensor_v2"
-            | "torch._utils._rebuild_parameter"
-            | "torch._utils._rebuild_parameter_with_state"
-    ) || storage_kind(global).is_some()
-}
-
-/// The dtype of a `torch.*Storage` class name.
-pub fn storage_kind(global: &str) -> Option<Kind> {
-    Some(match global.strip_prefix("torch.")? {
-        "FloatStorage" => Kind::Float,
-        "DoubleStorage" => Kind::Double,
-        "HalfStorage" => Kind::Half,
-        "BFloat16Storage" => Kind::BFloat16,
-        "LongStorage" => Kind::Int64,
-        "IntStorage" => Kind::Int,
-        "ShortStorage" => Kind::Int16,
-        "CharStorage" => Kind::Int8,
-        "ByteStorage" => Kind::Uint8,
-        "BoolStorage" => Kind::Bool,
-        _ => return None,
-    })
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct StorageRef {
-    pub kind: Kind,
-    pub key: String,
-    pub numel: i64,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorRef {
-    pub storage: StorageRef,
-    pub offset: i64,
-    pub size: Vec<i64>,
-    pub stride: Vec<i64>,
-}
-
-impl TensorRef {
-    /// Whether every element the view addresses lies inside its storage.
-    pub fn fits(&self) -> bool {
-        if self.size.len() != self.stride.len()
-            || self.offset < 0
-            || self.size.iter().chain(&self.stride).any(|&v| v < 0)
-        {
-            return false;
-        }
-        if self.size.contains(&0) {
-            return self.offset <= self.storage.numel;
-        }
-        let last = self
-            .size
-            .iter()
-            .zip(&self.stride)
-            .try_fold(self.offset, |acc, (&n, &s)| {
-                (n - 1).checked_mul(s).and_then(|d| acc.checked_add(d))
-            });
-        last.is_some_and(|last| last < self.storage.numel)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Mark,
-    None,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Bytes,
-    Tuple(Vec<Value>),
-    List(Vec<Value>),
-    Dict(Vec<(Value, Value)>),
-    Global(String),
-    Storage(StorageRef),
-    Tensor(TensorRef),
-}
-
-impl Value {
-    fn describe(&self) -> &'static str {
-        match self {
-            Value::Mark => "a mark",
-            Value::None => "None",
-            Value::Bool(_) => "a bool",
-            Value::Int(_) => "an int",
-            Value::Float(_) => "a float",
-            Value::Str(_) => "a string",
-            Value::Bytes => "bytes",
-            Value::Tuple(_) => "a tuple",
-            Value::List(_) => "a list",
-            Value::Dict(_) => "a dict",
-            Value::Global(_) => "a global",
-            Value::Storage(_) => "a storage",
-            Value::Tensor(_) => "a tensor",
-        }
-    }
-
-    /// Nodes in this value, counted only up to `limit`.
-    fn nodes(&self, limit: usize) -> usize {
-        let children: &[Value] = match self {
-            Value::Tuple(v) | Value::List(v) => v,
-            Value::Dict(pairs) => {
-                let mut n = 1;
-                for (k, v) in pairs {
-                    if n >= limit {
-                        break;
-                    }
-                    n += k.nodes(limit - n);
-                    n += v.nodes(limit.saturating_sub(n));
-                }
-                return n;
-            }
-            _ => return 1,
-        };
-        let mut n = 1;
-        for child in children {
-            if n >= limit {
-                break;
-            }
-            n += child.nodes(limit - n);
-        }
-        n
-    }
-}
+use super::pickled::{is_state_dict_global, storage_kind, StorageRef, TensorRef, Value};
 
 /// Copies made by memo gets are bounded, so a small pickle cannot expand into a huge value.
 const COPY_BUDGET: usize = 1 << 22;
@@ -269,141 +138,182 @@ fn persistent_load(pid: Value) -> Result<Value, String> {
 /// Runs the pickle in `bytes`, returning the value it leaves.
 pub fn run(bytes: &[u8]) -> Result<Value, String> {
     let mut reader = Reader::new(bytes);
-    let mut m = Machine {
+    let mut machine = Machine {
         stack: Vec::new(),
         memo: BTreeMap::new(),
         budget: COPY_BUDGET,
     };
     loop {
-        let op = reader.op()?;
+        if let Some(value) = machine.step(reader.op()?)? {
+            return Ok(value);
+        }
+    }
+}
+
+impl Machine {
+    /// Carries out one opcode; STOP gives the value left on the stack.
+    fn step(&mut self, op: Op) -> Result<Option<Value>, String> {
         match op {
+            Op::Stop => return self.pop().map(Some),
             Op::Proto | Op::Frame => {}
-            Op::Stop => return m.pop(),
-            Op::Mark => m.stack.push(Value::Mark),
-            Op::Pop => {
-                if m.stack.pop().is_none() {
-                    return Err("stack underflow".into());
-                }
-            }
+            Op::Mark => self.stack.push(Value::Mark),
+            Op::Pop => self.pop_any()?,
             Op::PopMark => {
-                m.pop_mark()?;
+                self.pop_mark()?;
             }
-            Op::Dup => {
-                let top = m.top()?.clone();
-                let top = m.copy(&top)?;
-                m.stack.push(top);
-            }
-            Op::None => m.stack.push(Value::None),
-            Op::Bool(b) => m.stack.push(Value::Bool(b)),
-            Op::Int(i) => m.stack.push(Value::Int(i)),
-            Op::Float(x) => m.stack.push(Value::Float(x)),
-            Op::Str(s) => m.stack.push(Value::Str(s)),
-            Op::Bytes => m.stack.push(Value::Bytes),
-            Op::EmptyTuple => m.stack.push(Value::Tuple(Vec::new())),
-            Op::Tuple(n) => {
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(m.pop()?);
-                }
-                items.reverse();
-                m.stack.push(Value::Tuple(items));
-            }
+            Op::Dup => self.dup()?,
+            Op::None => self.stack.push(Value::None),
+            Op::Bool(b) => self.stack.push(Value::Bool(b)),
+            Op::Int(i) => self.stack.push(Value::Int(i)),
+            Op::Float(x) => self.stack.push(Value::Float(x)),
+            Op::Str(s) => self.stack.push(Value::Str(s)),
+            Op::Bytes => self.stack.push(Value::Bytes),
+            Op::EmptyTuple => self.stack.push(Value::Tuple(Vec::new())),
+            Op::Tuple(n) => self.tuple(n)?,
             Op::TupleMark => {
-                let items = m.pop_mark()?;
-                m.stack.push(Value::Tuple(items));
+                let items = self.pop_mark()?;
+                self.stack.push(Value::Tuple(items));
             }
-            Op::EmptyList | Op::EmptySet => m.stack.push(Value::List(Vec::new())),
+            Op::EmptyList | Op::EmptySet => self.stack.push(Value::List(Vec::new())),
             Op::ListMark | Op::FrozenSet => {
-                let items = m.pop_mark()?;
-                m.stack.push(Value::List(items));
+                let items = self.pop_mark()?;
+                self.stack.push(Value::List(items));
             }
-            Op::Append => {
-                let item = m.pop()?;
-                match m.top()? {
-                    Value::List(items) => items.push(item),
-                    other => return Err(format!("APPEND to {}", other.describe())),
-                }
-            }
-            Op::Appends | Op::AddItems => {
-                let new = m.pop_mark()?;
-                match m.top()? {
-                    Value::List(items) => items.extend(new),
-                    other => return Err(format!("APPENDS to {}", other.describe())),
-                }
-            }
-            Op::EmptyDict => m.stack.push(Value::Dict(Vec::new())),
+            Op::Append => self.append()?,
+            Op::Appends | Op::AddItems => self.appends()?,
+            Op::EmptyDict => self.stack.push(Value::Dict(Vec::new())),
             Op::DictMark => {
-                let items = pairs(m.pop_mark()?)?;
-                m.stack.push(Value::Dict(items));
+                let items = pairs(self.pop_mark()?)?;
+                self.stack.push(Value::Dict(items));
             }
-            Op::SetItem => {
-                let value = m.pop()?;
-                let key = m.pop()?;
-                match m.top()? {
-                    Value::Dict(items) => items.push((key, value)),
-                    other => return Err(format!("SETITEM on {}", other.describe())),
-                }
-            }
-            Op::SetItems => {
-                let new = pairs(m.pop_mark()?)?;
-                match m.top()? {
-                    Value::Dict(items) => items.extend(new),
-                    other => return Err(format!("SETITEMS on {}", other.describe())),
-                }
-            }
-            Op::Put(index) => {
-                let top = m.top()?.clone();
-                let top = m.copy(&top)?;
-                m.memo.insert(index, top);
-            }
-            Op::Memoize => {
-                let top = m.top()?.clone();
-                let top = m.copy(&top)?;
-                let index = m.memo.len() as u64;
-                m.memo.insert(index, top);
-            }
-            Op::Get(index) => {
-                let value = m
-                    .memo
-                    .get(&index)
-                    .cloned()
-                    .ok_or_else(|| format!("memo {index} is empty"))?;
-                let value = m.copy(&value)?;
-                m.stack.push(value);
-            }
-            Op::Global(module, name) => m.stack.push(global(format!("{module}.{name}"))?),
-            Op::StackGlobal => {
-                let name = m.pop()?;
-                let module = m.pop()?;
-                match (module, name) {
-                    (Value::Str(module), Value::Str(name)) => {
-                        m.stack.push(global(format!("{module}.{name}"))?)
-                    }
-                    _ => return Err("STACK_GLOBAL without two strings".into()),
-                }
-            }
+            Op::SetItem => self.set_item()?,
+            Op::SetItems => self.set_items()?,
+            Op::Put(index) => self.memo_put(index)?,
+            Op::Memoize => self.memo_put(self.memo.len() as u64)?,
+            Op::Get(index) => self.memo_get(index)?,
+            Op::Global(module, name) => self.stack.push(global(format!("{module}.{name}"))?),
+            Op::StackGlobal => self.stack_global()?,
             Op::Reduce => {
-                let args = m.pop()?;
-                let callable = m.pop()?;
-                m.stack.push(reduce(callable, args)?);
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                self.stack.push(reduce(callable, args)?);
             }
             Op::Build => {
                 // The state of an OrderedDict (its `_metadata`) or a parameter: not needed.
-                m.pop()?;
-                m.top()?;
+                self.pop()?;
+                self.top()?;
             }
             Op::BinPersId => {
-                let pid = m.pop()?;
-                m.stack.push(persistent_load(pid)?);
+                let pid = self.pop()?;
+                self.stack.push(persistent_load(pid)?);
             }
-            Op::PersId => return Err("text persistent ids are not used by torch.save".into()),
-            Op::Inst(module, name) => return Err(format!("refusing to build {module}.{name}")),
-            Op::Obj | Op::NewObj | Op::NewObjEx => return Err("refusing to build an object".into()),
-            Op::Ext(code) => return Err(format!("refusing extension code {code}")),
-            Op::NextBuffer | Op::ReadOnlyBuffer => {
-                return Err("out-of-band buffers are not used by torch.save".into())
-            }
+            refused => return Err(refusal(&refused)),
         }
+        Ok(None)
+    }
+
+    fn pop_any(&mut self) -> Result<(), String> {
+        self.stack
+            .pop()
+            .map(drop)
+            .ok_or_else(|| "stack underflow".into())
+    }
+
+    fn dup(&mut self) -> Result<(), String> {
+        let top = self.top()?.clone();
+        let top = self.copy(&top)?;
+        self.stack.push(top);
+        Ok(())
+    }
+
+    fn tuple(&mut self, n: usize) -> Result<(), String> {
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(self.pop()?);
+        }
+        items.reverse();
+        self.stack.push(Value::Tuple(items));
+        Ok(())
+    }
+
+    fn append(&mut self) -> Result<(), String> {
+        let item = self.pop()?;
+        match self.top()? {
+            Value::List(items) => items.push(item),
+            other => return Err(format!("APPEND to {}", other.describe())),
+        }
+        Ok(())
+    }
+
+    fn appends(&mut self) -> Result<(), String> {
+        let new = self.pop_mark()?;
+        match self.top()? {
+            Value::List(items) => items.extend(new),
+            other => return Err(format!("APPENDS to {}", other.describe())),
+        }
+        Ok(())
+    }
+
+    fn set_item(&mut self) -> Result<(), String> {
+        let value = self.pop()?;
+        let key = self.pop()?;
+        match self.top()? {
+            Value::Dict(items) => items.push((key, value)),
+            other => return Err(format!("SETITEM on {}", other.describe())),
+        }
+        Ok(())
+    }
+
+    fn set_items(&mut self) -> Result<(), String> {
+        let new = pairs(self.pop_mark()?)?;
+        match self.top()? {
+            Value::Dict(items) => items.extend(new),
+            other => return Err(format!("SETITEMS on {}", other.describe())),
+        }
+        Ok(())
+    }
+
+    fn memo_put(&mut self, index: u64) -> Result<(), String> {
+        let top = self.top()?.clone();
+        let top = self.copy(&top)?;
+        self.memo.insert(index, top);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, index: u64) -> Result<(), String> {
+        let value = self
+            .memo
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| format!("memo {index} is empty"))?;
+        let value = self.copy(&value)?;
+        self.stack.push(value);
+        Ok(())
+    }
+
+    fn stack_global(&mut self) -> Result<(), String> {
+        let name = self.pop()?;
+        let module = self.pop()?;
+        match (module, name) {
+            (Value::Str(module), Value::Str(name)) => {
+                self.stack.push(global(format!("{module}.{name}"))?);
+                Ok(())
+            }
+            _ => Err("STACK_GLOBAL without two strings".into()),
+        }
+    }
+}
+
+/// Why an opcode that builds objects, runs code or needs what torch.save never writes is refused.
+fn refusal(op: &Op) -> String {
+    match op {
+        Op::PersId => "text persistent ids are not used by torch.save".into(),
+        Op::Inst(module, name) => format!("refusing to build {module}.{name}"),
+        Op::Ext(code) => format!("refusing extension code {code}"),
+        Op::NextBuffer | Op::ReadOnlyBuffer => {
+            "out-of-band buffers are not used by torch.save".into()
+        }
+        _ => "refusing to build an object".into(),
     }
 }
 
@@ -413,49 +323,6 @@ fn global(name: String) -> Result<Value, String> {
     } else {
         Err(format!("refusing global {name}"))
     }
-}
-
-/// Names under which training scripts commonly nest the state dict in a checkpoint.
-const CHECKPOINT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "net"];
-
-/// The (name, tensor) pairs of a state dict: a dict of string → tensor, or a checkpoint dict
-/// holding one under `state_dict`, `model_state_dict`, `model` or `net`.
-pub fn state_dict_entries(value: Value) -> Result<Vec<(String, TensorRef)>, String> {
-    let Value::Dict(items) = value else {
-        return Err(format!(
-            "holds {}, expected a dict of tensors",
-            value.describe()
-        ));
-    };
-    let all_tensors = items.iter().all(|(_, v)| matches!(v, Value::Tensor(_)));
-    if !all_tensors {
-        let keys: Vec<String> = items
-            .iter()
-            .map(|(k, v)| match k {
-                Value::Str(k) => format!("{k} ({})", v.describe()),
-                other => other.describe().to_string(),
-            })
-            .collect();
-        let nested = items.into_iter().find_map(|(k, v)| match (k, v) {
-            (Value::Str(k), v @ Value::Dict(_)) if CHECKPOINT_KEYS.contains(&k.as_str()) => Some(v),
-            _ => None,
-        });
-        return match nested {
-            Some(inner) => state_dict_entries(inner),
-            None => Err(format!(
-                "holds a dict of {}, expected only tensors (or a checkpoint with a \
-                 state_dict)",
-                keys.join(", ")
-            )),
-        };
-    }
-    items
-        .into_iter()
-        .map(|(k, v)| match (k, v) {
-            (Value::Str(k), Value::Tensor(t)) => Ok((k, t)),
-            (k, _) => Err(format!("a key is {}, expected a string", k.describe())),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -483,16 +350,5 @@ mod tests {
                 (Value::Str("b".into()), Value::Float(1.0)),
             ]))
         );
-    }
-
-    #[test]
-    fn state_dict_globals_are_told_from_others() {
-        assert!(is_state_dict_global("torch.FloatStorage"));
-        assert!(is_state_dict_global("torch.BFloat16Storage"));
-        assert!(is_state_dict_global("collections.OrderedDict"));
-        assert!(!is_state_dict_global("torch.nn.modules.conv.Conv2d"));
-        assert!(!is_state_dict_global("__main__.MRNet"));
-        assert!(!is_state_dict_global("builtins.eval"));
-        assert!(!is_state_dict_global("torch.Storage.x"));
     }
 }

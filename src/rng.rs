@@ -1,5 +1,6 @@
 //! A small deterministic random source (SplitMix64) whose stream is fixed by this file alone, so a
-//! seed gives byte-identical phantoms on any machine and with any version of any crate.
+//! seed gives byte-identical phantoms on any machine and with any version of any crate. Training
+//! (shuffles, augmentation) and the CAM evaluation's random baseline draw from it too.
 
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
