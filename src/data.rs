@@ -9,9 +9,6 @@ pub mod labels;
 mod lesion;
 pub mod npy;
 pub mod phantom;
-mod table;
-
-pub use table::PerTaskPlane;
 
 pub use lesion::Lesion;
 
@@ -42,11 +39,6 @@ pub enum Split {
 
 impl Plane {
     pub const ALL: [Plane; 3] = [Plane::Axial, Plane::Coronal, Plane::Sagittal];
-
-    /// The plane after this one, cycling.
-    pub fn next(self) -> Plane {
-        Plane::ALL[(self.index() + 1) % 3]
-    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -82,11 +74,6 @@ impl Plane {
 
 impl Task {
     pub const ALL: [Task; 3] = [Task::Abnormal, Task::Acl, Task::Meniscus];
-
-    /// The task after this one, cycling.
-    pub fn next(self) -> Task {
-        Task::ALL[(self.index() + 1) % 3]
-    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -267,6 +254,18 @@ impl<T: Clone> PerTaskPlane<T> {
     }
 }
 
+impl<T: Copy> PerTaskPlane<Option<T>> {
+    /// Fills the cells still unknown from `other` (known ones stay).
+    pub fn fill_from(&mut self, other: &PerTaskPlane<Option<T>>) {
+        for task in Task::ALL {
+            for plane in Plane::ALL {
+                let cell = self.get_mut(task, plane);
+                *cell = cell.or(*other.get(task, plane));
+            }
+        }
+    }
+}
+
 impl<T> Index<(Task, Plane)> for PerTaskPlane<T> {
     type Output = T;
 
@@ -284,6 +283,21 @@ impl<T> IndexMut<(Task, Plane)> for PerTaskPlane<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_from_keeps_known_cells() {
+        let mut table = PerTaskPlane::<Option<f32>>::default();
+        table.set(Task::Acl, Plane::Coronal, Some(0.5));
+        let mut other = PerTaskPlane::filled(Some(1.0));
+        other.set(Task::Acl, Plane::Coronal, Some(0.9));
+        table.fill_from(&other);
+        assert_eq!(
+            table[(Task::Acl, Plane::Coronal)],
+            Some(0.5),
+            "known cells stay"
+        );
+        assert_eq!(table[(Task::Meniscus, Plane::Axial)], Some(1.0));
+    }
 
     #[test]
     fn planes_and_tasks_cycle_both_ways() {
