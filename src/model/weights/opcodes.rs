@@ -105,6 +105,43 @@ impl<'a> Reader<'a> {
         Ok(Op::Bytes)
     }
 
+    /// LONG1 / LONG4: a little-endian two's-complement integer of `width`-byte length.
+    fn long_int(&mut self, width: usize, at: usize) -> Result<Op, String> {
+        let len = self.len(width)?;
+        let data = self.take(len)?;
+        if len > 8 {
+            return Err(format!("integer of {len} bytes at byte {at}"));
+        }
+        let mut value = data
+            .iter()
+            .rev()
+            .fold(0i128, |acc, &b| (acc << 8) | i128::from(b));
+        if len > 0 && data[len - 1] & 0x80 != 0 {
+            value -= 1i128 << (8 * len);
+        }
+        let value = i64::try_from(value).map_err(|_| format!("integer overflow at byte {at}"))?;
+        Ok(Op::Int(value))
+    }
+
+    /// INT / LONG of protocol 0: decimal digits on a line (LONG's ending in `L`), with the
+    /// digits as written.
+    fn text_int(&mut self, at: usize) -> Result<(i64, String), String> {
+        let line = self.line()?;
+        let digits = line.trim().trim_end_matches('L').to_string();
+        let value = digits
+            .parse()
+            .map_err(|_| format!("bad integer '{line}' at byte {at}"))?;
+        Ok((value, digits))
+    }
+
+    /// The memo index of a protocol-0 PUT or GET, on a line.
+    fn text_index(&mut self, what: &str, at: usize) -> Result<u64, String> {
+        self.line()?
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad {what} at byte {at}"))
+    }
+
     pub fn op(&mut self) -> Result<Op, String> {
         let at = self.pos;
         let code = self.take(1)?.first().copied().unwrap_or_default();
@@ -128,47 +165,27 @@ impl<'a> Reader<'a> {
             b'K' => Op::Int(self.uint(1)? as i64),
             b'M' => Op::Int(self.uint(2)? as i64),
             b'J' => Op::Int(i64::from(self.uint(4)? as u32 as i32)),
-            0x8a | 0x8b => {
-                let len = self.len(if code == 0x8a { 1 } else { 4 })?;
-                let data = self.take(len)?;
-                if len > 8 {
-                    return Err(format!("integer of {len} bytes at byte {at}"));
-                }
-                let mut value = data
-                    .iter()
-                    .rev()
-                    .fold(0i128, |acc, &b| (acc << 8) | i128::from(b));
-                if len > 0 && data[len - 1] & 0x80 != 0 {
-                    value -= 1i128 << (8 * len);
-                }
-                Op::Int(i64::try_from(value).map_err(|_| format!("integer overflow at byte {at}"))?)
-            }
-            b'I' | b'L' => {
-                let line = self.line()?;
-                let digits = line.trim().trim_end_matches('L');
-                match digits {
-                    "01" if code == b'I' => Op::Bool(true),
-                    "00" if code == b'I' => Op::Bool(false),
-                    _ => Op::Int(
-                        digits
-                            .parse()
-                            .map_err(|_| format!("bad integer '{line}' at byte {at}"))?,
-                    ),
+            0x8a => self.long_int(1, at)?,
+            0x8b => self.long_int(4, at)?,
+            b'I' => {
+                let (value, digits) = self.text_int(at)?;
+                // Protocol 0 writes booleans as INT 01 and 00.
+                match digits.as_str() {
+                    "01" => Op::Bool(true),
+                    "00" => Op::Bool(false),
+                    _ => Op::Int(value),
                 }
             }
+            b'L' => Op::Int(self.text_int(at)?.0),
             b'G' => {
-                let raw = self.take(8)?;
                 let mut be = [0u8; 8];
-                be.copy_from_slice(raw);
+                be.copy_from_slice(self.take(8)?);
                 Op::Float(f64::from_be_bytes(be))
             }
             b'F' => {
                 let line = self.line()?;
-                Op::Float(
-                    line.trim()
-                        .parse()
-                        .map_err(|_| format!("bad float '{line}' at byte {at}"))?,
-                )
+                let value = line.trim().parse();
+                Op::Float(value.map_err(|_| format!("bad float '{line}' at byte {at}"))?)
             }
             b'X' | b'T' => Op::Str(self.text(4)?),
             0x8c | b'U' => Op::Str(self.text(1)?),
@@ -196,21 +213,11 @@ impl<'a> Reader<'a> {
             0x91 => Op::FrozenSet,
             b'q' => Op::Put(self.uint(1)?),
             b'r' => Op::Put(self.uint(4)?),
-            b'p' => Op::Put(
-                self.line()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("bad PUT at byte {at}"))?,
-            ),
+            b'p' => Op::Put(self.text_index("PUT", at)?),
             0x94 => Op::Memoize,
             b'h' => Op::Get(self.uint(1)?),
             b'j' => Op::Get(self.uint(4)?),
-            b'g' => Op::Get(
-                self.line()?
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("bad GET at byte {at}"))?,
-            ),
+            b'g' => Op::Get(self.text_index("GET", at)?),
             b'c' => {
                 let module = self.line()?;
                 Op::Global(module, self.line()?)
@@ -328,6 +335,26 @@ mod tests {
                 "__main__.Alex".to_string()
             ])
         );
+    }
+
+    #[test]
+    fn integers_decode_in_every_spelling() {
+        let ops = |bytes: &[u8]| {
+            let mut reader = Reader::new(bytes);
+            std::iter::from_fn(|| reader.op().ok()).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ops(b"I01\nI00\nI42\nL-5L\n"),
+            [Op::Bool(true), Op::Bool(false), Op::Int(42), Op::Int(-5)]
+        );
+        assert_eq!(
+            ops(b"\x8a\x02\xff\x7f\x8a\x01\xff\x8a\x00"),
+            [Op::Int(32767), Op::Int(-1), Op::Int(0)]
+        );
+        assert!(Reader::new(b"\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+            .op()
+            .is_err_and(|e| e.contains("integer of 9 bytes")));
+        assert!(Reader::new(b"Ixyz\n").op().is_err());
     }
 
     #[test]
