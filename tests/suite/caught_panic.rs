@@ -105,7 +105,10 @@ fn a_series_too_small_for_the_model_is_a_message_on_screen_not_a_wrecked_termina
 
     tmux(&socket, &["send-keys", "q"]);
     let rc = file("rc");
-    wait_for("the explorer to quit", &err, || rc.is_file());
+    // The shell creates the file before echo writes into it: complete once its line ends.
+    wait_for("the explorer to quit", &err, || {
+        std::fs::read_to_string(&rc).is_ok_and(|t| t.ends_with('\n'))
+    });
     assert_eq!(std::fs::read_to_string(&rc).expect("rc").trim(), "0");
     assert_eq!(std::fs::read_to_string(&err).unwrap_or_default(), "");
 }

@@ -149,12 +149,14 @@ impl Pane {
     /// After the explorer exits: its status, and the terminal state it left.
     fn check_restored(&self, how: &str) {
         let rc = self.home.path().join("rc");
-        self.wait_for("the explorer to exit", || rc.is_file());
+        // A file the shell writes: complete once its line ends.
+        let written = |path: &Path| std::fs::read_to_string(path).is_ok_and(|t| t.ends_with('\n'));
+        self.wait_for("the explorer to exit", || written(&rc));
         let status = std::fs::read_to_string(&rc).expect("rc");
         let stderr = std::fs::read_to_string(self.home.path().join("stderr")).unwrap_or_default();
         assert_eq!(status.trim(), "0", "{how}: exit status; stderr: {stderr}");
         let after = self.home.path().join("stty.after");
-        self.wait_for("stty", || after.is_file());
+        self.wait_for("stty", || written(&after));
         let before = std::fs::read_to_string(self.home.path().join("stty.before")).expect("b");
         assert_eq!(
             before,
