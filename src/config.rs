@@ -80,10 +80,11 @@ pub struct Config {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{}: {source}", .file.display())]
+    /// (`error`, not `source`: the message prints it, so it is no source of the chain.)
+    #[error("{}: {error}", .file.display())]
     Read {
         file: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {message}", .file.display())]
     Parse { file: PathBuf, message: String },
@@ -245,10 +246,10 @@ impl Config {
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 fn read(path: &Path) -> Result<String, ConfigError> {
-    crate::fsutil::read_text_at_most(path, MAX_CONFIG_BYTES, "a config file").map_err(|source| {
+    crate::fsutil::read_text_at_most(path, MAX_CONFIG_BYTES, "a config file").map_err(|error| {
         ConfigError::Read {
             file: path.to_path_buf(),
-            source,
+            error,
         }
     })
 }

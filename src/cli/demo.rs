@@ -131,7 +131,10 @@ pub fn ensure_cohort(cache: &Path, spec: &CohortSpec) -> anyhow::Result<PathBuf>
         return Ok(dir);
     }
     std::fs::create_dir_all(cache).with_context(|| format!("creating {}", cache.display()))?;
-    let tmp = cache.join(format!(".{name}.tmp.{}", std::process::id()));
+    // Unique per call too: threads of one process (the tests) may make the same cohort at once.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let tmp = cache.join(format!(".{name}.tmp.{}.{call}", std::process::id()));
     println!(
         "generating the demo cohort ({} exams, seed {}) into {}",
         spec.cases,

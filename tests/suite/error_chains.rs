@@ -157,3 +157,11 @@ fn model_loading_engine_and_export_errors_say_their_cause_once() {
         error: io(),
     });
 }
+
+#[test]
+fn a_config_file_that_cannot_be_read_says_its_cause_once() {
+    says_once(kneecam::config::ConfigError::Read {
+        file: path(),
+        error: io(),
+    });
+}
