@@ -10,5 +10,6 @@ pub mod logging;
 pub mod model;
 pub mod panics;
 pub mod paths;
+pub mod review;
 pub mod rng;
 pub mod tui;
