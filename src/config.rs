@@ -55,6 +55,17 @@ pub enum ProtocolChoice {
     Iterm2,
 }
 
+/// Where the selection goes after a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Advance {
+    /// The next exam of the list without this reader's verdict for the task.
+    NextUnreviewed,
+    /// The next exam of the list.
+    Next,
+    Stay,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewConfig {
     pub task: Task,
@@ -73,6 +84,8 @@ pub struct Config {
     /// None: `exports/` in kneecam's data folder.
     pub export_folder: Option<PathBuf>,
     pub protocol: ProtocolChoice,
+    /// `[review] advance`.
+    pub advance: Advance,
     /// `[keys]`: action name → keys, as written.
     pub keys: BTreeMap<String, Vec<String>>,
     pub keymap: KeyMap,
@@ -181,6 +194,7 @@ impl Config {
             image_cache_entries: 0,
             export_folder: None,
             protocol: ProtocolChoice::Auto,
+            advance: Advance::NextUnreviewed,
             keys: BTreeMap::new(),
             keymap: KeyMap::empty(),
         }
@@ -210,6 +224,9 @@ impl Config {
         }
         if let Some(protocol) = layer.graphics.and_then(|g| g.protocol) {
             self.protocol = protocol;
+        }
+        if let Some(advance) = layer.review.and_then(|r| r.advance) {
+            self.advance = advance;
         }
         if let Some(keys) = layer.keys {
             self.keys.extend(keys);

@@ -187,6 +187,8 @@ pub enum ReviewError {
         doing: String,
         error: std::io::Error,
     },
+    #[error("the review writer stopped")]
+    Stopped,
     #[error("{}: verdict {uid}: column {column}: {message}", .path.display())]
     BadRow {
         path: PathBuf,

@@ -24,6 +24,8 @@ use ratatui_image::picker::{Picker, ProtocolType};
 use crate::config::{Config, ProtocolChoice};
 use crate::data::dataset::Exam;
 use crate::engine::{Engine, Loader};
+use crate::review::writer::{Reopen, ReviewWriter, WriteJob, WriteOp};
+use crate::review::ReviewStore;
 
 pub mod action;
 pub mod app;
@@ -53,6 +55,16 @@ pub struct Session {
     pub export_folder: PathBuf,
     /// The CAM store read before the engine computes (and filled by it).
     pub store: Option<StoreSetup>,
+    /// Triage: the reader, their verdicts so far and the database they go to.
+    pub reviews: Option<ReviewSetup>,
+}
+
+/// The review database the explorer writes verdicts to, and what it starts from.
+pub struct ReviewSetup {
+    pub start: app::ReviewStart,
+    pub store: Box<dyn ReviewStore>,
+    /// Opens the database again after a failed write.
+    pub reopen: Reopen,
 }
 
 /// The terminal's graphics, decided once after entering the alternate screen.
@@ -66,19 +78,25 @@ pub struct Graphics {
 /// terminal is restored on every way out, panics included.
 pub fn run(session: Session) -> anyhow::Result<()> {
     let mut terminal = enter()?;
-    let result = run_in(&mut terminal, session);
+    let mut driver = None;
+    let result = run_in(&mut terminal, session, &mut driver);
+    let unstored = driver
+        .as_mut()
+        .map(|d: &mut Driver| d.finish_reviews(Duration::from_secs(3)))
+        .unwrap_or_default();
     leave();
     crate::panics::on_fatal(None);
-    result
+    result.and(report_unstored(&unstored))
 }
 
 fn run_in(
     terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
     session: Session,
+    slot: &mut Option<Driver>,
 ) -> anyhow::Result<()> {
     let graphics = detect_graphics(session.config.protocol);
     let (events, inbox) = mpsc::channel();
-    let mut driver = start(session, graphics, &events)?;
+    let driver = slot.insert(start(session, graphics, &events)?);
     spawn_input(events.clone())?;
     spawn_signals(events);
     let size = terminal.size()?;
@@ -87,12 +105,44 @@ fn run_in(
     loop {
         driver.sync();
         driver.touch_visible();
-        draw(terminal, &driver, &mut last_layout)?;
+        draw(terminal, driver, &mut last_layout)?;
         if driver.app().quit() {
             return Ok(());
         }
-        wait_for_events(&mut driver, &inbox);
+        wait_for_events(driver, &inbox);
     }
+}
+
+/// After the terminal is restored: the verdicts that could not be stored, one line each, so
+/// that none is lost without a word (and the exit status says so).
+fn report_unstored(unstored: &[WriteJob]) -> anyhow::Result<()> {
+    if unstored.is_empty() {
+        return Ok(());
+    }
+    eprintln!("these verdicts may not be stored (the review database refused them):");
+    for job in unstored {
+        match &job.op {
+            WriteOp::Record(v) => eprintln!(
+                "  verdict {} {} {} {} by {}: {}{}",
+                v.uid,
+                v.split.name(),
+                v.exam.escape_debug(),
+                v.task,
+                v.reader.escape_debug(),
+                v.truth.name(),
+                v.note
+                    .as_deref()
+                    .map(|n| format!(" (note: {})", n.escape_debug()))
+                    .unwrap_or_default()
+            ),
+            WriteOp::Undo(u) => eprintln!("  undo of verdict {} by {}", u.verdict_uid, u.reader),
+        }
+    }
+    anyhow::bail!(
+        "{} review write{} not stored",
+        unstored.len(),
+        if unstored.len() == 1 { "" } else { "s" }
+    )
 }
 
 /// Starts the workers around the session's state, images encoded on a thread.
@@ -133,6 +183,7 @@ fn assemble(session: Session, sink: ImageSink, events: &Sender<Event>) -> anyhow
         config,
         export_folder,
         store,
+        reviews,
     } = session;
     let engine_events = events.clone();
     let engine = Engine::start(
@@ -143,8 +194,21 @@ fn assemble(session: Session, sink: ImageSink, events: &Sender<Event>) -> anyhow
         }),
     )?;
     info.device = engine.device_name().to_string();
+    let mut app = app::App::new(cases, models, &config, info);
+    let mut writer = None;
+    if let Some(setup) = reviews {
+        app = app.with_reviews(setup.start);
+        let review_events = events.clone();
+        writer = Some(ReviewWriter::spawn(
+            setup.store,
+            setup.reopen,
+            Box::new(move |event| {
+                let _ = review_events.send(Event::Review(event));
+            }),
+        )?);
+    }
     let driver = Driver::new(driver::Parts {
-        app: app::App::new(cases, models, &config, info),
+        app,
         images: images::Images::new(config.image_cache_entries),
         exams,
         engine,
@@ -152,6 +216,7 @@ fn assemble(session: Session, sink: ImageSink, events: &Sender<Event>) -> anyhow
         export_folder,
         events: events.clone(),
         store,
+        reviews: writer,
     })?;
     Ok(driver)
 }

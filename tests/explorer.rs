@@ -25,6 +25,9 @@ use ratatui_image::picker::Picker;
 
 #[path = "support/explorer.rs"]
 mod support;
+
+#[path = "explorer/triage.rs"]
+mod triage;
 use support::PATIENCE;
 
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
@@ -38,6 +41,7 @@ fn case(name: &str, acl: bool, probability: f32) -> Case {
         labels: [Some(true), Some(acl), Some(false)],
         planes: PerTaskPlane::from_fn(|_, _| Some(probability)),
         failed: None,
+        split: kneecam::data::Split::Valid,
     }
 }
 
@@ -50,6 +54,9 @@ struct Fake {
     submitted: Vec<(RequestId, CamKey, Priority)>,
     cancelled: Vec<RequestId>,
     loads: Vec<(usize, Plane)>,
+    /// Where verdicts go (the real SQLite store, written at once); None: they are kept.
+    reviews: Option<kneecam::review::sqlite::SqliteStore>,
+    writes: Vec<kneecam::review::writer::WriteJob>,
 }
 
 impl Fake {
@@ -61,6 +68,8 @@ impl Fake {
             submitted: Vec::new(),
             cancelled: Vec::new(),
             loads: Vec::new(),
+            reviews: None,
+            writes: Vec::new(),
         };
         fake.send(Msg::Resize(120, 40));
         fake
@@ -107,7 +116,34 @@ impl Fake {
                 outcome: Ok(self.id()),
             }],
             Effect::Export(_) => Vec::new(),
+            Effect::Review(job) => self.review(job),
         }
+    }
+
+    /// Writes `job` to the store at once, as the writer thread would, and answers.
+    fn review(&mut self, job: kneecam::review::writer::WriteJob) -> Vec<Msg> {
+        use kneecam::review::writer::{WriteEvent, WriteOp};
+        use kneecam::review::ReviewStore;
+        self.writes.push(job.clone());
+        let Some(store) = self.reviews.as_mut() else {
+            return Vec::new();
+        };
+        let written = match &job.op {
+            WriteOp::Record(verdict) => store.record(verdict),
+            WriteOp::Undo(undo) => store.undo(undo),
+        };
+        let event = match written {
+            Ok(()) => WriteEvent::Stored {
+                id: job.id,
+                took: std::time::Duration::ZERO,
+            },
+            Err(error) => WriteEvent::Failed {
+                id: job.id,
+                error,
+                retry_in: std::time::Duration::from_secs(1),
+            },
+        };
+        vec![Msg::Reviewed(event)]
     }
 
     fn id(&mut self) -> RequestId {
@@ -158,6 +194,11 @@ fn small_app() -> Fake {
 }
 
 fn small_app_with(config: Config) -> Fake {
+    Fake::new(small_state(config))
+}
+
+/// The five exams' state, before any message.
+fn small_state(config: Config) -> App {
     let cases = vec![
         case("0000", true, 0.9),  // TP at 0.5
         case("0001", true, 0.2),  // FN
@@ -175,7 +216,7 @@ fn small_app_with(config: Config) -> Fake {
         combiners: [Some(identity); 3],
         ..ModelFacts::every_model()
     };
-    Fake::new(App::new(cases, models, &config, Info::default()))
+    App::new(cases, models, &config, Info::default())
 }
 
 fn series(slices: usize) -> Series {
@@ -193,7 +234,7 @@ fn filters_cycle_through_the_confusion_cells_and_labels() {
     let counts = fake.app.confusion_counts();
     assert_eq!(counts, [1, 1, 1, 2], "TP FN FP TN");
     let mut seen = Vec::new();
-    for _ in 0..7 {
+    for _ in 0..10 {
         fake.act(Action::NextFilter);
         seen.push((fake.app.filter(), fake.app.view().len()));
     }
@@ -206,6 +247,10 @@ fn filters_cycle_through_the_confusion_cells_and_labels() {
             (Filter::Cell(Confusion::TrueNegative), 2),
             (Filter::Label(true), 2),
             (Filter::Label(false), 3),
+            // No verdicts yet: every exam is unreviewed, none disagrees.
+            (Filter::Unreviewed, 5),
+            (Filter::DisagreesWithModel, 0),
+            (Filter::DisagreesWithLabel, 0),
             (Filter::All, 5),
         ]
     );
@@ -666,8 +711,8 @@ fn help_overlay_lists_every_binding() {
         );
     }
     insta::assert_snapshot!("help", text);
-    // A short terminal gets two columns, every binding still there.
-    driver.handle(Event::Resize(100, 20));
+    // A VT100-high terminal (24 rows) gets two columns, every binding still there.
+    driver.handle(Event::Resize(100, 24));
     let text = screen(&driver);
     for (action, _, description) in Action::ALL {
         let start: String = description.chars().take(20).collect();
@@ -703,6 +748,7 @@ fn an_empty_dataset_shows_an_empty_list() {
         config: Config::defaults(),
         export_folder: root.path().join("exports"),
         store: None,
+        reviews: None,
     };
     let (mut driver, inbox) =
         kneecam::tui::start_headless(session, Picker::halfblocks()).expect("starts");

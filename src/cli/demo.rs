@@ -44,6 +44,8 @@ pub struct DemoArgs {
     /// A config file for the explorer (over the defaults and your config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub review: super::view::ReviewArgs,
 }
 
 pub fn default_models() -> PathBuf {
@@ -83,6 +85,7 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
             config,
             &folders,
             &store,
+            &args.review,
         )?;
         return Ok(ExitCode::SUCCESS);
     }

@@ -17,6 +17,9 @@ use crate::paths::Folders;
 use crate::tui::app::{Case, Info, ModelFacts};
 use crate::tui::{Session, StoreSetup};
 
+pub mod reviews;
+pub use reviews::ReviewArgs;
+
 #[derive(Debug, clap::Args)]
 pub struct ViewArgs {
     /// The dataset folder (MRNet layout or a flat folder).
@@ -31,6 +34,8 @@ pub struct ViewArgs {
     /// The CAM store to read first and fill [default: cams/ in the cache folder].
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub review: ReviewArgs,
 }
 
 pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
@@ -49,11 +54,14 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
         config,
         &folders,
         &store,
+        &args.review,
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the explorer on `dataset`'s exams (the config's split) with the models of `dir`.
+/// Opens the explorer on `dataset`'s exams (the config's split) with the models of `dir`,
+/// verdicts going to the review database `review` names.
+#[allow(clippy::too_many_arguments)]
 pub fn explore(
     dataset: &Dataset,
     dir: &Path,
@@ -62,6 +70,7 @@ pub fn explore(
     config: Config,
     folders: &Folders,
     store: &Path,
+    review: &ReviewArgs,
 ) -> anyhow::Result<()> {
     let exports = export_folder(&config, folders);
     let flag = "the export folder ([view] export_folder)";
@@ -69,15 +78,10 @@ pub fn explore(
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!("the explorer needs a terminal: stdout is not one");
     }
-    crate::tui::run(session(
-        dataset,
-        dir,
-        manifest,
-        device,
-        config,
-        folders,
-        Some(store),
-    ))
+    let reviews = reviews::setup(review, folders, dataset, dir)?;
+    let mut session = session(dataset, dir, manifest, device, config, folders, Some(store));
+    session.reviews = Some(reviews);
+    crate::tui::run(session)
 }
 
 /// Where the explorer's `e` writes: the config's export folder, else `exports/` in the data
@@ -131,6 +135,7 @@ pub fn session(
         config,
         export_folder,
         store: store.map(|root| store_setup(&manifest, root)),
+        reviews: None,
     }
 }
 
@@ -145,6 +150,7 @@ pub fn store_setup(manifest: &Manifest, root: &Path) -> StoreSetup {
 fn case_of(exam: &Exam) -> Case {
     Case {
         name: exam.name(),
+        split: exam.split,
         labels: Task::ALL.map(|t| exam.labels.get(t)),
         planes: PerTaskPlane::default(),
         failed: None,

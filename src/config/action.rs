@@ -34,13 +34,18 @@ pub enum Action {
     ThreePlane,
     RawBeside,
     Export,
+    Agree,
+    Disagree,
+    Unsure,
+    Note,
+    UndoVerdict,
     Help,
     Quit,
 }
 
 impl Action {
     /// Every action with its config name and its line in the help overlay, in help order.
-    pub const ALL: [(Action, &'static str, &'static str); 32] = [
+    pub const ALL: [(Action, &'static str, &'static str); 37] = [
         (Action::NextPatient, "next_patient", "next patient"),
         (Action::PrevPatient, "prev_patient", "previous patient"),
         (Action::NextSlice, "next_slice", "next slice"),
@@ -76,7 +81,7 @@ impl Action {
         (
             Action::NextMethod,
             "next_method",
-            "CAM method (cam, contrib, gradcam, gradcam++)",
+            "method: cam, contrib, gradcam, gradcam++",
         ),
         (
             Action::NextNormalization,
@@ -96,12 +101,12 @@ impl Action {
         (
             Action::NextFilter,
             "next_filter",
-            "filter: all, TP, FN, FP, TN, positive, negative",
+            "filter: all, TP/FN/FP/TN, labels, reviews",
         ),
         (
             Action::NextSort,
             "next_sort",
-            "sort: id, probability, closeness to threshold",
+            "sort: id, probability, closeness",
         ),
         (Action::Search, "search", "search by exam id"),
         (Action::ThreePlane, "three_plane", "three-plane view"),
@@ -111,6 +116,27 @@ impl Action {
             "raw slice beside the overlay",
         ),
         (Action::Export, "export", "export this case's PNGs"),
+        (
+            Action::Agree,
+            "agree",
+            "verdict: agree with the model's call",
+        ),
+        (
+            Action::Disagree,
+            "disagree",
+            "verdict: disagree with the model's call",
+        ),
+        (Action::Unsure, "unsure", "verdict: unsure"),
+        (
+            Action::Note,
+            "note",
+            "note on this case (enter keeps, esc drops)",
+        ),
+        (
+            Action::UndoVerdict,
+            "undo_verdict",
+            "undo your last verdict",
+        ),
         (Action::Help, "help", "this help"),
         (Action::Quit, "quit", "quit"),
     ];

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use super::{ConfigError, ProtocolChoice, SplitChoice};
+use super::{Advance, ConfigError, ProtocolChoice, SplitChoice};
 use crate::cam::colormap::Colormap;
 use crate::cam::{Method, Normalization};
 use crate::data::Task;
@@ -20,6 +20,7 @@ pub(super) struct Layer {
     pub cache: Option<CacheLayer>,
     pub export: Option<ExportLayer>,
     pub graphics: Option<GraphicsLayer>,
+    pub review: Option<ReviewLayer>,
     pub keys: Option<BTreeMap<String, Vec<String>>>,
 }
 
@@ -50,6 +51,12 @@ pub(super) struct CacheLayer {
 #[serde(deny_unknown_fields)]
 pub(super) struct ExportLayer {
     pub folder: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReviewLayer {
+    pub advance: Option<Advance>,
 }
 
 #[derive(Debug, Default, Deserialize)]

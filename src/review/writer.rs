@@ -88,19 +88,16 @@ impl ReviewWriter {
     }
 
     /// Tries what is pending once more (waiting at most `patience` for the answer) and stops
-    /// the thread; returns the writes that are still not stored.
-    pub fn finish(mut self, patience: Duration) -> Vec<WriteJob> {
+    /// the thread; returns the writes that are still not stored, or None when the writer did
+    /// not answer (it is gone, or still waiting for a lock).
+    pub fn finish(mut self, patience: Duration) -> Option<Vec<WriteJob>> {
         let (answer, unwritten) = mpsc::channel();
-        if self.commands.send(Command::Finish(answer)).is_err() {
-            return Vec::new();
-        }
-        let left = unwritten.recv_timeout(patience).unwrap_or_default();
+        self.commands.send(Command::Finish(answer)).ok()?;
+        let left = unwritten.recv_timeout(patience).ok()?;
         if let Some(thread) = self.thread.take() {
-            if thread.is_finished() {
-                let _ = thread.join();
-            }
+            let _ = thread.join();
         }
-        left
+        Some(left)
     }
 }
 

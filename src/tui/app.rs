@@ -21,12 +21,14 @@ mod invariants;
 mod list;
 mod message;
 mod requests;
+mod review;
 mod series;
 mod slices;
 
-pub use list::{Case, Confusion, Filter, Search, Sort};
+pub use list::{verdict_mark, Case, Confusion, Filter, Search, Sort};
 pub use message::{Effect, Msg};
 pub use requests::{CamKey, InFlight};
+pub use review::{Mark, NoteEditor, ReviewStart};
 pub use series::{Series, SeriesError, Volume};
 
 pub use crate::config::Display;
@@ -102,6 +104,8 @@ pub struct App {
     size: (u16, u16),
     /// Advances while the engine works, for the spinner.
     tick: u64,
+    /// The reader's verdicts (triage), when a review database was given.
+    reviews: review::Reviews,
     quit: bool,
 }
 
@@ -113,6 +117,7 @@ impl App {
     pub fn new(cases: Vec<Case>, models: ModelFacts, config: &Config, info: Info) -> App {
         let view = &config.view;
         let scored = vec![false; cases.len()];
+        let reviews = review::Reviews::new(cases.len(), config.advance);
         let mut app = App {
             cases,
             models,
@@ -141,6 +146,7 @@ impl App {
             message: None,
             size: (120, 40),
             tick: 0,
+            reviews,
             quit: false,
         };
         app.refresh_view();
@@ -152,6 +158,7 @@ impl App {
     /// submit or cancel, an exam to score).
     pub fn update(&mut self, msg: Msg) -> Vec<Effect> {
         let mut effects = self.apply_msg(msg);
+        self.shown_now();
         effects.extend(self.plan());
         effects
     }
@@ -181,6 +188,7 @@ impl App {
                 self.cams.clear();
                 self.cam_errors.clear();
             }
+            Msg::Reviewed(event) => self.review_written(event),
             Msg::Tick => self.tick += 1,
             Msg::Terminate => self.quit = true,
         }

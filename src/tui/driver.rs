@@ -18,6 +18,8 @@ use crate::data::dataset::Exam;
 use crate::data::{PerTaskPlane, Plane, Task};
 use crate::engine::{CacheRef, CamRequest, Engine, EngineEvent, ScoreRequest};
 use crate::model::manifest::ModelEntry;
+use crate::review::writer::{ReviewWriter, WriteEvent, WriteJob};
+use crate::review::ReviewError;
 
 use super::action::Action;
 use super::app::{App, CamKey, Effect, Msg, Series, SeriesError};
@@ -39,6 +41,8 @@ pub enum Event {
         outcome: Result<Series, SeriesError>,
     },
     Exported(Result<String, ExportError>),
+    /// What the review writer did with a write.
+    Review(WriteEvent),
     /// SIGTERM, SIGHUP or SIGINT: leave cleanly.
     Terminate,
 }
@@ -67,6 +71,7 @@ pub struct Driver {
     export_folder: PathBuf,
     events: Sender<Event>,
     store: Option<StoreSetup>,
+    reviews: Option<ReviewWriter>,
 }
 
 /// What a driver is made of.
@@ -80,6 +85,8 @@ pub struct Parts {
     pub events: Sender<Event>,
     /// Read before the engine computes (and filled by it).
     pub store: Option<StoreSetup>,
+    /// Writes the verdicts (answers come as [`Event::Review`]).
+    pub reviews: Option<ReviewWriter>,
 }
 
 impl Driver {
@@ -96,6 +103,7 @@ impl Driver {
             export_folder: parts.export_folder,
             events: parts.events,
             store: parts.store,
+            reviews: parts.reviews,
         };
         let (width, height) = driver.app.size();
         driver.dispatch(Msg::Resize(width, height));
@@ -140,6 +148,7 @@ impl Driver {
                 outcome,
             },
             Event::Exported(outcome) => Msg::Exported(outcome),
+            Event::Review(event) => Msg::Reviewed(event),
             Event::Terminate => Msg::Terminate,
         };
         self.dispatch(msg);
@@ -201,7 +210,26 @@ impl Driver {
                 Some(Msg::ScoreSubmitted { case, outcome })
             }
             Effect::Export(case) => self.export(case),
+            Effect::Review(job) => {
+                let id = job.id;
+                let taken = self.reviews.as_ref().is_some_and(|w| w.submit(job));
+                (!taken).then_some(Msg::Reviewed(WriteEvent::Failed {
+                    id,
+                    error: ReviewError::Stopped,
+                    retry_in: std::time::Duration::ZERO,
+                }))
+            }
         }
+    }
+
+    /// Stops the review writer after it tried what is pending once more (waiting at most
+    /// `patience`); returns the writes that may not be stored (when the writer did not
+    /// answer, every write the state has not seen stored).
+    pub fn finish_reviews(&mut self, patience: Duration) -> Vec<WriteJob> {
+        self.reviews
+            .take()
+            .and_then(|writer| writer.finish(patience))
+            .unwrap_or_else(|| self.app.unstored())
     }
 
     fn cam_request(&self, key: CamKey, priority: crate::engine::Priority) -> Option<CamRequest> {

@@ -22,6 +22,9 @@ impl App {
             self.search_input(key.code);
             return Vec::new();
         }
+        if self.note_editor().is_some() && !ctrl_c {
+            return self.note_input(key.code);
+        }
         if self.help && key.code == KeyCode::Esc {
             self.help = false;
             return Vec::new();
@@ -29,7 +32,7 @@ impl App {
         match self.keymap.action(&key) {
             Some(action) => self.act(action),
             None if ctrl_c => {
-                self.quit = true;
+                self.quit_asked();
                 Vec::new()
             }
             None => Vec::new(),
@@ -111,8 +114,13 @@ impl App {
             Action::ThreePlane => self.toggle_three_plane(),
             Action::RawBeside => self.display.raw_beside = !self.display.raw_beside,
             Action::Export => return self.export(),
+            Action::Agree => return self.verdict(Some(true)),
+            Action::Disagree => return self.verdict(Some(false)),
+            Action::Unsure => return self.verdict(None),
+            Action::UndoVerdict => return self.undo_verdict(),
+            Action::Note => self.start_note(),
             Action::Help => self.help = !self.help,
-            Action::Quit => self.quit = true,
+            Action::Quit => self.quit_asked(),
         }
         Vec::new()
     }
@@ -138,7 +146,7 @@ impl App {
         });
     }
 
-    fn set_task(&mut self, task: Task) {
+    pub(super) fn set_task(&mut self, task: Task) {
         self.task = task;
         self.new_visit();
         self.refresh_view();

@@ -8,6 +8,8 @@ use crate::data::{Plane, Task};
 use super::list::{Confusion, Filter, Sort};
 use super::App;
 
+mod reviews;
+
 impl App {
     /// Returns the first broken promise, named, with its values:
     ///
@@ -25,6 +27,7 @@ impl App {
     ///   already cached nor already failed; the exam being scored is one not scored yet;
     /// - the kept series within their slots, the series being read not already kept.
     pub fn check_invariants(&self) -> Result<(), String> {
+        self.check_reviews()?;
         let cases = self.cases.len();
         let task = self.task.index();
 
@@ -36,6 +39,7 @@ impl App {
                 Filter::All => true,
                 Filter::Cell(cell) => self.confusion(case) == Some(cell),
                 Filter::Label(label) => self.cases[case].labels[task] == Some(label),
+                review => self.review_admits(review, case),
             };
             by_filter && (query.is_empty() || self.cases[case].name.contains(query.as_str()))
         };
@@ -138,6 +142,9 @@ impl App {
                     .cases
                     .iter()
                     .filter(|c| c.labels[task] == Some(label))
+                    .count(),
+                review => (0..cases)
+                    .filter(|&c| self.review_admits(review, c))
                     .count(),
             };
             if self.view.len() != expected {
@@ -311,6 +318,7 @@ mod tests {
             labels: [Some(true), Some(acl), Some(false)],
             planes: PerTaskPlane::from_fn(|_, _| Some(p)),
             failed: None,
+            split: crate::data::Split::Valid,
         }
     }
 
@@ -443,6 +451,7 @@ mod tests {
                 labels: [None; 3],
                 planes: PerTaskPlane::default(),
                 failed: None,
+                split: crate::data::Split::Valid,
             })
             .collect();
         let mut app = App::new(

@@ -1,5 +1,6 @@
 //! The exam list: what each row knows, which rows the filter and search admit, their order.
-use crate::data::{PerTaskPlane, Task};
+use crate::data::{PerTaskPlane, Split, Task};
+use crate::review::Truth;
 
 use super::App;
 
@@ -7,6 +8,7 @@ use super::App;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub name: String,
+    pub split: Split,
     pub labels: [Option<bool>; 3],
     /// P(positive) per task and plane, as they become known.
     pub planes: PerTaskPlane<Option<f32>>,
@@ -60,10 +62,16 @@ pub enum Filter {
     All,
     Cell(Confusion),
     Label(bool),
+    /// Exams without this reader's verdict for the task.
+    Unreviewed,
+    /// This reader's verdict differs from the model's call it was given against.
+    DisagreesWithModel,
+    /// This reader's verdict differs from the dataset's label.
+    DisagreesWithLabel,
 }
 
 impl Filter {
-    pub(super) const CYCLE: [Filter; 7] = [
+    pub(super) const CYCLE: [Filter; 10] = [
         Filter::All,
         Filter::Cell(Confusion::TruePositive),
         Filter::Cell(Confusion::FalseNegative),
@@ -71,6 +79,9 @@ impl Filter {
         Filter::Cell(Confusion::TrueNegative),
         Filter::Label(true),
         Filter::Label(false),
+        Filter::Unreviewed,
+        Filter::DisagreesWithModel,
+        Filter::DisagreesWithLabel,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,6 +90,9 @@ impl Filter {
             Filter::Cell(cell) => cell.badge(),
             Filter::Label(true) => "positive",
             Filter::Label(false) => "negative",
+            Filter::Unreviewed => "unreviewed",
+            Filter::DisagreesWithModel => "you ≠ model",
+            Filter::DisagreesWithLabel => "you ≠ label",
         }
     }
 }
@@ -101,6 +115,15 @@ impl Sort {
             Sort::Probability => "probability",
             Sort::Closeness => "closeness",
         }
+    }
+}
+
+/// The mark of a verdict in the list (distinct from the TP / FN / FP / TN badges).
+pub fn verdict_mark(truth: Truth) -> &'static str {
+    match truth {
+        Truth::Positive => "P",
+        Truth::Negative => "N",
+        Truth::Unsure => "?",
     }
 }
 
@@ -157,9 +180,27 @@ impl App {
             Filter::All => true,
             Filter::Cell(cell) => self.confusion(case) == Some(cell),
             Filter::Label(label) => self.cases[case].labels[self.task.index()] == Some(label),
+            review => self.admits_by_review(review, case),
         };
         let query = self.search.query.trim().to_ascii_lowercase();
         by_filter && (query.is_empty() || self.cases[case].name.contains(query.as_str()))
+    }
+
+    /// The review filters: `case`'s verdict from this reader against the filter.
+    pub(super) fn admits_by_review(&self, filter: Filter, case: usize) -> bool {
+        let mark = self.mark(case, self.task);
+        let said = mark.and_then(|m| m.truth.call());
+        match filter {
+            Filter::Unreviewed => mark.is_none(),
+            Filter::DisagreesWithModel => {
+                matches!((said, mark.and_then(|m| m.model_call)), (Some(s), Some(c)) if s != c)
+            }
+            Filter::DisagreesWithLabel => {
+                let label = self.cases[case].labels[self.task.index()];
+                matches!((said, label), (Some(s), Some(l)) if s != l)
+            }
+            _ => true,
+        }
     }
 
     /// How `case` ranks under the sort (lower first); unknown probabilities last.
@@ -202,11 +243,15 @@ impl App {
             self.selected.checked_add(1),
             self.selected.checked_sub(1),
         ];
-        for position in positions.into_iter().flatten() {
-            if let Some(&case) = self.view.get(position) {
-                if !around.contains(&case) {
-                    around.push(case);
-                }
+        let listed = positions
+            .into_iter()
+            .flatten()
+            .filter_map(|position| self.view.get(position).copied());
+        // Where a verdict takes the reader comes right after the selection.
+        let first = listed.clone().take(1);
+        for case in first.chain(self.advance_target()).chain(listed) {
+            if !around.contains(&case) {
+                around.push(case);
             }
         }
         around

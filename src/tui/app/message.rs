@@ -3,6 +3,7 @@ use crossterm::event::{KeyEvent, MouseEvent};
 
 use crate::data::Plane;
 use crate::engine::{EngineResult, Priority, RequestId, ScoreResult, Stopped};
+use crate::review::writer::{WriteEvent, WriteJob};
 use crate::tui::action::Action;
 use crate::tui::export::ExportError;
 
@@ -42,6 +43,8 @@ pub enum Msg {
     Notice(String),
     /// Where an export went, or why it failed.
     Exported(Result<String, ExportError>),
+    /// What the review writer did with an [`Effect::Review`].
+    Reviewed(WriteEvent),
     /// Drops every computed CAM, so that what is shown is computed (or read) again.
     ForgetCams,
     /// Time passed while workers run (the spinner turns).
@@ -62,4 +65,6 @@ pub enum Effect {
     Score(usize),
     /// Export this case's computed CAMs; answer with [`Msg::Exported`].
     Export(usize),
+    /// Hand this write to the review writer; it answers with [`Msg::Reviewed`].
+    Review(WriteJob),
 }

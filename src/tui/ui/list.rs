@@ -1,11 +1,14 @@
-//! The patient list: id, the three labels, the combined probability for the task, the badge.
+//! The patient list: id, the three labels, the combined probability for the task, the badge,
+//! the reader's verdict for the task (P positive, N negative, ? unsure; `*` while its write is
+//! pending).
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-use crate::tui::app::{App, Confusion};
+use crate::review::Truth;
+use crate::tui::app::{verdict_mark, App, Confusion};
 
 /// The rows inside the border, below the column header.
 pub fn rows_area(list: Rect) -> Rect {
@@ -23,8 +26,14 @@ pub fn offset(selected: usize, visible: u16) -> usize {
 }
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    let progress = if app.reviewing() {
+        let (done, total) = app.progress();
+        format!(" · reviewed {done}/{total}")
+    } else {
+        String::new()
+    };
     let title = format!(
-        " exams {}/{} · {} · by {} ",
+        " exams {}/{} · {} · by {}{progress} ",
         app.view().len(),
         app.cases().len(),
         app.filter().name(),
@@ -33,8 +42,13 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let block = Block::default().borders(Borders::ALL).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    let columns = if app.reviewing() {
+        "exam    ab acl men   P     you "
+    } else {
+        "exam    ab acl men   P     "
+    };
     let header = Line::from(Span::styled(
-        "exam    ab acl men   P     ",
+        columns,
         Style::default().add_modifier(Modifier::BOLD | Modifier::UNDERLINED),
     ));
     frame.render_widget(Paragraph::new(header), Rect { height: 1, ..inner });
@@ -88,12 +102,34 @@ fn row(app: &App, case: usize, selected: bool) -> Line<'static> {
             Style::default().fg(badge_colour(badge)),
         ),
     ];
+    if app.reviewing() {
+        spans.push(verdict(app, case));
+    }
     if selected {
         for span in &mut spans {
             span.style = span.style.add_modifier(Modifier::REVERSED);
         }
     }
     Line::from(spans)
+}
+
+/// The reader's verdict for the current task: its mark, coloured by whether it agrees with
+/// the model's call it was given against.
+fn verdict(app: &App, case: usize) -> Span<'static> {
+    let Some(mark) = app.mark(case, app.task()) else {
+        return Span::raw("    ");
+    };
+    let colour = match (mark.truth, mark.model_call) {
+        (Truth::Unsure, _) => Color::Yellow,
+        (truth, Some(call)) if truth.call() == Some(call) => Color::Green,
+        (_, Some(_)) => Color::Magenta,
+        (_, None) => Color::White,
+    };
+    let pending = if mark.stored { " " } else { "*" };
+    Span::styled(
+        format!("  {}{pending}", verdict_mark(mark.truth)),
+        Style::default().fg(colour),
+    )
 }
 
 pub fn badge_colour(cell: Option<Confusion>) -> Color {

@@ -23,6 +23,22 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         frame.render_widget(Paragraph::new(prompt), area);
         return;
     }
+    if let Some(editor) = app.note_editor() {
+        let name = app.cases().get(editor.case).map_or("", |c| c.name.as_str());
+        let prompt = Line::from(vec![
+            Span::styled(
+                format!("note on {name}: "),
+                Style::default().fg(Color::Yellow),
+            ),
+            Span::raw(format!("{}█", editor.text)),
+            Span::styled(
+                "  (enter keeps, esc cancels)",
+                Style::default().fg(Color::DarkGray),
+            ),
+        ]);
+        frame.render_widget(Paragraph::new(prompt), area);
+        return;
+    }
     let separator = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
     let display = &app.display();
     let overlay = if display.overlay {
@@ -57,6 +73,11 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
             Style::default().fg(Color::Yellow),
         ));
     }
+    spans.extend(
+        reviews(app)
+            .into_iter()
+            .flat_map(|span| [separator(), span]),
+    );
     if !app.search().query.is_empty() {
         spans.push(separator());
         spans.push(Span::raw(format!("search '{}'", app.search().query)));
@@ -77,6 +98,36 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         Style::default().fg(Color::DarkGray),
     ));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// The reader, the writes not stored yet and why, the note on the current exam.
+fn reviews(app: &App) -> Vec<Span<'static>> {
+    let Some(reader) = app.reader() else {
+        return Vec::new();
+    };
+    let mut spans = vec![Span::raw(format!("reader {reader}"))];
+    match app.pending_writes() {
+        (_, Some(error)) => spans.push(Span::styled(
+            format!("verdicts {error}"),
+            Style::default().fg(Color::Red),
+        )),
+        (0, None) => {}
+        (pending, None) => spans.push(Span::styled(
+            format!("storing {pending}"),
+            Style::default().fg(Color::Cyan),
+        )),
+    }
+    if let Some(note) = app.current_note() {
+        let note: String = note
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        spans.push(Span::styled(
+            format!("note: {note}"),
+            Style::default().fg(Color::Gray),
+        ));
+    }
+    spans
 }
 
 fn worker(app: &App) -> Span<'static> {
