@@ -198,6 +198,30 @@ pub enum ReviewError {
     },
 }
 
+impl ReviewError {
+    /// The message with the file named by its name alone (for the status line, one row).
+    pub fn short(&self) -> String {
+        let text = self.to_string();
+        let path = match self {
+            ReviewError::NotDatabase(path)
+            | ReviewError::ReadOnly(path)
+            | ReviewError::Full(path) => path,
+            ReviewError::Foreign { path, .. }
+            | ReviewError::Newer { path, .. }
+            | ReviewError::Busy { path, .. }
+            | ReviewError::Sqlite { path, .. }
+            | ReviewError::Io { path, .. }
+            | ReviewError::BadRow { path, .. } => path,
+            ReviewError::Stopped => return text,
+        };
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        text.replacen(&path.display().to_string(), &name, 1)
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()

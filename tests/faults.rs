@@ -28,6 +28,9 @@ use small_disk::SmallDisk;
 mod support;
 use support::{own_cohort, PATIENCE};
 
+#[path = "faults/reviews.rs"]
+mod reviews;
+
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
 static ENGINE: Mutex<()> = Mutex::new(());
 

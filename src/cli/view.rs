@@ -75,10 +75,11 @@ pub fn explore(
     let exports = export_folder(&config, folders);
     let flag = "the export folder ([view] export_folder)";
     super::outside_inputs(flag, &exports, Some(dataset.root()), Some(dir))?;
+    // Before the terminal check: a review file kneecam must refuse is refused either way.
+    let reviews = reviews::setup(review, folders, dataset, dir)?;
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         anyhow::bail!("the explorer needs a terminal: stdout is not one");
     }
-    let reviews = reviews::setup(review, folders, dataset, dir)?;
     let mut session = session(dataset, dir, manifest, device, config, folders, Some(store));
     session.reviews = Some(reviews);
     crate::tui::run(session)

@@ -87,6 +87,20 @@ pub fn session(data: &Path, config: Config, root: &Path, store: Option<&Path>) -
     )
 }
 
+/// Turns on triage in `session` (made by [`session`] on `data`): `reader`'s verdicts go to
+/// the review database `db`, opened as `kneecam view --reviews` opens it.
+pub fn with_reviews(session: &mut Session, data: &Path, root: &Path, db: &Path, reader: &str) {
+    let args = kneecam::cli::view::ReviewArgs {
+        reader: Some(reader.into()),
+        reviews: Some(db.to_path_buf()),
+    };
+    let dataset = Dataset::open(data).expect("the cohort opens");
+    let models = kneecam::cli::demo::default_models();
+    let setup = kneecam::cli::view::reviews::setup(&args, &folders(root), &dataset, &models)
+        .expect("the review database opens");
+    session.reviews = Some(setup);
+}
+
 /// Starts `session` headless at `size` cells and settles it: the list scored, the first
 /// exam's CAMs computed, its images encoded.
 pub fn start(mut session: Session, picker: Picker, size: (u16, u16)) -> (Driver, Receiver<Event>) {

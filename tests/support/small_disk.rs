@@ -63,6 +63,15 @@ impl SmallDisk {
         run(&["mount", "-o", "remount,ro"], &self.path);
     }
 
+    pub fn make_writable(&self) {
+        run(&["mount", "-o", "remount,rw"], &self.path);
+    }
+
+    /// Frees the space [`SmallDisk::fill`] took.
+    pub fn empty(&self) {
+        std::fs::remove_file(self.path.join("filler")).expect("the filler goes");
+    }
+
     /// Everything on the disk but the filler, as paths relative to it.
     pub fn contents(&self) -> Vec<String> {
         let mut found = Vec::new();

@@ -480,8 +480,9 @@ impl App {
                 error, retry_in, ..
             } => {
                 self.reviews.write_error = Some(format!(
-                    "not stored, retrying in {:.0} s: {error}",
-                    retry_in.as_secs_f32().max(1.0)
+                    "not stored (retrying in {:.0} s): {}",
+                    retry_in.as_secs_f32().max(1.0),
+                    error.short()
                 ));
             }
         }

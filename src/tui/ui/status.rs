@@ -50,7 +50,19 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     } else {
         "overlay off".into()
     };
-    let mut spans = vec![
+    let mut spans = Vec::new();
+    // A verdict that could not be stored comes first: the reader must see it.
+    if let (pending, Some(error)) = app.pending_writes() {
+        spans.push(Span::styled(
+            format!(
+                "{pending} verdict write{} {error}",
+                if pending == 1 { "" } else { "s" }
+            ),
+            Style::default().fg(Color::Red),
+        ));
+        spans.push(separator());
+    }
+    spans.extend([
         Span::raw(app.info().device.clone()),
         separator(),
         Span::raw(app.info().models.clone()),
@@ -66,7 +78,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         worker(app),
         separator(),
         Span::raw(app.info().protocol.clone()),
-    ];
+    ]);
     if let Some(note) = &app.info().protocol_note {
         spans.push(Span::styled(
             format!(" ({note})"),
@@ -106,16 +118,11 @@ fn reviews(app: &App) -> Vec<Span<'static>> {
         return Vec::new();
     };
     let mut spans = vec![Span::raw(format!("reader {reader}"))];
-    match app.pending_writes() {
-        (_, Some(error)) => spans.push(Span::styled(
-            format!("verdicts {error}"),
-            Style::default().fg(Color::Red),
-        )),
-        (0, None) => {}
-        (pending, None) => spans.push(Span::styled(
+    if let (pending @ 1.., None) = app.pending_writes() {
+        spans.push(Span::styled(
             format!("storing {pending}"),
             Style::default().fg(Color::Cyan),
-        )),
+        ));
     }
     if let Some(note) = app.current_note() {
         let note: String = note
