@@ -17,7 +17,9 @@ mod manifest;
 mod phantom;
 mod terminal;
 mod terminal_restore;
+mod tmux;
 mod training;
+mod two_readers;
 mod view_cli;
 mod weights;
 

@@ -26,14 +26,15 @@ pub fn offset(selected: usize, visible: u16) -> usize {
 }
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
+    // Triage progress first: the list is narrow, and the title is cut on the right.
     let progress = if app.reviewing() {
         let (done, total) = app.progress();
-        format!(" · reviewed {done}/{total}")
+        format!(" reviewed {done}/{total} ·")
     } else {
-        String::new()
+        " exams".to_string()
     };
     let title = format!(
-        " exams {}/{} · {} · by {}{progress} ",
+        "{progress} {}/{} {} · by {} ",
         app.view().len(),
         app.cases().len(),
         app.filter().name(),

@@ -1,0 +1,117 @@
+//! Two readers at once on one review database, each in their own explorer in a real
+//! pseudo-terminal (tmux): their verdicts interleave, both explorers stay responsive, and the
+//! database holds every verdict of both.
+use std::path::Path;
+
+use kneecam::data::phantom::{self, CohortSpec};
+use kneecam::review::sqlite::SqliteStore;
+use kneecam::review::{Query, ReviewStore, Truth};
+
+use crate::terminal_restore::have_tmux;
+use crate::tmux::{line_in, wait_for, Tmux};
+
+const KNEECAM: &str = env!("CARGO_BIN_EXE_kneecam");
+
+fn explorer_script(home: &Path, data: &Path, db: &Path, reader: &str) -> String {
+    let file = |name: &str| home.join(format!("{reader}-{name}"));
+    format!(
+        "env KNEECAM_CACHE_DIR='{cache}' KNEECAM_DATA_DIR='{state}' KNEECAM_CONFIG_DIR='{config}' \
+         '{KNEECAM}' --device cpu view --data '{data}' --models '{models}' --reader {reader} \
+         --reviews '{db}' 2> '{err}'; echo $? > '{rc}'; sleep 600",
+        cache = home.join("cache").display(),
+        state = file("state").display(),
+        config = home.join("config").display(),
+        data = data.display(),
+        models = kneecam::cli::demo::default_models().display(),
+        db = db.display(),
+        err = file("stderr").display(),
+        rc = file("rc").display(),
+    )
+}
+
+#[test]
+fn two_readers_in_two_explorers_write_to_one_database_at_once_and_lose_nothing() {
+    if !have_tmux() {
+        return;
+    }
+    let home = tempfile::tempdir().expect("tempdir");
+    let data = home.path().join("cohort");
+    let spec = CohortSpec {
+        cases: 8,
+        valid: 8,
+        seed: 7,
+    };
+    phantom::write_cohort(&data, &spec, false, || {}).expect("the cohort");
+    let db = home.path().join("team").join("reviews.sqlite");
+    let tmux = Tmux::new(home.path());
+    let readers = ["ann", "bob"];
+    for reader in readers {
+        tmux.start(reader, (140, 40), &explorer_script(home.path(), &data, &db, reader));
+    }
+    let context = |reader: &str| {
+        let err = home.path().join(format!("{reader}-stderr"));
+        format!(
+            "{}\nstderr: {}",
+            tmux.screen(reader),
+            std::fs::read_to_string(err).unwrap_or_default()
+        )
+    };
+    // Every exam scored (agree and disagree need the model's call) and nothing computing.
+    for reader in readers {
+        wait_for(
+            &format!("{reader}'s explorer to settle"),
+            180,
+            || context(reader),
+            || {
+                let screen = tmux.screen(reader);
+                screen.contains("reviewed 0/8") && screen.contains("idle") && !screen.contains(" … ")
+            },
+        );
+    }
+    // Interleaved: each key to one explorer, then the other, without waiting.
+    let keys = [("ann", ["a", "d", "u", "a", "a", "d"]), ("bob", ["d", "u", "a", "a", "d", "u"])];
+    for step in 0..6 {
+        for (reader, theirs) in &keys {
+            tmux.keys(reader, theirs[step]);
+        }
+    }
+    for reader in readers {
+        wait_for(
+            &format!("{reader}'s six verdicts stored"),
+            60,
+            || context(reader),
+            || {
+                let screen = tmux.screen(reader);
+                screen.contains("reviewed 6/8") && !screen.contains("storing") && !screen.contains("not stored")
+            },
+        );
+        tmux.keys(reader, "q");
+    }
+    for reader in readers {
+        let rc = home.path().join(format!("{reader}-rc"));
+        wait_for(&format!("{reader} to quit"), 30, || context(reader), || line_in(&rc).is_some());
+        assert_eq!(line_in(&rc).as_deref(), Some("0"), "{}", context(reader));
+        let err = std::fs::read_to_string(home.path().join(format!("{reader}-stderr")));
+        assert_eq!(err.unwrap_or_default(), "", "nothing printed over the explorer");
+    }
+
+    let store = SqliteStore::open_read_only(&db).expect("the shared database");
+    let all = store.verdicts(&Query::default()).expect("reads");
+    for (reader, theirs) in keys {
+        let mine: Vec<_> = all.iter().filter(|v| v.reader == reader).collect();
+        assert_eq!(mine.len(), 6, "{reader}: {mine:#?}");
+        let unsure = theirs.iter().filter(|k| **k == "u").count();
+        assert_eq!(mine.iter().filter(|v| v.truth == Truth::Unsure).count(), unsure);
+        let exams: std::collections::BTreeSet<_> = mine.iter().map(|v| v.exam.as_str()).collect();
+        assert_eq!(exams.len(), 6, "six different exams, in list order");
+        // Agree and disagree are relative to the model's call, recorded with each verdict.
+        for (verdict, key) in mine.iter().zip(theirs) {
+            let call = verdict.model_call.expect("scored before the verdict");
+            match key {
+                "a" => assert_eq!(verdict.truth.call(), Some(call)),
+                "d" => assert_eq!(verdict.truth.call(), Some(!call)),
+                _ => assert_eq!(verdict.truth, Truth::Unsure),
+            }
+        }
+    }
+}
