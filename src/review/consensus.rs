@@ -173,7 +173,10 @@ mod tests {
         let verdicts = example();
         let refs: Vec<&Verdict> = verdicts.iter().collect();
         let tasks = by_task(&refs);
-        assert_eq!(tasks.keys().copied().collect::<Vec<_>>(), [Task::Acl, Task::Meniscus]);
+        assert_eq!(
+            tasks.keys().copied().collect::<Vec<_>>(),
+            [Task::Acl, Task::Meniscus]
+        );
         let acl = &tasks[&Task::Acl];
         assert_eq!(
             (acl.unanimous, acl.majority, acl.ties, acl.unsure_only),

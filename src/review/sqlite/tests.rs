@@ -41,7 +41,10 @@ fn reopening_keeps_the_verdicts() {
     first.probability = None;
     store(&path).record(&first).expect("record");
     let reopened = store(&path);
-    assert_eq!(reopened.verdicts(&Query::default()).expect("read"), [first.clone()]);
+    assert_eq!(
+        reopened.verdicts(&Query::default()).expect("read"),
+        [first.clone()]
+    );
     let read_only = SqliteStore::open_read_only(&path).expect("read only");
     assert_eq!(read_only.contents().expect("contents").verdicts, [first]);
 }
@@ -78,7 +81,10 @@ fn an_undo_hides_a_verdict_from_verdicts_but_contents_keeps_it() {
     };
     store.undo(&undo).expect("undo");
     store.undo(&undo).expect("undo again");
-    assert_eq!(store.verdicts(&Query::default()).expect("read"), [kept.clone()]);
+    assert_eq!(
+        store.verdicts(&Query::default()).expect("read"),
+        [kept.clone()]
+    );
     let contents = store.contents().expect("contents");
     assert_eq!(contents.verdicts, [kept, undone]);
     assert_eq!(contents.undos, [undo]);
@@ -141,7 +147,11 @@ fn refused_untouched(path: &Path, is: fn(&ReviewError) -> bool) {
             Err(e) => panic!("the wrong error: {e:?}"),
             Ok(_) => panic!("{} was opened", path.display()),
         }
-        assert_eq!(std::fs::read(path).expect("read"), before, "the file changed");
+        assert_eq!(
+            std::fs::read(path).expect("read"),
+            before,
+            "the file changed"
+        );
         assert_eq!(listing(dir), files);
     }
     assert!(!is_review_database(path));
@@ -167,9 +177,10 @@ fn another_apps_database_is_foreign_and_stays_unchanged() {
         .execute_batch("CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('x');")
         .expect("fill");
     drop(other);
-    refused_untouched(&path, |e| {
-        matches!(e, ReviewError::Foreign { detail, .. } if detail.contains("contacts"))
-    });
+    refused_untouched(
+        &path,
+        |e| matches!(e, ReviewError::Foreign { detail, .. } if detail.contains("contacts")),
+    );
 }
 
 #[test]
@@ -182,9 +193,10 @@ fn a_newer_schema_is_refused_and_stays_unchanged() {
     let newer = Connection::open(&path).expect("open");
     newer.pragma_update(None, "user_version", 99).expect("set");
     drop(newer);
-    refused_untouched(&path, |e| {
-        matches!(e, ReviewError::Newer { found: 99, known, .. } if *known == SCHEMA_VERSION)
-    });
+    refused_untouched(
+        &path,
+        |e| matches!(e, ReviewError::Newer { found: 99, known, .. } if *known == SCHEMA_VERSION),
+    );
 }
 
 #[test]
