@@ -83,7 +83,7 @@ fn an_undo_hides_a_verdict_from_verdicts_but_contents_keeps_it() {
     store.undo(&undo).expect("undo again");
     assert_eq!(
         store.verdicts(&Query::default()).expect("read"),
-        [kept.clone()]
+        std::slice::from_ref(&kept)
     );
     let contents = store.contents().expect("contents");
     assert_eq!(contents.verdicts, [kept, undone]);
