@@ -37,6 +37,12 @@ pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
         let contents = open_input(input)?.contents().map_err(bad_input)?;
         inputs.push((input, contents));
     }
+    if args.into.is_dir() {
+        return Err(bad_input(anyhow!(
+            "{} is a folder: --into takes a review database file (existing or new)",
+            args.into.display()
+        )));
+    }
     let existing = if args.into.exists() {
         Some(check_into(&args.into)?)
     } else {

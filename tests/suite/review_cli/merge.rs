@@ -93,6 +93,14 @@ fn merge_refuses_an_input_that_is_the_target_or_not_a_review_database() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("both an input and --into"));
+    kneecam(home.path())
+        .args(["review", "merge"])
+        .arg(&a)
+        .arg("--into")
+        .arg(home.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is a folder"));
     let notes = home.path().join("notes.txt");
     std::fs::write(&notes, "not a database, but someone's notes\n".repeat(200)).expect("write");
     let before = std::fs::read(&notes).expect("read");
