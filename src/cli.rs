@@ -16,6 +16,7 @@ pub mod models;
 mod picture;
 mod precompute;
 mod predict;
+mod review;
 mod synth;
 mod train;
 pub mod view;
@@ -58,6 +59,11 @@ pub enum Command {
     View(view::ViewArgs),
     /// Score CAM localisation and faithfulness against ground-truth lesion masks.
     EvalCam(eval_cam::EvalCamArgs),
+    /// Triage verdicts: summary, export, merge.
+    Review {
+        #[command(subcommand)]
+        command: review::ReviewCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -73,6 +79,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(args, cli.device),
         Command::FitCombiner(args) => train::fit_combiner(args, cli.device),
         Command::EvalCam(args) => eval_cam::run(args, cli.device),
+        Command::Review { command } => review::run(command),
     }
 }
 

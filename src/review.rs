@@ -14,8 +14,10 @@ use std::path::PathBuf;
 
 use crate::data::{Split, Task};
 
+pub mod consensus;
 pub mod identity;
 pub mod sqlite;
+pub mod summary;
 pub mod writer;
 
 pub use identity::DatasetRef;

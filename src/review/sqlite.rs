@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 
 use super::{Contents, DatasetRef, Query, ReviewError, ReviewStore, Truth, Undo, Verdict};
+use crate::data::Split;
 
 /// "KNCR" in the file header's application_id.
 pub const APPLICATION_ID: i32 = 0x4B4E_4352;
@@ -87,12 +88,19 @@ impl SqliteStore {
                 error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
             });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // Read-write without CREATE, every write refused (query_only), rather than
+        // SQLITE_OPEN_READ_ONLY: a read-only connection to a WAL database creates its -wal
+        // and -shm files and, unable to checkpoint, leaves them behind on close; this one, the
+        // last connection to close, removes them. A write-protected file is opened read-only.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let connection = Connection::open_with_flags(path, flags)
             .map_err(|e| sqlite_error(path, "opening", e))?;
         connection
             .busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| sqlite_error(path, "setting the busy timeout", e))?;
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(|e| sqlite_error(path, "refusing writes", e))?;
         let store = SqliteStore {
             path: path.to_path_buf(),
             connection,
@@ -446,12 +454,17 @@ impl RawRow {
             },
         };
         Ok(Verdict {
-            split: self.split.parse().map_err(|_| {
-                bad(
-                    "split",
-                    format!("'{}': expected train, valid or flat", self.split),
-                )
-            })?,
+            // Not `str::parse`: Split's FromStr knows train and valid only (what users
+            // type), and verdicts on a flat folder's exams are stored as "flat".
+            split: [Split::Train, Split::Valid, Split::Flat]
+                .into_iter()
+                .find(|s| s.name() == self.split)
+                .ok_or_else(|| {
+                    bad(
+                        "split",
+                        format!("'{}': expected train, valid or flat", self.split),
+                    )
+                })?,
             task: self.task.parse().map_err(|_| {
                 bad(
                     "task",
@@ -515,3 +528,6 @@ fn shortlist(names: &[String]) -> String {
 pub fn is_review_database(path: &Path) -> bool {
     SqliteStore::open_read_only(path).is_ok()
 }
+
+#[cfg(test)]
+mod tests;

@@ -44,7 +44,8 @@ pub const FIRST_RETRY: Duration = Duration::from_millis(500);
 pub const MAX_RETRY: Duration = Duration::from_secs(8);
 
 enum Command {
-    Write(WriteJob, Instant),
+    /// Boxed: a verdict is some 250 bytes, the other variant a pointer.
+    Write(Box<WriteJob>, Instant),
     /// Try what is pending once more and stop; answer with what could not be written.
     Finish(Sender<Vec<WriteJob>>),
 }
@@ -83,7 +84,7 @@ impl ReviewWriter {
     /// Queues `job`; false when the writer is gone.
     pub fn submit(&self, job: WriteJob) -> bool {
         self.commands
-            .send(Command::Write(job, Instant::now()))
+            .send(Command::Write(Box::new(job), Instant::now()))
             .is_ok()
     }
 
@@ -129,7 +130,7 @@ impl Worker {
             };
             match command {
                 Some(Command::Write(job, queued)) => {
-                    self.pending.push_back((job, queued));
+                    self.pending.push_back((*job, queued));
                     // Behind a failed write, a new one waits for the retry.
                     if self.pending.len() == 1 {
                         self.flush();

@@ -15,6 +15,7 @@ mod libtorch;
 mod linkage;
 mod manifest;
 mod phantom;
+mod review_cli;
 mod terminal;
 mod terminal_restore;
 mod tmux;
