@@ -67,7 +67,12 @@ impl Drop for Tmux {
 }
 
 /// Waits (at most `seconds`) until `ready`; on timeout fails naming `what` and showing `context`.
-pub fn wait_for(what: &str, seconds: u64, context: impl Fn() -> String, mut ready: impl FnMut() -> bool) {
+pub fn wait_for(
+    what: &str,
+    seconds: u64,
+    context: impl Fn() -> String,
+    mut ready: impl FnMut() -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while !ready() {
         assert!(

@@ -34,7 +34,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         " exams".to_string()
     };
     let title = format!(
-        "{progress} {}/{} {} · by {} ",
+        "{progress} {}/{} · {} · by {} ",
         app.view().len(),
         app.cases().len(),
         app.filter().name(),
