@@ -1,9 +1,10 @@
 //! The soak test (issue 8): the explorer headless (TestBackend, the real engine on the CPU,
 //! the shipped demo models, a small phantom cohort) driven by 10,000 random events — every
 //! key the keymap binds but quit and export, unbound keys, the search prompt, mouse wheel and
-//! clicks, resizes down to a few cells. After every event: no panic, and
-//! [`App::check_invariants`] holds; at the end, resident memory within 10 % of what it was
-//! after the warm-up.
+//! clicks, resizes down to a few cells, the triage keys (verdicts, notes, undo) writing to a
+//! real review database. After every event: no panic, and [`App::check_invariants`] holds;
+//! at every settle, the list's verdict marks are the database's latest verdicts; at the end,
+//! resident memory within 10 % of what it was after the warm-up.
 //!
 //! `KNEECAM_SOAK_SEED` and `KNEECAM_SOAK_EVENTS` override the seed (printed) and the count.
 use std::path::Path;
@@ -53,8 +54,16 @@ fn soak_config() -> Config {
     config
 }
 
+const READER: &str = "soak";
+
+fn reviews_file(root: &Path) -> std::path::PathBuf {
+    root.join("reviews.sqlite")
+}
+
 fn explorer(root: &Path) -> (Driver, Receiver<Event>) {
-    let mut session = support::session(support::demo_cohort(), soak_config(), root, None);
+    let data = support::demo_cohort();
+    let mut session = support::session(data, soak_config(), root, None);
+    support::with_reviews(&mut session, data, root, &reviews_file(root), READER);
     // Export is never pressed; should it be, it writes here.
     session.export_folder = root.join("exports");
     support::start(session, Picker::halfblocks(), (120, 40))
@@ -148,7 +157,7 @@ struct Events {
     editing: bool,
     query: String,
     typing: Vec<KeyCode>,
-    /// Presses of the filter key, modulo the 7 filters (0: all).
+    /// Presses of the filter key, modulo the 10 filters (0: all).
     filter: usize,
     /// The terminal size, for mouse positions.
     size: (u16, u16),
@@ -216,7 +225,7 @@ impl Events {
                         .collect();
                     self.typing.reverse();
                 } else if pressed == self.next_filter {
-                    self.filter = (self.filter + 1) % 7;
+                    self.filter = (self.filter + 1) % 10;
                 }
             }
         }
@@ -274,7 +283,7 @@ impl Events {
             65..=71 => {
                 let unbound = [
                     (KeyCode::Char('x'), KeyModifiers::NONE),
-                    (KeyCode::Char('z'), KeyModifiers::NONE),
+                    (KeyCode::Char('y'), KeyModifiers::NONE),
                     (KeyCode::Char('Q'), KeyModifiers::SHIFT),
                     (KeyCode::Char('E'), KeyModifiers::SHIFT),
                     (KeyCode::Char('j'), KeyModifiers::ALT),
@@ -367,6 +376,8 @@ struct Coverage {
     overlay_shown: usize,
     cams_computed: usize,
     cams_dropped: usize,
+    /// Exam × task verdicts on the list at the last settle.
+    verdicts_marked: usize,
     /// Series read (and hashed) by the loader thread.
     series_loaded: usize,
     /// Syncs that encoded images, and their time.
@@ -487,6 +498,11 @@ fn settle(driver: &mut Driver, inbox: &Receiver<Event>, coverage: &mut Coverage)
                 event => driver.handle(event),
             }
         };
+        // Every verdict written, so that the database can be compared with the marks.
+        while driver.app().pending_writes().0 > 0 {
+            let event = next(coverage);
+            driver.handle(event);
+        }
         for event in inbox.try_iter() {
             coverage.engine(&event);
             driver.handle(event);
@@ -521,6 +537,35 @@ fn prime_cam_cache(driver: &mut Driver, inbox: &Receiver<Event>, coverage: &mut 
         });
         settle(driver, inbox, coverage);
     }
+}
+
+/// The list's verdict marks are the database's latest verdict of this reader per exam and
+/// task, and the database holds nothing the list does not show.
+fn marks_match_the_database(driver: &Driver, root: &Path, step: usize) -> usize {
+    use kneecam::review::{latest, Query, ReviewStore};
+    let store = kneecam::review::sqlite::SqliteStore::open_read_only(&reviews_file(root))
+        .expect("the review database");
+    let stored = store
+        .verdicts(&Query {
+            reader: Some(READER.into()),
+            ..Query::default()
+        })
+        .expect("reads");
+    let latest = latest(&stored);
+    let app = driver.app();
+    let mut marked = 0;
+    for (case, entry) in app.cases().iter().enumerate() {
+        for task in kneecam::data::Task::ALL {
+            let in_db = latest
+                .iter()
+                .find(|v| v.exam == entry.name && v.task == task)
+                .map(|v| v.uid.as_str());
+            let shown = app.mark(case, task).map(|m| m.uid.as_str());
+            assert_eq!(shown, in_db, "event {step}: {} {task}", entry.name);
+            marked += usize::from(shown.is_some());
+        }
+    }
+    marked
 }
 
 fn seconds(duration: Duration) -> String {
@@ -559,6 +604,7 @@ fn ten_thousand_random_events() {
         if step % SETTLE_EVERY == 0 || step == warm_up || step == count {
             settle(&mut driver, &inbox, &mut coverage);
             check(&driver, step, "settling", seed);
+            coverage.verdicts_marked = marks_match_the_database(&driver, root.path(), step);
             eprintln!(
                 "soak: {step:>6} events, {:>5.1} s: RSS {} ({} anonymous), CAM cache {} \
                  ({} CAMs), {} images, {} series",
@@ -620,6 +666,11 @@ fn ten_thousand_random_events() {
             coverage.cams_computed > 50,
             "{} CAMs computed",
             coverage.cams_computed
+        );
+        assert!(
+            coverage.verdicts_marked > 3,
+            "{} verdicts on the list",
+            coverage.verdicts_marked
         );
     }
 }
