@@ -234,13 +234,16 @@ fn filters_cycle_through_the_confusion_cells_and_labels() {
     let counts = fake.app.confusion_counts();
     assert_eq!(counts, [1, 1, 1, 2], "TP FN FP TN");
     let mut seen = Vec::new();
-    for _ in 0..10 {
+    for _ in 0..12 {
         fake.act(Action::NextFilter);
         seen.push((fake.app.filter(), fake.app.view().len()));
     }
     assert_eq!(
         seen,
         vec![
+            // The model calls 0000 and 0002 positive at 0.5.
+            (Filter::Call(true), 2),
+            (Filter::Call(false), 3),
             (Filter::Cell(Confusion::TruePositive), 1),
             (Filter::Cell(Confusion::FalseNegative), 1),
             (Filter::Cell(Confusion::FalsePositive), 1),

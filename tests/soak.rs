@@ -157,7 +157,7 @@ struct Events {
     editing: bool,
     query: String,
     typing: Vec<KeyCode>,
-    /// Presses of the filter key, modulo the 10 filters (0: all).
+    /// Presses of the filter key, modulo the 12 filters (0: all).
     filter: usize,
     /// The terminal size, for mouse positions.
     size: (u16, u16),
@@ -225,7 +225,7 @@ impl Events {
                         .collect();
                     self.typing.reverse();
                 } else if pressed == self.next_filter {
-                    self.filter = (self.filter + 1) % 10;
+                    self.filter = (self.filter + 1) % 12;
                 }
             }
         }

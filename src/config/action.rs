@@ -101,7 +101,7 @@ impl Action {
         (
             Action::NextFilter,
             "next_filter",
-            "filter: all, TP/FN/FP/TN, labels, reviews",
+            "filter: calls, TP/FN/FP/TN, labels, reviews",
         ),
         (
             Action::NextSort,

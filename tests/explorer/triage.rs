@@ -371,3 +371,28 @@ fn a_failed_write_stays_pending_is_shown_and_quitting_asks_twice() {
     fake.key(KeyCode::Char('q'));
     assert!(fake.app.quit(), "nothing pending: q quits");
 }
+
+#[test]
+fn the_positive_calls_are_triaged_with_verdict_keys_alone_and_the_end_is_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("reviews.sqlite");
+    let mut fake = reviewing(&db, "ann", Config::defaults());
+    while fake.app.filter() != Filter::Call(true) {
+        fake.act(Action::NextFilter);
+    }
+    assert_eq!(fake.names(), vec!["0000", "0002"]);
+    assert_eq!(fake.selected_name(), "0000");
+    press(&mut fake, 'a');
+    assert_eq!(fake.selected_name(), "0002");
+    press(&mut fake, 'd');
+    let message = fake.app.message().expect("said");
+    assert!(message.contains("every listed exam has your"), "{message}");
+    let exams: Vec<_> = stored(&db).into_iter().map(|v| (v.exam, v.truth)).collect();
+    assert_eq!(
+        exams,
+        vec![
+            ("0000".to_string(), Truth::Positive),
+            ("0002".to_string(), Truth::Negative)
+        ]
+    );
+}

@@ -37,6 +37,9 @@ impl App {
         let admits = |case: usize| -> bool {
             let by_filter = match self.filter {
                 Filter::All => true,
+                Filter::Call(call) => self
+                    .combined(case, self.task)
+                    .is_some_and(|p| (p >= self.threshold) == call),
                 Filter::Cell(cell) => self.confusion(case) == Some(cell),
                 Filter::Label(label) => self.cases[case].labels[task] == Some(label),
                 review => self.review_admits(review, case),
@@ -135,6 +138,8 @@ impl App {
         if query.is_empty() {
             let expected = match self.filter {
                 Filter::All => cases,
+                Filter::Call(true) => counts[0] + counts[2] + self.unlabelled_calls(true),
+                Filter::Call(false) => counts[1] + counts[3] + self.unlabelled_calls(false),
                 Filter::Cell(cell) => {
                     counts[Confusion::ALL.iter().position(|c| *c == cell).unwrap_or(0)]
                 }

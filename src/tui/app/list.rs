@@ -60,6 +60,8 @@ impl Confusion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {
     All,
+    /// The model's call at the threshold (the calls to triage).
+    Call(bool),
     Cell(Confusion),
     Label(bool),
     /// Exams without this reader's verdict for the task.
@@ -71,8 +73,10 @@ pub enum Filter {
 }
 
 impl Filter {
-    pub(super) const CYCLE: [Filter; 10] = [
+    pub(super) const CYCLE: [Filter; 12] = [
         Filter::All,
+        Filter::Call(true),
+        Filter::Call(false),
         Filter::Cell(Confusion::TruePositive),
         Filter::Cell(Confusion::FalseNegative),
         Filter::Cell(Confusion::FalsePositive),
@@ -87,6 +91,8 @@ impl Filter {
     pub fn name(self) -> &'static str {
         match self {
             Filter::All => "all",
+            Filter::Call(true) => "called +",
+            Filter::Call(false) => "called −",
             Filter::Cell(cell) => cell.badge(),
             Filter::Label(true) => "positive",
             Filter::Label(false) => "negative",
@@ -140,6 +146,11 @@ impl App {
         combiner.combine(*self.cases.get(case)?.planes.row(task))
     }
 
+    /// The model's call on `case` for the current task at the threshold, once scored.
+    pub fn call(&self, case: usize) -> Option<bool> {
+        self.combined(case, self.task).map(|p| p >= self.threshold)
+    }
+
     /// The exam's confusion cell for the current task and threshold, when label and
     /// probability are both known.
     pub fn confusion(&self, case: usize) -> Option<Confusion> {
@@ -178,6 +189,7 @@ impl App {
     pub(super) fn admits(&self, case: usize) -> bool {
         let by_filter = match self.filter {
             Filter::All => true,
+            Filter::Call(call) => self.call(case) == Some(call),
             Filter::Cell(cell) => self.confusion(case) == Some(cell),
             Filter::Label(label) => self.cases[case].labels[self.task.index()] == Some(label),
             review => self.admits_by_review(review, case),

@@ -26,6 +26,18 @@ impl App {
         }
     }
 
+    /// Exams the model calls `call` that have no label for the task (the confusion counts
+    /// leave them out).
+    pub(super) fn unlabelled_calls(&self, call: bool) -> usize {
+        (0..self.cases.len())
+            .filter(|&c| self.cases[c].labels[self.task.index()].is_none())
+            .filter(|&c| {
+                self.combined(c, self.task)
+                    .is_some_and(|p| (p >= self.threshold) == call)
+            })
+            .count()
+    }
+
     /// - the marks: each uid once, and each one in the undo history, which holds nothing else;
     /// - a mark is unstored exactly when a write of its verdict is pending;
     /// - pending writes have ids below the next one;
