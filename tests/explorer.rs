@@ -116,7 +116,7 @@ impl Fake {
                 outcome: Ok(self.id()),
             }],
             Effect::Export(_) => Vec::new(),
-            Effect::Review(job) => self.review(job),
+            Effect::Review(job) => self.review(*job),
         }
     }
 

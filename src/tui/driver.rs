@@ -212,7 +212,7 @@ impl Driver {
             Effect::Export(case) => self.export(case),
             Effect::Review(job) => {
                 let id = job.id;
-                let taken = self.reviews.as_ref().is_some_and(|w| w.submit(job));
+                let taken = self.reviews.as_ref().is_some_and(|w| w.submit(*job));
                 (!taken).then_some(Msg::Reviewed(WriteEvent::Failed {
                     id,
                     error: ReviewError::Stopped,

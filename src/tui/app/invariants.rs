@@ -387,7 +387,7 @@ mod tests {
                         case,
                         outcome: Ok(id()),
                     }),
-                    Effect::Cancel(_) | Effect::Export(_) => {}
+                    Effect::Cancel(_) | Effect::Export(_) | Effect::Review(_) => {}
                 }
             }
         }
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn check_invariants_catches_broken_states() {
         assert_eq!(loaded_app().check_invariants(), Ok(()));
-        let broken: [(&str, Breaking); 11] = [
+        let broken: [(&str, Breaking); 13] = [
             ("selected", |app| app.selected = app.view.len()),
             ("twice", |app| app.view.push(app.view[0])),
             ("not listed", |app| {
@@ -436,6 +436,19 @@ mod tests {
                 });
             }),
             ("idle", |app| app.interactive = None),
+            ("unstored", |app| {
+                app.reviews.marks[0][1].push(crate::tui::app::Mark {
+                    uid: "u1".into(),
+                    truth: crate::review::Truth::Positive,
+                    model_call: Some(true),
+                    note: None,
+                    stored: false,
+                });
+                app.reviews.history.push((0, Task::Acl, "u1".into()));
+            }),
+            ("undo history", |app| {
+                app.reviews.history.push((1, Task::Acl, "gone".into()))
+            }),
         ];
         for (word, breaking) in broken {
             let mut app = loaded_app();

@@ -66,5 +66,5 @@ pub enum Effect {
     /// Export this case's computed CAMs; answer with [`Msg::Exported`].
     Export(usize),
     /// Hand this write to the review writer; it answers with [`Msg::Reviewed`].
-    Review(WriteJob),
+    Review(Box<WriteJob>),
 }

@@ -291,7 +291,7 @@ impl App {
         let id = self.reviews.next_write;
         self.reviews.next_write += 1;
         self.reviews.pending.insert(id, op.clone());
-        Effect::Review(WriteJob { id, op })
+        Effect::Review(Box::new(WriteJob { id, op }))
     }
 
     /// Rebuilds the list (a verdict may take an exam out of a review filter), keeping `case`
