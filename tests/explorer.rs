@@ -488,22 +488,31 @@ fn an_exam_opens_at_its_top_contributing_slice_however_its_cam_came() {
 #[test]
 fn results_for_other_exams_never_evict_the_shown_exams_cams() {
     let one_entry = 16 * 4 + 4 * 16 * 16 + 4; // raw f32 + maps u8 + scores, 4 slices
+                                              // Room for the shown exam's three CAMs (three planes, contrib shown) and two more.
     let mut config = Config::defaults();
-    config.cam_cache_bytes = 2 * one_entry + 10;
+    config.cam_cache_bytes = 5 * one_entry + 10;
     let mut fake = small_app_with(config);
-    let (id, key) = fake.interactive().expect("asked for");
-    fake.answer(id, key, Priority::Interactive, vec![0.0, 1.0, 0.0, 0.0]);
-    // Two prefetched CAMs of the neighbour land in a cache with room for two.
+    for _ in 0..3 {
+        let (id, key) = fake.interactive().expect("asked for");
+        fake.answer(id, key, Priority::Interactive, vec![0.0, 1.0, 0.0, 0.0]);
+    }
+    assert!(fake.interactive().is_none(), "the shown exam complete");
+    // Two prefetched CAMs of the neighbour land; then the cache is full of wanted CAMs, and
+    // no more is prefetched (each would drop a wanted one, to be computed again: forever).
     for _ in 0..2 {
         let [_, prefetch] = fake.app.in_flight();
         let flight = prefetch.expect("a prefetch in flight");
         let id = flight.id.expect("its id");
         fake.answer(id, flight.key, Priority::Prefetch, vec![1.0, 0.0, 0.0, 0.0]);
     }
-    assert!(
-        fake.app.explanation(Plane::Sagittal).is_some(),
-        "the shown exam's CAM is still cached"
-    );
+    assert_eq!(fake.app.in_flight()[1], None, "nothing more fits");
+    for plane in Plane::ALL {
+        assert!(
+            fake.app.explanation(plane).is_some(),
+            "the shown exam's {plane} CAM is still cached"
+        );
+    }
+    fake.app.check_invariants().expect("invariants");
 }
 
 #[test]

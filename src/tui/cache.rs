@@ -67,6 +67,24 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         self.entries.is_empty()
     }
 
+    /// What `key` costs, if it is held.
+    pub fn cost(&self, key: &K) -> Option<usize> {
+        self.entries.get(key).map(|(_, cost, _)| *cost)
+    }
+
+    /// The largest cost of an entry held (0 when empty).
+    pub fn max_cost(&self) -> usize {
+        self.entries
+            .values()
+            .map(|(_, cost, _)| *cost)
+            .max()
+            .unwrap_or(0)
+    }
+
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// The total cost held.
     pub fn used(&self) -> usize {
         self.used

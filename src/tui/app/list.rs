@@ -247,7 +247,8 @@ impl App {
         }
     }
 
-    /// The selected exam, then the next and the previous in the list.
+    /// The selected exam, then (when triaging) the exam a verdict moves to, then the next and
+    /// the previous in the list: three at most.
     pub(super) fn neighbourhood(&self) -> Vec<usize> {
         let mut around = Vec::new();
         let positions = [
@@ -259,10 +260,11 @@ impl App {
             .into_iter()
             .flatten()
             .filter_map(|position| self.view.get(position).copied());
-        // Where a verdict takes the reader comes right after the selection.
+        // Where a verdict takes the reader comes right after the selection; three exams at
+        // most (the previous one gives way), so that what is wanted fits the caches.
         let first = listed.clone().take(1);
         for case in first.chain(self.advance_target()).chain(listed) {
-            if !around.contains(&case) {
+            if !around.contains(&case) && around.len() < 3 {
                 around.push(case);
             }
         }

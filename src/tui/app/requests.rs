@@ -52,8 +52,10 @@ impl App {
         self.only_computable(wants)
     }
 
-    /// CAMs to prefetch: the next and previous exams' planes, shown plane first, each with
-    /// `contrib` too, so that the exam opens at its top-contributing slice.
+    /// CAMs to prefetch: the neighbours' planes (see `neighbourhood`), shown plane first,
+    /// each with `contrib` too, so that the exam opens at its top-contributing slice; as many
+    /// as the CAM cache holds beside what is on screen, so that a prefetch never drops a CAM
+    /// that is wanted (which would be computed again, and drop another: forever).
     pub fn prefetch_wants(&self) -> Vec<CamKey> {
         let mut wants = Vec::new();
         for case in self.neighbourhood().into_iter().skip(1) {
@@ -62,7 +64,18 @@ impl App {
                 wants.push(self.cam_key(case, plane, Method::Contrib));
             }
         }
-        self.only_computable(wants)
+        let wants = self.only_computable(wants);
+        // A CAM not computed yet is taken to cost as much as the largest held.
+        let typical = self.cams.max_cost();
+        let cost = |key: &CamKey| self.cams.cost(key).unwrap_or(typical);
+        let mut total: usize = self.interactive_wants().iter().map(cost).sum();
+        wants
+            .into_iter()
+            .take_while(|key| {
+                total += cost(key);
+                total <= self.cams.budget()
+            })
+            .collect()
     }
 
     fn only_computable(&self, wants: Vec<CamKey>) -> Vec<CamKey> {

@@ -63,6 +63,9 @@ pub(super) struct Reviews {
     pub(super) first_shown: HashMap<usize, Instant>,
     /// `q` pressed once with writes pending: a second `q` quits anyway.
     pub(super) quit_warned: bool,
+    /// The time stamp of this reader's latest verdict: a new one is stamped after it, so that
+    /// "the latest wins" follows the order verdicts were given, even within a millisecond.
+    pub(super) last_recorded: i64,
     /// The exam just given a verdict left the list (a review filter): the row it had now
     /// holds the next exam.
     pub(super) skip_advance_once: bool,
@@ -83,6 +86,7 @@ impl Reviews {
             first_shown: HashMap::new(),
             quit_warned: false,
             skip_advance_once: false,
+            last_recorded: 0,
         }
     }
 }
@@ -106,6 +110,12 @@ impl App {
                 .history
                 .push((case, verdict.task, verdict.uid.clone()));
         }
+        self.reviews.last_recorded = start
+            .existing
+            .iter()
+            .map(|v| v.recorded_at)
+            .max()
+            .unwrap_or(0);
         self.reviews.start = Some(start);
         if let Some(position) = (0..self.view.len()).find(|&p| !self.is_reviewed(self.view[p])) {
             self.select(position);
@@ -267,12 +277,13 @@ impl App {
             models_fingerprint: start.map_or(String::new(), |s| s.models_fingerprint.clone()),
             method: self.display.method.name().to_string(),
             seconds: shown.map_or(0.0, |t| t.elapsed().as_secs_f64()),
-            recorded_at: now_millis(),
+            recorded_at: now_millis().max(self.reviews.last_recorded + 1),
         }
     }
 
     /// Shows `verdict` at once and hands it to the writer.
     fn record(&mut self, case: usize, verdict: Verdict) -> Vec<Effect> {
+        self.reviews.last_recorded = verdict.recorded_at;
         self.reviews.marks[case][verdict.task.index()].push(Mark {
             uid: verdict.uid.clone(),
             truth: verdict.truth,
