@@ -113,7 +113,9 @@ impl Pane {
         self.wait_for("the alternate screen", || {
             self.format("#{alternate_on}") == "1"
         });
-        self.wait_for("the first frame", || self.capture().contains("exams 8/8"));
+        self.wait_for("the first frame", || {
+            self.capture().contains("reviewed 0/8 · 8/8")
+        });
     }
 
     fn capture(&self) -> String {
@@ -269,7 +271,7 @@ fn a_tiny_terminal_says_so_and_a_resize_recovers() {
         resize(x, y);
     }
     pane.wait_for("the explorer again", || {
-        pane.capture().contains("exams 8/8")
+        pane.capture().contains("reviewed 0/8 · 8/8")
     });
     pane.send_keys("q");
     pane.check_restored("resize");
@@ -307,7 +309,7 @@ fn resizes_while_images_encode_then_an_ssh_drop_restore_the_terminal() {
             assert!(status.success());
         } else {
             pane.wait_for("the explorer after the storm", || {
-                pane.capture().contains("exams 8/8")
+                pane.capture().contains("reviewed 0/8 · 8/8")
             });
             pane.send_keys("q");
         }

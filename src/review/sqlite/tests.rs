@@ -1,4 +1,5 @@
 //! The SQLite store on real files in temporary folders.
+use crate::data::Split;
 use std::path::Path;
 
 use super::*;

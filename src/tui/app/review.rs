@@ -12,6 +12,8 @@ use crate::review::{identity, now_millis, DatasetRef, Truth, Undo, Verdict};
 
 use super::{App, Effect};
 
+mod note;
+
 /// What the explorer starts its triage from.
 #[derive(Debug, Clone)]
 pub struct ReviewStart {
@@ -196,7 +198,7 @@ impl App {
     }
 
     /// The model's call on `case` for the current task at the current threshold.
-    fn model_call(&self, case: usize) -> Option<(f32, bool)> {
+    pub(super) fn model_call(&self, case: usize) -> Option<(f32, bool)> {
         let probability = self.combined(case, self.task)?;
         Some((probability, probability >= self.threshold))
     }
@@ -247,7 +249,12 @@ impl App {
         }
     }
 
-    fn new_verdict(&self, case: usize, truth: Truth, call: Option<(f32, bool)>) -> Verdict {
+    pub(super) fn new_verdict(
+        &self,
+        case: usize,
+        truth: Truth,
+        call: Option<(f32, bool)>,
+    ) -> Verdict {
         let start = self.reviews.start.as_ref();
         let reader = start.map_or("reader", |s| s.reader.as_str()).to_string();
         let shown = self.reviews.first_shown.get(&case);
@@ -282,7 +289,7 @@ impl App {
     }
 
     /// Shows `verdict` at once and hands it to the writer.
-    fn record(&mut self, case: usize, verdict: Verdict) -> Vec<Effect> {
+    pub(super) fn record(&mut self, case: usize, verdict: Verdict) -> Vec<Effect> {
         self.reviews.last_recorded = verdict.recorded_at;
         self.reviews.marks[case][verdict.task.index()].push(Mark {
             uid: verdict.uid.clone(),
@@ -404,69 +411,6 @@ impl App {
             self.cases[case].name
         ));
         vec![effect]
-    }
-
-    /// `i`: edit the note of the current exam in the status line.
-    pub(super) fn start_note(&mut self) {
-        let Some(case) = self.current() else {
-            return;
-        };
-        if !self.reviewing() {
-            self.message = Some("notes need a review database (see --reviews)".into());
-            return;
-        }
-        let text = self.current_note().unwrap_or_default().to_string();
-        self.reviews.editor = Some(NoteEditor { case, text });
-    }
-
-    /// A key typed into the note: Enter keeps it, Esc cancels.
-    pub(super) fn note_input(&mut self, key: crossterm::event::KeyCode) -> Vec<Effect> {
-        use crossterm::event::KeyCode;
-        let Some(editor) = self.reviews.editor.as_mut() else {
-            return Vec::new();
-        };
-        match key {
-            KeyCode::Char(c) if !c.is_control() && editor.text.chars().count() < 500 => {
-                editor.text.push(c)
-            }
-            KeyCode::Backspace => {
-                editor.text.pop();
-            }
-            KeyCode::Esc => {
-                self.reviews.editor = None;
-                self.message = Some("note not changed".into());
-            }
-            KeyCode::Enter => return self.keep_note(),
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    /// Keeps the typed note: with a verdict on the exam, the verdict is recorded again with
-    /// the note (superseding it); without one, the note waits for the verdict.
-    fn keep_note(&mut self) -> Vec<Effect> {
-        let Some(editor) = self.reviews.editor.take() else {
-            return Vec::new();
-        };
-        let note = editor.text.trim().to_string();
-        let case = editor.case;
-        let Some(mark) = self.mark(case, self.task).cloned() else {
-            if note.is_empty() {
-                self.reviews.drafts.remove(&case);
-            } else {
-                self.reviews.drafts.insert(case, note);
-            }
-            self.message = Some("note kept: it goes with your verdict on this exam".into());
-            return Vec::new();
-        };
-        let call = self.model_call(case);
-        let mut verdict = self.new_verdict(case, mark.truth, call);
-        verdict.note = (!note.is_empty()).then_some(note);
-        // The verdict stands as it was given: against the call it was given against.
-        verdict.model_call = mark.model_call;
-        self.reviews.drafts.remove(&case);
-        self.message = Some(format!("note recorded on {}", self.cases[case].name));
-        self.record(case, verdict)
     }
 
     /// What the writer did with a write.
