@@ -5,12 +5,16 @@
 //! - one slice flip with the exam's CAMs cached: compose + encode + draw, for halfblocks and
 //!   sixel at 100×40 cells, and the draw alone when the image is cached too.
 //!
-//! Targets: next patient ≤ 150 ms with the tiny demo models; slice flip ≤ 16 ms.
+//! - triage (`explorer/triage.rs`): verdict key → the next unreviewed exam drawn, verdict →
+//!   stored, with p50 / p99.
+//!
+//! Targets: next patient ≤ 150 ms with the tiny demo models; slice flip ≤ 16 ms; triage in
+//! `explorer/triage.rs`.
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use kneecam::config::Config;
 use kneecam::tui::action::Action;
 use kneecam::tui::app::Msg;
@@ -29,22 +33,8 @@ fn explorer(picker: Picker, root: &Path) -> (Driver, Receiver<Event>) {
     support::start(session, picker, SIZE)
 }
 
-/// Handles events until the shown plane's image with its overlay is encoded.
 fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        driver.sync();
-        let ready = driver
-            .wanted_images()
-            .iter()
-            .all(|key| key.overlay.is_some() && driver.images().store.contains(key));
-        if ready {
-            return;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = inbox.recv_timeout(left).expect("the overlay arrives");
-        driver.handle(event);
-    }
+    support::until_overlay(driver, inbox, |_| {});
 }
 
 fn draw(terminal: &mut Terminal<TestBackend>, driver: &Driver) {
@@ -130,5 +120,13 @@ fn slice_flip(c: &mut Criterion) {
     group.finish();
 }
 
+#[path = "explorer/triage.rs"]
+mod triage;
+
 criterion_group!(benches, next_patient, slice_flip);
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    triage::run();
+    Criterion::default().configure_from_args().final_summary();
+}

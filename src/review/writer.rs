@@ -191,3 +191,108 @@ impl Worker {
         written
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::data::Task;
+    use crate::review::sqlite::SqliteStore;
+    use crate::review::summary::tests::verdict;
+    use crate::review::{Query, Truth};
+
+    fn writer(path: &std::path::Path) -> (ReviewWriter, mpsc::Receiver<WriteEvent>) {
+        let (events, inbox) = mpsc::channel();
+        let events = std::sync::Mutex::new(events);
+        let reopen_path = path.to_path_buf();
+        let writer = ReviewWriter::spawn(
+            Box::new(SqliteStore::open(path).expect("opens")),
+            Box::new(move || {
+                SqliteStore::open(&reopen_path).map(|s| Box::new(s) as Box<dyn ReviewStore>)
+            }),
+            Box::new(move |event| {
+                let _ = events.lock().map(|e| e.send(event));
+            }),
+        )
+        .expect("the writer starts");
+        (writer, inbox)
+    }
+
+    fn next(inbox: &mpsc::Receiver<WriteEvent>) -> WriteEvent {
+        inbox
+            .recv_timeout(Duration::from_secs(30))
+            .expect("an answer")
+    }
+
+    /// Another connection holds the write lock past the busy timeout: the write fails as
+    /// "locked", stays queued with the one behind it, and both are stored in order once the
+    /// lock is let go. Then a newer kneecam's schema appears under it: refused, kept, stored
+    /// when the schema is back.
+    #[test]
+    fn a_lock_held_past_the_timeout_and_a_newer_schema_keep_writes_pending_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("reviews.sqlite");
+        let (writer, inbox) = writer(&path);
+        let locker = rusqlite::Connection::open(&path).expect("opens");
+        locker.execute_batch("BEGIN EXCLUSIVE").expect("locked");
+        let first = verdict("ann", 1, Task::Acl, Truth::Positive);
+        let second = verdict("ann", 2, Task::Acl, Truth::Negative);
+        writer.submit(WriteJob {
+            id: 1,
+            op: WriteOp::Record(first.clone()),
+        });
+        writer.submit(WriteJob {
+            id: 2,
+            op: WriteOp::Record(second.clone()),
+        });
+        match next(&inbox) {
+            WriteEvent::Failed { id: 1, error, .. } => {
+                assert!(matches!(error, ReviewError::Busy { .. }), "{error}");
+                assert!(
+                    error.to_string().contains("locked by another writer"),
+                    "{error}"
+                );
+            }
+            other => panic!("expected write 1 to fail as locked, got {other:?}"),
+        }
+        locker.execute_batch("COMMIT").expect("unlocked");
+        let mut stored = Vec::new();
+        while stored.len() < 2 {
+            if let WriteEvent::Stored { id, .. } = next(&inbox) {
+                stored.push(id);
+            }
+        }
+        assert_eq!(stored, [1, 2], "in the order given");
+
+        locker
+            .execute_batch("PRAGMA user_version = 99")
+            .expect("a newer schema");
+        let third = verdict("ann", 3, Task::Acl, Truth::Unsure);
+        writer.submit(WriteJob {
+            id: 3,
+            op: WriteOp::Record(third),
+        });
+        match next(&inbox) {
+            WriteEvent::Failed { id: 3, error, .. } => {
+                assert!(error.to_string().contains("newer kneecam"), "{error}")
+            }
+            other => panic!("expected write 3 refused, got {other:?}"),
+        }
+        locker
+            .execute_batch("PRAGMA user_version = 1")
+            .expect("back");
+        loop {
+            if let WriteEvent::Stored { id: 3, .. } = next(&inbox) {
+                break;
+            }
+        }
+        assert_eq!(writer.finish(Duration::from_secs(5)), Some(Vec::new()));
+        let all = SqliteStore::open_read_only(&path)
+            .expect("opens")
+            .verdicts(&Query::default())
+            .expect("reads");
+        assert_eq!(all.len(), 3, "nothing lost");
+    }
+}

@@ -3,39 +3,14 @@
 //! stays in the alternate screen in raw mode, and quits cleanly. (Before the one panic hook,
 //! libtorch's error panicked inside the scorer, the hook left the alternate screen and the
 //! default hook printed a backtrace over it.)
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use kneecam::data::Plane;
 
 use crate::terminal_restore::have_tmux;
+use crate::tmux::{line_in, wait_for, Tmux};
 use ndarray::Array3;
 
 const KNEECAM: &str = env!("CARGO_BIN_EXE_kneecam");
-
-fn tmux(socket: &Path, args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .arg("-S")
-        .arg(socket)
-        .args(args)
-        .env_remove("TMUX")
-        .output()
-        .expect("tmux runs");
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
-fn wait_for(what: &str, err: &Path, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; stderr: {}",
-            std::fs::read_to_string(err).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_series_too_small_for_the_model_is_a_message_on_screen_not_a_wrecked_terminal() {
@@ -63,64 +38,37 @@ fn a_series_too_small_for_the_model_is_a_message_on_screen_not_a_wrecked_termina
         err = file("stderr").display(),
         rc = file("rc").display(),
     );
-    let socket = file("tmux.sock");
-    let conf = file("tmux.conf");
-    std::fs::write(&conf, "set -g status off\n").expect("conf");
-    let started = Command::new("tmux")
-        .arg("-S")
-        .arg(&socket)
-        .arg("-f")
-        .arg(&conf)
-        .args([
-            "new-session",
-            "-d",
-            "-x",
-            "140",
-            "-y",
-            "40",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .env_remove("TMUX")
-        .status()
-        .expect("tmux starts");
-    assert!(started.success());
-    let _server = KillOnDrop(socket.clone());
+    let tmux = Tmux::new(home.path());
+    tmux.start("explorer", (140, 40), &script);
     let err = file("stderr");
-    let screen = || tmux(&socket, &["capture-pane", "-p", "-J"]);
-    wait_for("the plain-words error on screen", &err, || {
-        screen().contains("smaller than the model")
-    });
+    let printed = || std::fs::read_to_string(&err).unwrap_or_default();
+    let screen = || tmux.screen("explorer");
+    wait_for(
+        "the plain-words error on screen",
+        90,
+        || format!("stderr: {}", printed()),
+        || screen().contains("smaller than the model"),
+    );
     let text = screen();
     assert!(text.contains("8×8 px"), "{text}");
     assert!(!text.contains("panicked"), "{text}");
     assert_eq!(
-        tmux(&socket, &["display-message", "-p", "#{alternate_on}"]).trim(),
+        tmux.run(&["display-message", "-p", "-t", "explorer", "#{alternate_on}"])
+            .trim(),
         "1",
         "still in the alternate screen"
     );
-    let printed = std::fs::read_to_string(&err).unwrap_or_default();
-    assert!(printed.is_empty(), "printed over the explorer: {printed}");
+    let stderr = printed();
+    assert!(stderr.is_empty(), "printed over the explorer: {stderr}");
 
-    tmux(&socket, &["send-keys", "q"]);
+    tmux.keys("explorer", "q");
     let rc = file("rc");
-    // The shell creates the file before echo writes into it: complete once its line ends.
-    wait_for("the explorer to quit", &err, || {
-        std::fs::read_to_string(&rc).is_ok_and(|t| t.ends_with('\n'))
-    });
-    assert_eq!(std::fs::read_to_string(&rc).expect("rc").trim(), "0");
-    assert_eq!(std::fs::read_to_string(&err).unwrap_or_default(), "");
-}
-
-struct KillOnDrop(std::path::PathBuf);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.0)
-            .arg("kill-server")
-            .status();
-    }
+    wait_for(
+        "the explorer to quit",
+        90,
+        || format!("stderr: {}", printed()),
+        || line_in(&rc).is_some(),
+    );
+    assert_eq!(line_in(&rc).as_deref(), Some("0"));
+    assert_eq!(printed(), "");
 }

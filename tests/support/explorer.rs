@@ -87,6 +87,26 @@ pub fn session(data: &Path, config: Config, root: &Path, store: Option<&Path>) -
     )
 }
 
+/// Handles events until the shown plane's image with its overlay is encoded; `seen` sees
+/// each event first.
+pub fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>, mut seen: impl FnMut(&Event)) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        driver.sync();
+        let ready = driver
+            .wanted_images()
+            .iter()
+            .all(|key| key.overlay.is_some() && driver.images().store.contains(key));
+        if ready {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let event = inbox.recv_timeout(left).expect("the overlay arrives");
+        seen(&event);
+        driver.handle(event);
+    }
+}
+
 /// Turns on triage in `session` (made by [`session`] on `data`): `reader`'s verdicts go to
 /// the review database `db`, opened as `kneecam view --reviews` opens it.
 pub fn with_reviews(session: &mut Session, data: &Path, root: &Path, db: &Path, reader: &str) {

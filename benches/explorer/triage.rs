@@ -8,7 +8,8 @@
 //!
 //! Rounds of a verdict on every exam, then undo for every one, until `KNEECAM_TRIAGE_SAMPLES`
 //! verdicts (default 160) were timed; prints p50, p99 and max of each, against the targets
-//! (≤ 50 ms and ≤ 20 ms p99). `cargo bench --bench triage`.
+//! (≤ 50 ms and ≤ 20 ms p99). Part of `cargo bench --bench explorer` (after criterion's
+//! groups: criterion reports means, this needs percentiles).
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use ratatui_image::picker::Picker;
 
-#[path = "../tests/support/explorer.rs"]
-mod support;
-use support::PATIENCE;
+use crate::support::{self, PATIENCE};
 
 const SIZE: (u16, u16) = (100, 40);
 
@@ -36,20 +35,11 @@ fn handle(driver: &mut Driver, event: Event, stored: &mut Vec<Duration>) {
 
 /// Until the shown plane's image with its overlay is encoded.
 fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>, stored: &mut Vec<Duration>) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        driver.sync();
-        let ready = driver
-            .wanted_images()
-            .iter()
-            .all(|key| key.overlay.is_some() && driver.images().store.contains(key));
-        if ready {
-            return;
+    support::until_overlay(driver, inbox, |event| {
+        if let Event::Review(WriteEvent::Stored { took, .. }) = event {
+            stored.push(*took);
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = inbox.recv_timeout(left).expect("the overlay arrives");
-        handle(driver, event, stored);
-    }
+    });
 }
 
 /// Every write answered (its commit time kept), then everything settled.
@@ -84,7 +74,7 @@ fn report(what: &str, mut samples: Vec<Duration>, target: Option<Duration>) {
     );
 }
 
-fn main() {
+pub fn run() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run once, small.
     let quick = !std::env::args().any(|a| a == "--bench");
     let wanted: usize = std::env::var("KNEECAM_TRIAGE_SAMPLES")
