@@ -150,14 +150,14 @@ pub fn latest(verdicts: &[Verdict]) -> Vec<&Verdict> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReviewError {
     #[error(
-        "{}: not a SQLite database; kneecam keeps reviews in SQLite and left this file \
-         untouched: give --reviews a new file name or a kneecam review database",
+        "{}: not a SQLite database, so not a kneecam review database; the file was left \
+         untouched",
         .0.display()
     )]
     NotDatabase(PathBuf),
     #[error(
-        "{}: a SQLite database, but not kneecam's reviews ({detail}); left untouched: give \
-         --reviews a new file name or a kneecam review database",
+        "{}: a SQLite database, but not kneecam's reviews ({detail}); the file was left \
+         untouched",
         .path.display()
     )]
     Foreign { path: PathBuf, detail: String },
