@@ -51,8 +51,15 @@ pub fn load_state_dict(vs: &mut nn::VarStore, path: &Path) -> Result<(), Weights
     read_state_dict(path)?.copy_into(vs)
 }
 
-/// Reads the tensors of a safetensors file or PyTorch state dict, on the CPU.
+/// Reads the tensors of a safetensors file or PyTorch state dict, on the CPU, with MRNet's key
+/// spellings normalised (see [`StateDict`]).
 pub fn read_state_dict(path: &Path) -> Result<StateDict, WeightsError> {
+    Ok(normalise(path, read_tensors(path)?))
+}
+
+/// Reads every tensor of a weights file, on the CPU, under the names it stores them by (no
+/// renaming: for architectures other than MRNet, e.g. torchvision's). Values are checked finite.
+pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
     let raw = match inspect(path)? {
         FileKind::Safetensors => Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?,
         FileKind::StateDict => read_torch_zip(path)?,
@@ -87,8 +94,7 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict, WeightsError> {
             what: "it holds no tensors".into(),
         });
     }
-    let state = normalise(path, raw);
-    for (name, t) in &state.tensors {
+    for (name, t) in &raw {
         if t.is_floating_point() {
             let bad = t
                 .f_isfinite()
@@ -104,7 +110,34 @@ pub fn read_state_dict(path: &Path) -> Result<StateDict, WeightsError> {
             }
         }
     }
-    Ok(state)
+    Ok(raw)
+}
+
+/// The tensors of a PyTorch zip archive held in `bytes`, `path` naming it in errors: what
+/// [`read_tensors`] does with such a file once read (the `torch_zip` fuzz target's entry point).
+pub fn read_torch_archive(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    torch_zip::read_archive(path, std::io::Cursor::new(bytes))
+}
+
+/// The name and shape of every tensor a pickle (an archive's `data.pkl`) describes, found by
+/// the restricted unpickler without reading any storage (the `pickle` fuzz target's entry point).
+pub fn pickle_tensor_shapes(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<(String, Vec<i64>)>, WeightsError> {
+    let fail = |message: String| WeightsError::Unreadable {
+        path: path.to_path_buf(),
+        message: format!("data.pkl: {message}"),
+    };
+    let value = unpickler::run(bytes).map_err(fail)?;
+    let entries = pickled::state_dict_entries(value).map_err(fail)?;
+    Ok(entries
+        .into_iter()
+        .map(|(name, t)| (name, t.size))
+        .collect())
 }
 
 fn unreadable(path: &Path, e: TchError) -> WeightsError {

@@ -1,6 +1,7 @@
 //! PyTorch's zip archive: its `data.pkl`, its byte order and raw storage records.
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::io::{Read, Seek};
 use std::path::Path;
 
 use tch::Tensor;
@@ -14,18 +15,21 @@ const MAX_PICKLE_BYTES: u64 = 64 << 20;
 
 /// A PyTorch zip archive opened far enough to judge it: the folder its records live in and
 /// the bytes of its `data.pkl`, or why it is not a PyTorch state dict or module.
-pub(super) struct TorchZip {
-    pub(super) archive: zip::ZipArchive<File>,
+pub(super) struct TorchZip<R> {
+    pub(super) archive: zip::ZipArchive<R>,
     pub(super) prefix: String,
     pub(super) pickle: Vec<u8>,
 }
 
-pub(super) enum ZipVerdict {
-    Torch(TorchZip),
+pub(super) enum ZipVerdict<R> {
+    Torch(TorchZip<R>),
     Kind(FileKind),
 }
 
-pub(super) fn open_torch_zip(path: &Path, file: File) -> Result<ZipVerdict, WeightsError> {
+pub(super) fn open_torch_zip<R: Read + Seek>(
+    path: &Path,
+    file: R,
+) -> Result<ZipVerdict<R>, WeightsError> {
     let not_torch = |why: String| {
         Ok(ZipVerdict::Kind(FileKind::Other(format!(
             "a zip archive that is not a PyTorch file: {why}"
@@ -83,14 +87,22 @@ pub(super) fn open_torch_zip(path: &Path, file: File) -> Result<ZipVerdict, Weig
 /// and builds nothing else. (libtorch's `_load_parameters`, behind tch's `Tensor::loadz_multi`
 /// and `VarStore::load`, fails on the `OrderedDict` every `state_dict()` is.)
 pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    let fail = |message: String| WeightsError::Unreadable {
-        path: path.to_path_buf(),
-        message,
-    };
     let file = File::open(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
         error,
     })?;
+    read_archive(path, file)
+}
+
+/// [`read_torch_zip`] on an archive already open (`path` names it in errors).
+pub(super) fn read_archive<R: Read + Seek>(
+    path: &Path,
+    file: R,
+) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    let fail = |message: String| WeightsError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut zip = match open_torch_zip(path, file)? {
         ZipVerdict::Torch(zip) => zip,
         ZipVerdict::Kind(kind) => return Err(fail(format!("it is {kind}"))),
@@ -149,7 +161,11 @@ pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, Weigh
 }
 
 /// Reads `{prefix}{record}` whole, refusing one larger than `limit` bytes.
-fn read_record(zip: &mut TorchZip, record: &str, limit: u64) -> Result<Vec<u8>, String> {
+fn read_record<R: Read + Seek>(
+    zip: &mut TorchZip<R>,
+    record: &str,
+    limit: u64,
+) -> Result<Vec<u8>, String> {
     let name = format!("{}{record}", zip.prefix);
     let entry = zip
         .archive
