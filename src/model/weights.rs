@@ -32,48 +32,68 @@ use tch::{nn, Kind, TchError, Tensor};
 
 mod error;
 mod keys;
+mod legacy;
+mod module_tree;
 mod opcodes;
 mod pickled;
 mod sniff;
+mod storages;
 mod torch_zip;
 mod unpickler;
 
-pub use error::{convert_command, venv_python, WeightsError};
-pub use keys::{KeyProblem, StateDict};
-pub use sniff::{inspect, FileKind};
+pub use error::{venv_python, WeightsError};
+pub use keys::{KeyFamily, KeyProblem, StateDict};
+pub use module_tree::Holds;
+pub use sniff::{inspect, FileKind, TorchFormat};
 
 use keys::normalise;
+use legacy::{legacy_tensors, parse_legacy, LegacyError};
 use torch_zip::read_torch_zip;
+use unpickler::UnpickleError;
 
-/// Reads `path` (safetensors or a PyTorch state dict) into the variables of `vs`, an MRNet's
-/// var store (`pretrained_model.features.{0,3,6,8,10}.*`, `classifer.*`).
+/// Reads `path` (any accepted format) into the variables of `vs`, an MRNet's var store
+/// (`pretrained_model.features.{0,3,6,8,10}.*`, `classifer.*`).
 pub fn load_state_dict(vs: &mut nn::VarStore, path: &Path) -> Result<(), WeightsError> {
     read_state_dict(path)?.copy_into(vs)
 }
 
-/// Reads the tensors of a safetensors file or PyTorch state dict, on the CPU, with MRNet's key
-/// spellings normalised (see [`StateDict`]).
+/// Reads the tensors of a weights file, on the CPU, with MRNet's key families normalised
+/// (see [`StateDict`]).
 pub fn read_state_dict(path: &Path) -> Result<StateDict, WeightsError> {
-    Ok(normalise(path, read_tensors(path)?))
+    let file = read_weights(path)?;
+    Ok(normalise(path, file.tensors, file.kind))
+}
+
+/// A weights file's tensors under the names it stores them by, and what the file is.
+pub struct WeightsFile {
+    pub tensors: Vec<(String, Tensor)>,
+    pub kind: FileKind,
 }
 
 /// Reads every tensor of a weights file, on the CPU, under the names it stores them by (no
 /// renaming: for architectures other than MRNet, e.g. torchvision's). Values are checked finite.
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    let raw = match inspect(path)? {
+    Ok(read_weights(path)?.tensors)
+}
+
+/// [`read_tensors`], with what the file was found to be.
+pub fn read_weights(path: &Path) -> Result<WeightsFile, WeightsError> {
+    let kind = inspect(path)?;
+    let tensors = match &kind {
         FileKind::Safetensors => Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?,
-        FileKind::StateDict => read_torch_zip(path)?,
-        FileKind::PickledObject { globals } => {
-            return Err(WeightsError::PickledObject {
+        FileKind::Torch {
+            format: TorchFormat::Zip,
+            ..
+        } => read_torch_zip(path)?.0,
+        FileKind::Torch {
+            format: TorchFormat::Legacy,
+            ..
+        } => read_legacy_file(path)?,
+        FileKind::Refused { global, how } => {
+            return Err(WeightsError::Refused {
                 path: path.to_path_buf(),
-                globals,
-                convert: convert_command(path),
-            })
-        }
-        FileKind::LegacyTorch => {
-            return Err(WeightsError::LegacyFormat {
-                path: path.to_path_buf(),
-                convert: convert_command(path),
+                global: global.clone(),
+                how,
             })
         }
         FileKind::TorchScript => {
@@ -84,17 +104,22 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
         FileKind::Other(what) => {
             return Err(WeightsError::NotWeights {
                 path: path.to_path_buf(),
-                what,
+                what: what.clone(),
             })
         }
     };
-    if raw.is_empty() {
+    if tensors.is_empty() {
         return Err(WeightsError::NotWeights {
             path: path.to_path_buf(),
             what: "it holds no tensors".into(),
         });
     }
-    for (name, t) in &raw {
+    check_finite(path, &tensors)?;
+    Ok(WeightsFile { tensors, kind })
+}
+
+fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsError> {
+    for (name, t) in tensors {
         if t.is_floating_point() {
             let bad = t
                 .f_isfinite()
@@ -110,7 +135,29 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
             }
         }
     }
-    Ok(raw)
+    Ok(())
+}
+
+fn read_legacy_file(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|error| WeightsError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let legacy = |why: String| WeightsError::LegacyFormat {
+        path: path.to_path_buf(),
+        why,
+    };
+    let parsed = parse_legacy(&bytes).map_err(|e| match e {
+        LegacyError::Pickle(UnpickleError::Call { global, how }) => WeightsError::Refused {
+            path: path.to_path_buf(),
+            global,
+            how,
+        },
+        LegacyError::Pickle(UnpickleError::Malformed(why)) | LegacyError::Layout(why) => {
+            legacy(why)
+        }
+    })?;
+    legacy_tensors(parsed, &bytes).map_err(legacy)
 }
 
 /// The tensors of a PyTorch zip archive held in `bytes`, `path` naming it in errors: what
@@ -119,7 +166,7 @@ pub fn read_torch_archive(
     path: &Path,
     bytes: &[u8],
 ) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    torch_zip::read_archive(path, std::io::Cursor::new(bytes))
+    Ok(torch_zip::read_archive(path, std::io::Cursor::new(bytes))?.0)
 }
 
 /// The name and shape of every tensor a pickle (an archive's `data.pkl`) describes, found by
@@ -132,12 +179,16 @@ pub fn pickle_tensor_shapes(
         path: path.to_path_buf(),
         message: format!("data.pkl: {message}"),
     };
-    let value = unpickler::run(bytes).map_err(fail)?;
-    let entries = pickled::state_dict_entries(value).map_err(fail)?;
-    Ok(entries
-        .into_iter()
-        .map(|(name, t)| (name, t.size))
-        .collect())
+    let value = unpickler::run(bytes).map_err(|e| match e {
+        UnpickleError::Call { global, how } => WeightsError::Refused {
+            path: path.to_path_buf(),
+            global,
+            how,
+        },
+        UnpickleError::Malformed(why) => fail(why),
+    })?;
+    let (entries, _) = module_tree::state_dict_entries(value).map_err(fail)?;
+    Ok(entries.into_iter().map(|(name, t)| (name, t.size)).collect())
 }
 
 fn unreadable(path: &Path, e: TchError) -> WeightsError {

@@ -1,12 +1,13 @@
 //! PyTorch's zip archive: its `data.pkl`, its byte order and raw storage records.
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
 use tch::Tensor;
 
-use super::{pickled, unpickler};
+use super::module_tree::{state_dict_entries, Holds};
+use super::storages::build_tensors;
+use super::unpickler::{self, UnpickleError};
 use super::{FileKind, WeightsError};
 use crate::fsutil;
 
@@ -82,11 +83,11 @@ pub(super) fn open_torch_zip<R: Read + Seek>(
     }))
 }
 
-/// The tensors of a PyTorch zip state dict, rebuilt on the CPU by kneecam's own restricted
-/// unpickler: it knows dicts, tuples, lists, scalars, strings and the three state-dict globals,
-/// and builds nothing else. (libtorch's `_load_parameters`, behind tch's `Tensor::loadz_multi`
-/// and `VarStore::load`, fails on the `OrderedDict` every `state_dict()` is.)
-pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+/// The tensors of a PyTorch zip archive (a state dict or a whole module), rebuilt on the CPU
+/// from `data.pkl` read as data by kneecam's own unpickler, and what held them. (libtorch's
+/// `_load_parameters`, behind tch's `Tensor::loadz_multi` and `VarStore::load`, fails on the
+/// `OrderedDict` every `state_dict()` is.)
+pub(super) fn read_torch_zip(path: &Path) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let file = File::open(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
         error,
@@ -98,7 +99,7 @@ pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, Weigh
 pub(super) fn read_archive<R: Read + Seek>(
     path: &Path,
     file: R,
-) -> Result<Vec<(String, Tensor)>, WeightsError> {
+) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let fail = |message: String| WeightsError::Unreadable {
         path: path.to_path_buf(),
         message,
@@ -114,50 +115,20 @@ pub(super) fn read_archive<R: Read + Seek>(
             String::from_utf8_lossy(&byteorder).trim()
         )));
     }
-    let value = unpickler::run(&zip.pickle).map_err(|e| fail(format!("data.pkl: {e}")))?;
-    let entries = pickled::state_dict_entries(value).map_err(fail)?;
-    let mut storages: BTreeMap<String, Tensor> = BTreeMap::new();
-    let mut tensors = Vec::with_capacity(entries.len());
-    for (name, t) in entries {
-        let base = match storages.get(&t.storage.key) {
-            Some(base) => base.shallow_clone(),
-            None => {
-                let bytes_per = t.storage.kind.elt_size_in_bytes() as u64;
-                let want = u64::try_from(t.storage.numel)
-                    .ok()
-                    .and_then(|n| n.checked_mul(bytes_per))
-                    .ok_or_else(|| fail(format!("{name}: absurd storage size")))?;
-                let record = format!("data/{}", t.storage.key);
-                let bytes = read_record(&mut zip, &record, want)
-                    .map_err(|e| fail(format!("{name}: {e}")))?;
-                if bytes.len() as u64 != want {
-                    return Err(fail(format!(
-                        "{name}: {}{record} holds {} bytes, expected {want} ({} × {:?})",
-                        zip.prefix,
-                        bytes.len(),
-                        t.storage.numel,
-                        t.storage.kind
-                    )));
-                }
-                let base = Tensor::f_from_data_size(&bytes, &[t.storage.numel], t.storage.kind)
-                    .map_err(|e| fail(format!("{name}: {e}")))?;
-                storages.insert(t.storage.key.clone(), base.shallow_clone());
-                base
-            }
-        };
-        if !t.fits() {
-            return Err(fail(format!(
-                "{name}: shape {:?}, stride {:?} and offset {} reach past its storage of {} values",
-                t.size, t.stride, t.offset, t.storage.numel
-            )));
-        }
-        let tensor = base
-            .f_as_strided(t.size.as_slice(), t.stride.as_slice(), t.offset)
-            .and_then(|v| v.f_contiguous())
-            .map_err(|e| fail(format!("{name}: {e}")))?;
-        tensors.push((name, tensor));
-    }
-    Ok(tensors)
+    let value = unpickler::run(&zip.pickle).map_err(|e| match e {
+        UnpickleError::Call { global, how } => WeightsError::Refused {
+            path: path.to_path_buf(),
+            global,
+            how,
+        },
+        UnpickleError::Malformed(why) => fail(format!("data.pkl: {why}")),
+    })?;
+    let (entries, holds) = state_dict_entries(value).map_err(fail)?;
+    let tensors = build_tensors(entries, |storage, want| {
+        read_record(&mut zip, &format!("data/{}", storage.key), want)
+    })
+    .map_err(fail)?;
+    Ok((tensors, holds))
 }
 
 /// Reads `{prefix}{record}` whole, refusing one larger than `limit` bytes.
