@@ -11,6 +11,22 @@ use crate::model::weights::{self, KeyFamily};
 
 pub use crate::model::loaded::{LoadError, LoadedModel};
 
+pub mod import;
+
+/// `kneecam models …`
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Turn checkpoints as training code wrote them (whole pickled modules, state dicts,
+    /// Stanford's, legacy files) into a models folder: safetensors files and manifest entries.
+    Import(import::ImportArgs),
+}
+
+pub fn run(command: ModelsCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        ModelsCommand::Import(args) => import::run(args),
+    }
+}
+
 /// The model a `--model` spec names, loaded on `device`; a bad file or entry is bad input.
 pub fn open(spec: &str, device: tch::Device) -> anyhow::Result<LoadedModel> {
     parse_spec(spec)?;

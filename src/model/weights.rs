@@ -188,7 +188,10 @@ pub fn pickle_tensor_shapes(
         UnpickleError::Malformed(why) => fail(why),
     })?;
     let (entries, _) = module_tree::state_dict_entries(value).map_err(fail)?;
-    Ok(entries.into_iter().map(|(name, t)| (name, t.size)).collect())
+    Ok(entries
+        .into_iter()
+        .map(|(name, t)| (name, t.size))
+        .collect())
 }
 
 fn unreadable(path: &Path, e: TchError) -> WeightsError {

@@ -127,7 +127,8 @@ fn fixture(name: &str) -> PathBuf {
 
 const REFERENCE_2: &str = "model_demo_acl_sagittal_val_auc_0.8123_train_auc_0.9012_epoch_7.pth";
 const REFERENCE_1: &str = "model_old_meniscus_coronal_val_auc_0.7000_train_auc_0.8000_epoch_3.pth";
-const LEGACY_WHOLE: &str = "model_legacy_abnormal_axial_val_auc_0.5000_train_auc_0.5000_epoch_1.pth";
+const LEGACY_WHOLE: &str =
+    "model_legacy_abnormal_axial_val_auc_0.5000_train_auc_0.5000_epoch_1.pth";
 const RUNS_CODE: &str = "model_evil_acl_axial_val_auc_0.9000_train_auc_0.9000_epoch_1.pth";
 
 fn expected(name: &str) -> Tensor {
@@ -143,7 +144,10 @@ fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
     assert_eq!(got.size(), want.size(), "{what}: shapes");
     let scale = want.abs().max().double_value(&[]).max(1.0);
     let diff = (got - want).abs().max().double_value(&[]);
-    assert!(diff <= 1e-4 * scale, "{what}: off by {diff} (scale {scale})");
+    assert!(
+        diff <= 1e-4 * scale,
+        "{what}: off by {diff} (scale {scale})"
+    );
 }
 
 /// The logits and the positive class's CAM of `net` on the fixture exam, preprocessed as said.
@@ -153,7 +157,11 @@ fn logits_and_cam(net: &Network, preprocess: Preprocess, class: i64) -> (Tensor,
     tch::no_grad(|| {
         let features = net.features(&x).expect("forward");
         let (w, b) = net.classifier();
-        let cam = Tensor::einsum("c,schw->shw", &[w.get(class), features.shallow_clone()], None::<&[i64]>);
+        let cam = Tensor::einsum(
+            "c,schw->shw",
+            &[w.get(class), features.shallow_clone()],
+            None::<&[i64]>,
+        );
         (head(&features, w, b), cam)
     })
 }
@@ -163,7 +171,10 @@ fn the_reference_codes_whole_module_checkpoints_load_with_pytorchs_logits_and_ca
     for (file, classes) in [(REFERENCE_2, 2), (REFERENCE_1, 1), (LEGACY_WHOLE, 2)] {
         let (net, entry, family) =
             manifest::load_weights_file(&fixture(file), None, Device::Cpu).expect(file);
-        assert_eq!((entry.classes, entry.preprocess, family), (classes, Preprocess::Raw, KeyFamily::Reference));
+        assert_eq!(
+            (entry.classes, entry.preprocess, family),
+            (classes, Preprocess::Raw, KeyFamily::Reference)
+        );
         let (logits, cam) = logits_and_cam(&net, entry.preprocess, entry.positive_class() as i64);
         let key = if file == LEGACY_WHOLE { 2 } else { classes };
         assert_close(&logits, &expected(&format!("{key}_logits")), file);
@@ -173,11 +184,21 @@ fn the_reference_codes_whole_module_checkpoints_load_with_pytorchs_logits_and_ca
     }
     assert_eq!(
         weights::inspect(&fixture(REFERENCE_2)).expect("inspect"),
-        FileKind::Torch { format: TorchFormat::Zip, holds: Holds::Module { class: "model.MRNet".into() } }
+        FileKind::Torch {
+            format: TorchFormat::Zip,
+            holds: Holds::Module {
+                class: "model.MRNet".into()
+            }
+        }
     );
     assert_eq!(
         weights::inspect(&fixture(LEGACY_WHOLE)).expect("inspect"),
-        FileKind::Torch { format: TorchFormat::Legacy, holds: Holds::Module { class: "model.MRNet".into() } }
+        FileKind::Torch {
+            format: TorchFormat::Legacy,
+            holds: Holds::Module {
+                class: "model.MRNet".into()
+            }
+        }
     );
 }
 
@@ -196,7 +217,10 @@ fn stanfords_state_dicts_load_with_stanfords_preprocessing() {
     for file in ["stanford_acl", "stanford_acl_legacy"] {
         let (net, entry, family) =
             manifest::load_weights_file(&fixture(file), None, Device::Cpu).expect(file);
-        assert_eq!((family, entry.classes, entry.preprocess), (KeyFamily::Stanford, 1, Preprocess::Crop224Norm));
+        assert_eq!(
+            (family, entry.classes, entry.preprocess),
+            (KeyFamily::Stanford, 1, Preprocess::Crop224Norm)
+        );
         let (logits, cam) = logits_and_cam(&net, entry.preprocess, 0);
         assert_close(&logits, &expected("stanford_logits"), file);
         assert_close(&cam, &expected("stanford_cam"), file);
@@ -211,7 +235,10 @@ fn a_whole_module_that_would_run_os_system_is_refused_and_nothing_runs() {
         "{err:?}"
     );
     let message = err.to_string();
-    assert!(message.contains(RUNS_CODE) && message.contains("would call"), "{message}");
+    assert!(
+        message.contains(RUNS_CODE) && message.contains("would call"),
+        "{message}"
+    );
     assert!(!fixture("PWNED").exists(), "the pickled command ran");
 }
 
@@ -257,8 +284,15 @@ fn cam_takes_the_files_as_they_are_and_says_which_preprocessing_it_chose() {
     let (out, _) = run(REFERENCE_2, &[], "reference");
     assert_close(&summary_logits(&out), &expected("2_logits"), REFERENCE_2);
     let (out, stderr) = run("stanford_acl", &[], "stanford");
-    assert!(stderr.contains("Stanford") && stderr.contains("crop224-norm"), "{stderr}");
-    assert_close(&summary_logits(&out), &expected("stanford_logits"), "stanford_acl");
+    assert!(
+        stderr.contains("Stanford") && stderr.contains("crop224-norm"),
+        "{stderr}"
+    );
+    assert_close(
+        &summary_logits(&out),
+        &expected("stanford_logits"),
+        "stanford_acl",
+    );
     let (out, stderr) = run("stanford_acl", &["--preprocess", "raw"], "stanford-raw");
     assert!(!stderr.contains("Stanford"), "{stderr}");
     let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary");
@@ -274,7 +308,10 @@ fn cam_takes_the_files_as_they_are_and_says_which_preprocessing_it_chose() {
         .assert()
         .failure();
     let stderr = String::from_utf8_lossy(&refused.get_output().stderr);
-    assert!(stderr.contains("system") && stderr.contains("nothing in this file was run"), "{stderr}");
+    assert!(
+        stderr.contains("system") && stderr.contains("nothing in this file was run"),
+        "{stderr}"
+    );
     assert!(!fixture("PWNED").exists(), "the pickled command ran");
 }
 
@@ -293,7 +330,9 @@ fn a_whole_module_checkpoint_is_a_manifest_entry_and_a_training_start() {
     let data = dir.path().join("data");
     crate::training::dataset(&data);
     kneecam(dir.path())
-        .args(["train", "--arch", "mrnet", "--task", "acl", "--plane", "axial", "--epochs", "1"])
+        .args([
+            "train", "--arch", "mrnet", "--task", "acl", "--plane", "axial", "--epochs", "1",
+        ])
         .args(["--no-augment", "--init"])
         .arg(fixture(REFERENCE_2))
         .arg("--data")
@@ -302,4 +341,69 @@ fn a_whole_module_checkpoint_is_a_manifest_entry_and_a_training_start() {
         .arg(dir.path().join("trained"))
         .assert()
         .success();
+}
+
+#[test]
+fn models_import_turns_checkpoints_into_a_models_folder_with_provenance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let models = dir.path().join("models");
+    let import = |files: &[&str], extra: &[&str]| {
+        let mut cmd = kneecam(dir.path());
+        cmd.args(["models", "import"]);
+        for file in files {
+            cmd.arg(fixture(file));
+        }
+        cmd.arg("--into").arg(&models).args(extra);
+        cmd.assert()
+    };
+    let unnamed = import(&[REFERENCE_2, "stanford_acl"], &[]).failure();
+    let stderr = String::from_utf8_lossy(&unnamed.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("stanford_acl") && stderr.contains("--task and --plane"),
+        "{stderr}"
+    );
+    assert!(!models.exists(), "a failed import wrote something");
+
+    import(&[REFERENCE_2, REFERENCE_1], &[]).success();
+    import(&["stanford_acl"], &["--task", "acl", "--plane", "axial"]).success();
+    let manifest = manifest::Manifest::load(&models).expect("manifest");
+    let entry = manifest
+        .model(kneecam::data::Task::Acl, kneecam::data::Plane::Sagittal)
+        .expect("acl-sagittal");
+    assert_eq!(
+        (entry.classes, entry.auc, entry.epochs),
+        (2, Some(0.8123), Some(7))
+    );
+    assert_eq!(entry.imported_from.as_deref(), Some(REFERENCE_2));
+    assert_eq!(
+        entry.imported_sha256,
+        Some(manifest::sha256_file(&fixture(REFERENCE_2)).expect("hash"))
+    );
+    let net = manifest::load_network(&models, entry, Device::Cpu).expect("the imported file loads");
+    assert_close(
+        &logits_and_cam(&net, entry.preprocess, 1).0,
+        &expected("2_logits"),
+        "imported",
+    );
+    let meniscus = manifest
+        .model(kneecam::data::Task::Meniscus, kneecam::data::Plane::Coronal)
+        .expect("meniscus-coronal");
+    assert_eq!(meniscus.classes, 1);
+    let stanford = manifest
+        .model(kneecam::data::Task::Acl, kneecam::data::Plane::Axial)
+        .expect("acl-axial");
+    assert_eq!(stanford.preprocess, Preprocess::Crop224Norm);
+    let net = manifest::load_network(&models, stanford, Device::Cpu).expect("stanford loads");
+    assert_close(
+        &logits_and_cam(&net, stanford.preprocess, 0).0,
+        &expected("stanford_logits"),
+        "stanford",
+    );
+
+    let again = import(&[REFERENCE_2], &[]).failure();
+    assert!(String::from_utf8_lossy(&again.get_output().stderr).contains("--replace"));
+    import(&[REFERENCE_2], &["--replace"]).success();
+    let evil = import(&[RUNS_CODE], &[]).failure();
+    assert!(String::from_utf8_lossy(&evil.get_output().stderr).contains("would call"));
+    assert!(!models.join("acl-axial.safetensors.tmp").exists() && !fixture("PWNED").exists());
 }

@@ -68,7 +68,9 @@ pub(super) fn parse_legacy(bytes: &[u8]) -> Result<Legacy, LegacyError> {
     }
     let facts = run_from(&mut reader)?;
     if matches!(facts.get("little_endian"), Some(Value::Bool(false))) {
-        return Err("written big-endian; only little-endian files are read".to_string().into());
+        return Err("written big-endian; only little-endian files are read"
+            .to_string()
+            .into());
     }
     let object = run_from(&mut reader)?;
     let keys = match run_from(&mut reader)? {

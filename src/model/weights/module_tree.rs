@@ -80,7 +80,12 @@ fn dict_entries(items: Vec<(Value, Value)>) -> Result<(Entries, Holds), String> 
 
 fn shorten(keys: &[String]) -> String {
     const SHOWN: usize = 8;
-    let mut text = keys.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = keys
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if keys.len() > SHOWN {
         text.push_str(&format!(" and {} more", keys.len() - SHOWN));
     }

@@ -115,7 +115,10 @@ pub enum Value {
     Tensor(TensorRef),
     /// An object made from a class reference (NEWOBJ, `copyreg._reconstructor`), recorded by
     /// the class's name; `state` is what BUILD attached (None until then).
-    Object { class: String, state: Box<Value> },
+    Object {
+        class: String,
+        state: Box<Value>,
+    },
 }
 
 impl Value {
@@ -183,7 +186,10 @@ mod tests {
 
     #[test]
     fn only_pytorchs_rebuild_functions_and_containers_may_be_called() {
-        assert_eq!(allowed_call("collections.OrderedDict"), Some(Call::OrderedDict));
+        assert_eq!(
+            allowed_call("collections.OrderedDict"),
+            Some(Call::OrderedDict)
+        );
         assert_eq!(
             allowed_call("torch._utils._rebuild_tensor_v2"),
             Some(Call::RebuildTensor)

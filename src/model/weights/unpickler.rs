@@ -297,7 +297,10 @@ impl Machine {
                     return Err(format!("BUILD twice on {class}").into());
                 }
                 if !is_module_state(&state.value) {
-                    return refuse(class, "BUILD: its __setstate__, on a state that is not a module's");
+                    return refuse(
+                        class,
+                        "BUILD: its __setstate__, on a state that is not a module's",
+                    );
                 }
                 top.depth = top.depth.max(state.depth + 1);
                 if top.depth > MAX_DEPTH {
