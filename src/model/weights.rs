@@ -1,31 +1,29 @@
-//! Reading MRNet-style weights into a [`VarStore`](tch::nn::VarStore): `.safetensors` files
-//! and PyTorch state dicts saved with `torch.save(model.state_dict(), path)` (a zip archive
-//! holding `*/data.pkl` and the raw storage records `*/data/N`), also a checkpoint dict holding
-//! the state dict under `state_dict`, `model_state_dict`, `model` or `net`.
+//! Reading MRNet-style weights into a [`VarStore`](tch::nn::VarStore), from the files training
+//! code writes: `.safetensors`; PyTorch files (`torch.save`) holding a state dict, a checkpoint
+//! dict around one, or a whole pickled module (the reference code's `model.MRNet`), as a zip
+//! archive (`*/data.pkl` and raw storage records `*/data/N`, PyTorch ≥ 1.6) or in the legacy
+//! format (`legacy`: pickles and storages in one stream).
 //!
-//! A file is judged by its bytes, never its name ([`inspect`]). A safetensors file is read by
-//! tch's reader (the `safetensors` crate). In a PyTorch zip archive nothing pickled is ever
+//! A file is judged by its bytes, never its name ([`inspect`]). Nothing pickled is ever
 //! executed, and libtorch's reader is not used either (it fails on the `OrderedDict` that every
 //! `state_dict()` is):
 //!
-//! 1. `data.pkl` (at most 64 MiB) is walked opcode by opcode without building anything
-//!    (`opcodes`) and must refer only to the globals a plain state dict uses
-//!    (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`,
-//!    `_rebuild_parameter_with_state`, `torch.*Storage`). Anything else (a whole pickled module
-//!    such as `__main__.MRNet`, `torch.nn.modules.conv.Conv2d`, a checkpoint with NumPy
-//!    scalars) is refused with the command that converts it once, by the user's choice, with
-//!    PyTorch itself (`examples/export_state_dict.py`); so is a legacy (pre-1.6) file. A
-//!    TorchScript archive is refused as weights (it loads only through a manifest entry).
-//! 2. kneecam's own restricted unpickler (`unpickler`) runs it, building only dicts, lists,
-//!    numbers, strings and references to tensors, with memo copies bounded.
-//! 3. Each tensor is a view of its storage record (`torch_zip`), read no further than its
-//!    declared size, little-endian only, the view checked to lie inside it.
+//! 1. kneecam's own unpickler (`unpickler`) reads the pickle as data: globals are names, objects
+//!    are recorded by class with their module state attached, and the only calls carried out
+//!    are PyTorch's rebuild functions and containers (`pickled::allowed_call`); any other call
+//!    refuses the file, naming the global ([`WeightsError::Refused`]). Memo copies and nesting
+//!    are bounded.
+//! 2. `module_tree` finds the tensors: a dict of them, a checkpoint around one, or a module
+//!    tree's `_parameters` and `_buffers` under dotted names.
+//! 3. Each tensor is a view of its storage (`storages`), read no further than its declared
+//!    size, little-endian only, the view checked to lie inside it.
 //!
 //! The names are then normalised (`keys`: a DataParallel `module.` prefix dropped,
-//! `classifier.*` read as `classifer.*`, AlexNet's unused `pretrained_model.classifier.*` left
-//! out), NaN or infinite values refused naming the tensor, and [`StateDict::copy_into`] copies
-//! the tensors as float32, after reporting every missing, unexpected, wrongly shaped,
-//! duplicated or non-float tensor at once.
+//! `classifier.*` read as `classifer.*`, AlexNet's unused head left out, Stanford's
+//! `model.features.*` read as `pretrained_model.features.*`, see [`KeyFamily`]), NaN or
+//! infinite values refused naming the tensor, and [`StateDict::copy_into`] copies the tensors
+//! as float32, after reporting every missing, unexpected, wrongly shaped, duplicated or
+//! non-float tensor at once.
 use std::path::Path;
 
 use tch::{nn, Kind, TchError, Tensor};

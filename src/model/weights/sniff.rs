@@ -99,6 +99,8 @@ fn kind_of_bytes(head: &[u8]) -> FileKind {
         "a NumPy .npy array".into()
     } else if head.first() == Some(&0x80) {
         "a bare Python pickle".into()
+    } else if head.get(257..262) == Some(b"ustar".as_slice()) {
+        "a tar archive (PyTorch's format before 0.1.10 is not read)".into()
     } else if head.starts_with(b"\x89HDF") {
         "an HDF5 file (Keras?)".into()
     } else if std::str::from_utf8(head).is_ok_and(|s| {
