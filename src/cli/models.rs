@@ -74,7 +74,7 @@ pub struct SpecInfo {
 pub fn describe_spec(spec: &str, preprocess: Option<Preprocess>) -> anyhow::Result<SpecInfo> {
     match parse_spec(spec)? {
         ModelSpec::File(path) => {
-            let family = weights::read_state_dict(&path).map_err(bad_input)?.family();
+            let family = weights::key_family(&path).map_err(bad_input)?;
             if preprocess.is_none() && family != KeyFamily::Reference {
                 eprintln!(
                     "note: {} has {} key names: using its preprocessing, {} ({}); \

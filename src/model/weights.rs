@@ -58,8 +58,26 @@ pub fn load_state_dict(vs: &mut nn::VarStore, path: &Path) -> Result<(), Weights
 /// Reads the tensors of a weights file, on the CPU, with MRNet's key families normalised
 /// (see [`StateDict`]).
 pub fn read_state_dict(path: &Path) -> Result<StateDict, WeightsError> {
-    let file = read_weights(path)?;
+    // AlexNet's head, which MRNet never uses, is most of a whole-module checkpoint's bytes
+    // (230 of 244 MB): it is not read at all.
+    let file = read_selected(path, |name| !keys::is_unused_head(name))?;
     Ok(normalise(path, file.tensors, file.kind))
+}
+
+/// Whose key names an MRNet weights file uses, from the names alone (its tensors are not read,
+/// except in a legacy file, whose storages follow its pickles).
+pub fn key_family(path: &Path) -> Result<KeyFamily, WeightsError> {
+    let names = match inspect(path)? {
+        FileKind::Torch {
+            format: TorchFormat::Zip,
+            ..
+        } => torch_zip::archive_names(path)?,
+        _ => read_tensors(path)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+    };
+    Ok(keys::family_of(names.iter().map(String::as_str)))
 }
 
 /// A weights file's tensors under the names it stores them by, and what the file is.
@@ -76,17 +94,22 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
 
 /// [`read_tensors`], with what the file was found to be.
 pub fn read_weights(path: &Path) -> Result<WeightsFile, WeightsError> {
+    read_selected(path, |_| true)
+}
+
+/// [`read_weights`] of the tensors whose names `keep` keeps (all of them in a safetensors file).
+fn read_selected(path: &Path, keep: fn(&str) -> bool) -> Result<WeightsFile, WeightsError> {
     let kind = inspect(path)?;
     let tensors = match &kind {
         FileKind::Safetensors => Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?,
         FileKind::Torch {
             format: TorchFormat::Zip,
             ..
-        } => read_torch_zip(path)?.0,
+        } => read_torch_zip(path, keep)?.0,
         FileKind::Torch {
             format: TorchFormat::Legacy,
             ..
-        } => read_legacy_file(path)?,
+        } => read_legacy_file(path, keep)?,
         FileKind::Refused { global, how } => {
             return Err(WeightsError::Refused {
                 path: path.to_path_buf(),
@@ -136,7 +159,10 @@ fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Weights
     Ok(())
 }
 
-fn read_legacy_file(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+fn read_legacy_file(
+    path: &Path,
+    keep: fn(&str) -> bool,
+) -> Result<Vec<(String, Tensor)>, WeightsError> {
     let bytes = std::fs::read(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
         error,
@@ -155,7 +181,7 @@ fn read_legacy_file(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
             legacy(why)
         }
     })?;
-    legacy_tensors(parsed, &bytes).map_err(legacy)
+    legacy_tensors(parsed, &bytes, keep).map_err(legacy)
 }
 
 /// The tensors of a PyTorch zip archive held in `bytes`, `path` naming it in errors: what
@@ -164,7 +190,7 @@ pub fn read_torch_archive(
     path: &Path,
     bytes: &[u8],
 ) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    Ok(torch_zip::read_archive(path, std::io::Cursor::new(bytes))?.0)
+    Ok(torch_zip::read_archive(path, std::io::Cursor::new(bytes), |_| true)?.0)
 }
 
 /// The name and shape of every tensor a pickle (an archive's `data.pkl`) describes, found by
@@ -177,14 +203,7 @@ pub fn pickle_tensor_shapes(
         path: path.to_path_buf(),
         message: format!("data.pkl: {message}"),
     };
-    let value = unpickler::run(bytes).map_err(|e| match e {
-        UnpickleError::Call { global, how } => WeightsError::Refused {
-            path: path.to_path_buf(),
-            global,
-            how,
-        },
-        UnpickleError::Malformed(why) => fail(why),
-    })?;
+    let value = unpickler::run(bytes).map_err(|e| torch_zip::refusal(path, e))?;
     let (entries, _) = module_tree::state_dict_entries(value).map_err(fail)?;
     Ok(entries
         .into_iter()

@@ -209,6 +209,27 @@ fn problem_order(problem: &KeyProblem) -> (u8, String) {
     }
 }
 
+/// Whether `name` (as stored) is AlexNet's head, which no MRNet uses: the reference code's
+/// `pretrained_model.classifier.*` or Stanford's `model.classifier.*`, DataParallel's
+/// `module.` prefix or not.
+pub(super) fn is_unused_head(name: &str) -> bool {
+    let name = name.strip_prefix(DATA_PARALLEL_PREFIX).unwrap_or(name);
+    name.starts_with(UNUSED_ALEXNET_HEAD) || name.starts_with(STANFORD_UNUSED_HEAD)
+}
+
+/// The key family of a file with these tensor names (as stored).
+pub(super) fn family_of<'a>(names: impl IntoIterator<Item = &'a str>) -> KeyFamily {
+    let stanford = names.into_iter().any(|name| {
+        let name = name.strip_prefix(DATA_PARALLEL_PREFIX).unwrap_or(name);
+        name.starts_with(STANFORD_FEATURES)
+    });
+    if stanford {
+        KeyFamily::Stanford
+    } else {
+        KeyFamily::Reference
+    }
+}
+
 pub(super) fn normalise(path: &Path, raw: Vec<(String, Tensor)>, kind: FileKind) -> StateDict {
     let data_parallel = raw
         .iter()
@@ -220,14 +241,7 @@ pub(super) fn normalise(path: &Path, raw: Vec<(String, Tensor)>, kind: FileKind)
             key.to_string()
         }
     };
-    let family = if raw
-        .iter()
-        .any(|(key, _)| unprefixed(key).starts_with(STANFORD_FEATURES))
-    {
-        KeyFamily::Stanford
-    } else {
-        KeyFamily::Reference
-    };
+    let family = family_of(raw.iter().map(|(key, _)| key.as_str()));
     let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut tensors = BTreeMap::new();
     let mut problems = Vec::new();

@@ -90,12 +90,16 @@ pub(super) fn parse_legacy(bytes: &[u8]) -> Result<Legacy, LegacyError> {
 }
 
 /// The tensors of a parsed legacy file held in `bytes`.
+/// Only the tensors whose names `keep` keeps are read.
 pub(super) fn legacy_tensors(
     legacy: Legacy,
     bytes: &[u8],
+    keep: fn(&str) -> bool,
 ) -> Result<Vec<(String, Tensor)>, String> {
     let offsets = legacy.offsets;
-    build_tensors(legacy.entries, |storage, want| {
+    let mut entries = legacy.entries;
+    entries.retain(|(name, _)| keep(name));
+    build_tensors(entries, |storage, want| {
         let start = *offsets
             .get(&storage.key)
             .ok_or_else(|| format!("storage {} is not in the file", storage.key))?;

@@ -87,18 +87,23 @@ pub(super) fn open_torch_zip<R: Read + Seek>(
 /// from `data.pkl` read as data by kneecam's own unpickler, and what held them. (libtorch's
 /// `_load_parameters`, behind tch's `Tensor::loadz_multi` and `VarStore::load`, fails on the
 /// `OrderedDict` every `state_dict()` is.)
-pub(super) fn read_torch_zip(path: &Path) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
+/// Only the tensors whose names `keep` keeps are read.
+pub(super) fn read_torch_zip(
+    path: &Path,
+    keep: fn(&str) -> bool,
+) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let file = File::open(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
         error,
     })?;
-    read_archive(path, file)
+    read_archive(path, file, keep)
 }
 
 /// [`read_torch_zip`] on an archive already open (`path` names it in errors).
 pub(super) fn read_archive<R: Read + Seek>(
     path: &Path,
     file: R,
+    keep: fn(&str) -> bool,
 ) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let fail = |message: String| WeightsError::Unreadable {
         path: path.to_path_buf(),
@@ -115,20 +120,52 @@ pub(super) fn read_archive<R: Read + Seek>(
             String::from_utf8_lossy(&byteorder).trim()
         )));
     }
-    let value = unpickler::run(&zip.pickle).map_err(|e| match e {
-        UnpickleError::Call { global, how } => WeightsError::Refused {
-            path: path.to_path_buf(),
-            global,
-            how,
-        },
-        UnpickleError::Malformed(why) => fail(format!("data.pkl: {why}")),
-    })?;
-    let (entries, holds) = state_dict_entries(value).map_err(fail)?;
+    let value = unpickler::run(&zip.pickle).map_err(|e| refusal(path, e))?;
+    let (mut entries, holds) = state_dict_entries(value).map_err(fail)?;
+    entries.retain(|(name, _)| keep(name));
     let tensors = build_tensors(entries, |storage, want| {
         read_record(&mut zip, &format!("data/{}", storage.key), want)
     })
     .map_err(fail)?;
     Ok((tensors, holds))
+}
+
+/// The names of the tensors in a PyTorch zip archive, read from its `data.pkl` alone.
+pub(super) fn archive_names(path: &Path) -> Result<Vec<String>, WeightsError> {
+    let file = File::open(path).map_err(|error| WeightsError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let zip = match open_torch_zip(path, file)? {
+        ZipVerdict::Torch(zip) => zip,
+        ZipVerdict::Kind(kind) => {
+            return Err(WeightsError::Unreadable {
+                path: path.to_path_buf(),
+                message: format!("it is {kind}"),
+            })
+        }
+    };
+    let value = unpickler::run(&zip.pickle).map_err(|e| refusal(path, e))?;
+    let (entries, _) = state_dict_entries(value).map_err(|message| WeightsError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(entries.into_iter().map(|(name, _)| name).collect())
+}
+
+/// An unpickler's error as the file's.
+pub(super) fn refusal(path: &Path, error: UnpickleError) -> WeightsError {
+    match error {
+        UnpickleError::Call { global, how } => WeightsError::Refused {
+            path: path.to_path_buf(),
+            global,
+            how,
+        },
+        UnpickleError::Malformed(why) => WeightsError::Unreadable {
+            path: path.to_path_buf(),
+            message: format!("data.pkl: {why}"),
+        },
+    }
 }
 
 /// Reads `{prefix}{record}` whole, refusing one larger than `limit` bytes.
