@@ -25,10 +25,7 @@ pub enum ImageModel<'a> {
     /// `--model MODELS_DIR:NAME`: an `[images.NAME]` TorchScript entry.
     Manifest(&'a str),
     /// `--arch ARCH --weights FILE`: a torchvision network and its state dict.
-    Native {
-        arch: VisionArch,
-        weights: &'a Path,
-    },
+    Native { arch: VisionArch, weights: &'a Path },
 }
 
 impl ImageModel<'_> {
@@ -52,7 +49,7 @@ impl ImageModel<'_> {
         match *self {
             ImageModel::Manifest(spec) => open_image_model(spec, device),
             ImageModel::Native { arch, weights } => VisionNet::load(arch, weights, device)
-                .map(Network::Vision)
+                .map(|net| Network::Vision(Box::new(net)))
                 .map_err(bad_input),
         }
     }
@@ -75,8 +72,8 @@ pub fn run(job: ImageJob<'_>, device: Device) -> anyhow::Result<ExitCode> {
         .map_err(bad_input)?
         .to_rgb8();
     let x = imagenet_input(&picture, device);
-    let pass = cam::forward(&network, &x)
-        .with_context(|| format!("running {}", job.model.describe()))?;
+    let pass =
+        cam::forward(&network, &x).with_context(|| format!("running {}", job.model.describe()))?;
     let probabilities = softmax(&pass.logits);
     let labels = read_labels(job.labels, probabilities.len())?;
     let mut ranked: Vec<usize> = (0..probabilities.len()).collect();
@@ -162,7 +159,10 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 fn read_labels(path: Option<&Path>, classes: usize) -> anyhow::Result<Vec<String>> {
     let Some(path) = path else {
         if classes == imagenet::CLASSES {
-            return Ok(imagenet::class_names().into_iter().map(String::from).collect());
+            return Ok(imagenet::class_names()
+                .into_iter()
+                .map(String::from)
+                .collect());
         }
         return Ok((0..classes).map(|k| format!("class {k}")).collect());
     };

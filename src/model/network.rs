@@ -61,7 +61,7 @@ pub enum Network {
     /// A TorchScript module named by an explicit manifest entry (`arch = "torchscript"`).
     Script(ScriptNet),
     /// A torchvision ImageNet classifier built natively (`cam --image --arch`).
-    Vision(VisionNet),
+    Vision(Box<VisionNet>),
 }
 
 impl Network {

@@ -152,7 +152,10 @@ fn load(arch: VisionArch, file: &str) -> VisionNet {
 fn assert_close(found: &Tensor, want: &Tensor, what: &str) {
     assert_eq!(found.size(), want.size(), "{what}: shapes");
     let scale = want.abs().max().double_value(&[]).max(1.0);
-    let diff = (found.to_kind(Kind::Float) - want).abs().max().double_value(&[]);
+    let diff = (found.to_kind(Kind::Float) - want)
+        .abs()
+        .max()
+        .double_value(&[]);
     eprintln!("{what}: max |difference| {diff:.3e}, scale {scale:.3}");
     assert!(
         diff <= 1e-4 * scale,
@@ -175,16 +178,29 @@ fn logits_and_map(net: &VisionNet, method: Method) -> (Tensor, Tensor, usize) {
     let explanation = cam::explain(net, &x, &spec, placement).expect("explain");
     let raw = &explanation.raw;
     let (s, h, w) = raw.dim();
-    let map = Tensor::from_slice(raw.as_slice().expect("contiguous")).view([s as i64, h as i64, w as i64]);
-    (Tensor::from_slice(&explanation.logits), map, explanation.class)
+    let map = Tensor::from_slice(raw.as_slice().expect("contiguous"))
+        .view([s as i64, h as i64, w as i64]);
+    (
+        Tensor::from_slice(&explanation.logits),
+        map,
+        explanation.class,
+    )
 }
 
 fn check_against_torchvision(arch: VisionArch, net: &VisionNet) {
     let (logits, map, class) = logits_and_map(net, Method::Cam);
     let want = expected(&format!("{arch}.logits"));
     assert_close(&logits, &want, &format!("{arch} logits"));
-    assert_eq!(class as i64, want.argmax(0, false).int64_value(&[]), "{arch} top class");
-    assert_close(&map, &expected(&format!("{arch}.cam")), &format!("{arch} CAM"));
+    assert_eq!(
+        class as i64,
+        want.argmax(0, false).int64_value(&[]),
+        "{arch} top class"
+    );
+    assert_close(
+        &map,
+        &expected(&format!("{arch}.cam")),
+        &format!("{arch} CAM"),
+    );
 }
 
 #[test]
@@ -202,7 +218,9 @@ fn densenet161_matches_torchvision_and_its_legacy_keys_load_the_same_weights() {
     let legacy_variables = legacy.vs().variables();
     assert_eq!(variables.len(), legacy_variables.len());
     for (name, t) in &variables {
-        let other = legacy_variables.get(name).unwrap_or_else(|| panic!("legacy lacks {name}"));
+        let other = legacy_variables
+            .get(name)
+            .unwrap_or_else(|| panic!("legacy lacks {name}"));
         assert!(t.equal(other), "{name} differs in the legacy file");
     }
 }
@@ -213,15 +231,24 @@ fn squeezenet1_1_from_safetensors_matches_torchvision_through_its_true_head() {
     check_against_torchvision(VisionArch::Squeezenet11, &net);
     // Grad-CAM's gradients flow through the 1×1 convolution and ReLU, not a linear head.
     let (_, gradcam, _) = logits_and_map(&net, Method::GradCam);
-    assert_close(&gradcam, &expected("squeezenet1_1.gradcam"), "squeezenet1_1 Grad-CAM");
+    assert_close(
+        &gradcam,
+        &expected("squeezenet1_1.gradcam"),
+        "squeezenet1_1 Grad-CAM",
+    );
 }
 
 #[test]
 fn mismatched_keys_are_all_named_with_the_file() {
     let path = fixture("squeezenet1_1_bad.safetensors");
-    let err = crate::torch_rng(None, || VisionNet::load(VisionArch::Squeezenet11, &path, Device::Cpu))
-        .expect_err("a file with wrong keys");
-    assert!(matches!(err, VisionError::Weights(WeightsError::Mismatch { .. })), "{err:?}");
+    let err = crate::torch_rng(None, || {
+        VisionNet::load(VisionArch::Squeezenet11, &path, Device::Cpu)
+    })
+    .expect_err("a file with wrong keys");
+    assert!(
+        matches!(err, VisionError::Weights(WeightsError::Mismatch { .. })),
+        "{err:?}"
+    );
     let text = err.to_string();
     for part in [
         path.display().to_string(),
@@ -236,10 +263,18 @@ fn mismatched_keys_are_all_named_with_the_file() {
 #[test]
 fn a_file_of_another_architecture_is_refused_naming_it() {
     let path = fixture("squeezenet1_1.safetensors");
-    let err = crate::torch_rng(None, || VisionNet::load(VisionArch::Resnet18, &path, Device::Cpu))
-        .expect_err("squeezenet weights as resnet18");
+    let err = crate::torch_rng(None, || {
+        VisionNet::load(VisionArch::Resnet18, &path, Device::Cpu)
+    })
+    .expect_err("squeezenet weights as resnet18");
     assert!(
-        matches!(err, VisionError::WrongArch { found: VisionArch::Squeezenet11, .. }),
+        matches!(
+            err,
+            VisionError::WrongArch {
+                found: VisionArch::Squeezenet11,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let text = err.to_string();
@@ -270,7 +305,9 @@ fn cam_on_a_photo_with_torchvision_weights_writes_top5_overlays_with_imagenet_na
     let photo = photo(dir.path());
     let out = dir.path().join("out");
     let assert = kneecam(dir.path())
-        .args(["cam", "--device", "cpu", "--topk", "5", "--arch", "resnet18", "--image"])
+        .args([
+            "cam", "--device", "cpu", "--topk", "5", "--arch", "resnet18", "--image",
+        ])
         .arg(&photo)
         .arg("--weights")
         .arg(fixture("resnet18.pth"))
@@ -289,7 +326,11 @@ fn cam_on_a_photo_with_torchvision_weights_writes_top5_overlays_with_imagenet_na
             .nth(1)
             .and_then(|k| k.parse().ok())
             .unwrap_or_else(|| panic!("no class index in {line:?}"));
-        assert!(line.contains(names[class]), "{line:?} lacks ImageNet's {:?}", names[class]);
+        assert!(
+            line.contains(names[class]),
+            "{line:?} lacks ImageNet's {:?}",
+            names[class]
+        );
     }
     let mut written: Vec<String> = std::fs::read_dir(&out)
         .expect("out")
@@ -298,10 +339,17 @@ fn cam_on_a_photo_with_torchvision_weights_writes_top5_overlays_with_imagenet_na
     written.sort();
     assert_eq!(written.len(), 5, "{written:?}");
     for (rank, name) in written.iter().enumerate() {
-        assert!(name.starts_with(&format!("{}_", rank + 1)) && name.ends_with(".png"), "{name}");
+        assert!(
+            name.starts_with(&format!("{}_", rank + 1)) && name.ends_with(".png"),
+            "{name}"
+        );
     }
     let overlay = image::open(out.join(&written[0])).expect("overlay png");
-    assert_eq!((overlay.width(), overlay.height()), (160, 120), "the photo's size");
+    assert_eq!(
+        (overlay.width(), overlay.height()),
+        (160, 120),
+        "the photo's size"
+    );
 }
 
 #[test]
@@ -330,5 +378,7 @@ fn cam_with_the_wrong_arch_for_a_file_is_bad_input_naming_both() {
         .args(["--out", "o"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("expected resnet18, densenet161 or squeezenet1_1"));
+        .stderr(predicate::str::contains(
+            "expected resnet18, densenet161 or squeezenet1_1",
+        ));
 }

@@ -84,7 +84,9 @@ impl Densenet161 {
         for (i, &layers) in BLOCKS.iter().enumerate() {
             let p = &f / format!("denseblock{}", i + 1);
             let block = (0..layers)
-                .map(|n| DenseLayer::new(&p / format!("denselayer{}", n + 1), channels + n * GROWTH))
+                .map(|n| {
+                    DenseLayer::new(&p / format!("denselayer{}", n + 1), channels + n * GROWTH)
+                })
                 .collect();
             blocks.push(block);
             channels += layers * GROWTH;

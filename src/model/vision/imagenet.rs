@@ -8,7 +8,11 @@ pub const CLASSES: usize = 1000;
 
 /// The class names, index k for output k.
 pub fn class_names() -> Vec<&'static str> {
-    NAMES.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+    NAMES
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

@@ -92,7 +92,10 @@ impl Squeezenet11 {
         };
         Squeezenet11 {
             conv0: nn::conv2d(&f / "0", 3, 64, 3, stride2),
-            fires: FIRES.iter().map(|&spec| Fire::new(&f / spec.0.to_string(), spec)).collect(),
+            fires: FIRES
+                .iter()
+                .map(|&spec| Fire::new(&f / spec.0.to_string(), spec))
+                .collect(),
             head,
             weight,
             bias,
@@ -124,11 +127,11 @@ impl GapNetwork for Squeezenet11 {
     /// torchvision's head in eval mode (dropout is the identity): the 1×1 convolution, ReLU and
     /// global average pool on each slice, then the max over slices. [K].
     fn logits(&self, features: &Tensor) -> Result<Tensor, tch::TchError> {
-        let per_slice = self
-            .head
-            .forward(features)
-            .relu()
-            .f_mean_dim([2i64, 3].as_slice(), false, Kind::Float)?;
+        let per_slice = self.head.forward(features).relu().f_mean_dim(
+            [2i64, 3].as_slice(),
+            false,
+            Kind::Float,
+        )?;
         Ok(per_slice.f_max_dim(0, false)?.0)
     }
 }
