@@ -4,17 +4,14 @@
 //! `.kneecam-python`), once per version of the fixture script, into cargo's target tmp folder,
 //! with PyTorch's logits, CAMs and a Grad-CAM for one fixed input x[1, 3, 112, 112].
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
+use crate::py_fixtures;
 use kneecam::cam::{self, CamSpec, Method, Normalization, Placement};
 use kneecam::model::vision::{imagenet, VisionArch, VisionError, VisionNet};
 use kneecam::model::weights::WeightsError;
 use predicates::prelude::*;
-use sha2::Digest;
 use tch::{Device, Kind, Tensor};
-
-const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.kneecam-python");
 
 /// Writes every fixture into the folder given as argv[1]. Deterministic (fixed seed).
 const FIXTURES_PY: &str = r#"
@@ -51,6 +48,7 @@ for name in ["resnet18", "densenet161", "squeezenet1_1"]:
     sd = model.state_dict()
     if name == "squeezenet1_1":
         save_file({k: v.contiguous() for k, v in sd.items()}, f"{out}/{name}.safetensors")
+        torch.save(sd, f"{out}/{name}_legacy_format.pth", _use_new_zipfile_serialization=False)
         bad = dict(sd)
         bad["features.12.expand3x3.bias_old"] = bad.pop("features.12.expand3x3.bias")
         bad["features.0.weight"] = torch.zeros(64, 3, 5, 5)
@@ -61,7 +59,8 @@ for name in ["resnet18", "densenet161", "squeezenet1_1"]:
         legacy = {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v
                   for k, v in sd.items()}
         assert any(".norm.1." in k for k in legacy)
-        torch.save(legacy, f"{out}/{name}_legacy.pth")
+        # As torchvision publishes densenet161-8d451a50.pth: legacy keys, in the legacy format.
+        torch.save(legacy, f"{out}/{name}_legacy.pth", _use_new_zipfile_serialization=False)
     with torch.no_grad():
         logits = model(x)[0]
         f = features(name, model, x)
@@ -83,51 +82,7 @@ save_file({k: v.contiguous() for k, v in expected.items()}, f"{out}/expected.saf
 /// The fixture folder, made once per version of FIXTURES_PY (and reused by later runs).
 fn fixtures() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        assert!(
-            Path::new(PYTHON).exists(),
-            "{PYTHON} is missing: run scripts/setup-libtorch (it installs torch and torchvision)"
-        );
-        let digest = sha2::Sha256::digest(FIXTURES_PY.as_bytes());
-        let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
-        let tmpdir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let dir = tmpdir.join(format!("vision-fixtures-{tag}"));
-        remove_older_versions(tmpdir, &dir);
-        if dir.join("expected.safetensors").exists() {
-            return dir;
-        }
-        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).expect("fixture folder");
-        let output = Command::new(PYTHON)
-            .args(["-c", FIXTURES_PY])
-            .arg(&tmp)
-            .output()
-            .expect("running the venv's python");
-        assert!(
-            output.status.success(),
-            "fixture script failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if std::fs::rename(&tmp, &dir).is_err() {
-            // Another test process made it first.
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        dir
-    })
-}
-
-/// Fixtures of older versions of the script (hundreds of MB) are no longer used.
-fn remove_older_versions(tmpdir: &Path, ours: &Path) {
-    for entry in std::fs::read_dir(tmpdir).into_iter().flatten().flatten() {
-        let name = entry.file_name();
-        let text = name.to_string_lossy();
-        if text.starts_with("vision-fixtures-")
-            && !text.contains(".tmp")
-            && Some(name.as_os_str()) != ours.file_name()
-        {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    DIR.get_or_init(|| py_fixtures::make("vision-fixtures", FIXTURES_PY))
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -209,26 +164,33 @@ fn resnet18_from_a_pth_state_dict_matches_torchvision() {
     check_against_torchvision(VisionArch::Resnet18, &net);
 }
 
+/// Every parameter and batch-norm statistic of `a` equals `b`'s.
+fn assert_same_weights(a: &VisionNet, b: &VisionNet, what: &str) {
+    let variables = a.vs().variables();
+    let others = b.vs().variables();
+    assert_eq!(variables.len(), others.len(), "{what}");
+    for (name, t) in &variables {
+        let other = others
+            .get(name)
+            .unwrap_or_else(|| panic!("{what} lacks {name}"));
+        assert!(t.equal(other), "{name} differs in {what}");
+    }
+}
+
 #[test]
 fn densenet161_matches_torchvision_and_its_legacy_keys_load_the_same_weights() {
     let net = load(VisionArch::Densenet161, "densenet161.pth");
     check_against_torchvision(VisionArch::Densenet161, &net);
     let legacy = load(VisionArch::Densenet161, "densenet161_legacy.pth");
-    let variables = net.vs().variables();
-    let legacy_variables = legacy.vs().variables();
-    assert_eq!(variables.len(), legacy_variables.len());
-    for (name, t) in &variables {
-        let other = legacy_variables
-            .get(name)
-            .unwrap_or_else(|| panic!("legacy lacks {name}"));
-        assert!(t.equal(other), "{name} differs in the legacy file");
-    }
+    assert_same_weights(&net, &legacy, "the legacy-key, legacy-format file");
 }
 
 #[test]
 fn squeezenet1_1_from_safetensors_matches_torchvision_through_its_true_head() {
     let net = load(VisionArch::Squeezenet11, "squeezenet1_1.safetensors");
     check_against_torchvision(VisionArch::Squeezenet11, &net);
+    let legacy = load(VisionArch::Squeezenet11, "squeezenet1_1_legacy_format.pth");
+    assert_same_weights(&net, &legacy, "the legacy-format .pth");
     // Grad-CAM's gradients flow through the 1×1 convolution and ReLU, not a linear head.
     let (_, gradcam, _) = logits_and_map(&net, Method::GradCam);
     assert_close(
