@@ -3,16 +3,18 @@
 //! named exactly as torchvision's state dicts name them, batch norm in eval mode.
 //!
 //! tch ships `tch::vision::{resnet, densenet, squeezenet}` with the same names, but each is one
-//! closure from image to logits: the last feature maps, which a CAM needs, are out of reach.
-//! These are short rewrites that stop at the feature maps ([`GapNetwork::features`]) and give
-//! the classifier separately.
+//! closure from image to logits: the last feature maps, which a CAM needs, are out of reach
+//! (and tch's densenet pools with a fixed 7×7 window and `divisor_override = 1`, a sum, where
+//! torchvision averages adaptively). These are short rewrites that stop at the feature maps
+//! ([`GapNetwork::features`]) and give the classifier separately.
 //!
-//! A weights file is read with [`weights::read_tensors`] (safetensors or a `torch.save`d state
-//! dict, the `.pth` files torchvision publishes), then: `num_batches_tracked` buffers dropped, a
-//! DataParallel `module.` prefix dropped, DenseNet's legacy keys (`denselayer1.norm.1.weight`)
-//! renamed as torchvision's `_load_state_dict` does (`denselayer1.norm1.weight`), a file of
-//! another architecture refused naming the one it is, and every other difference reported at
-//! once (missing, unexpected, wrong shape).
+//! A weights file is read with [`weights::read_tensors`] (safetensors, or a `torch.save`d state
+//! dict in PyTorch's zip or legacy format: the `.pth` files torchvision publishes), under the
+//! names it stores, then: `num_batches_tracked` buffers dropped (tch's batch norm has no such
+//! buffer; eval mode never uses it), a DataParallel `module.` prefix dropped, DenseNet's legacy
+//! keys (`denselayer1.norm.1.weight`) renamed as torchvision's `_load_state_dict` does
+//! (`denselayer1.norm1.weight`), a file of another architecture refused naming the one it is,
+//! and every other difference reported at once (missing, unexpected, wrong shape).
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
