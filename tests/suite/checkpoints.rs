@@ -14,7 +14,10 @@ use kneecam::model::preprocess::Preprocess;
 use kneecam::model::weights::{self, FileKind, Holds, KeyFamily, TorchFormat, WeightsError};
 use tch::{Device, Tensor};
 
-use crate::py_fixtures;
+use crate::py_fixtures::{self, assert_close};
+
+#[path = "../support/binary.rs"]
+mod binary;
 
 /// argv[1]: the folder to write; argv[2]: the folder it will be renamed to.
 const FIXTURES_PY: &str = r#"
@@ -133,22 +136,7 @@ const LEGACY_WHOLE: &str =
 const RUNS_CODE: &str = "model_evil_acl_axial_val_auc_0.9000_train_auc_0.9000_epoch_1.pth";
 
 fn expected(name: &str) -> Tensor {
-    Tensor::read_safetensors(fixture("expected.safetensors"))
-        .expect("expected.safetensors")
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .unwrap_or_else(|| panic!("no {name} in expected.safetensors"))
-}
-
-fn assert_close(got: &Tensor, want: &Tensor, what: &str) {
-    assert_eq!(got.size(), want.size(), "{what}: shapes");
-    let scale = want.abs().max().double_value(&[]).max(1.0);
-    let diff = (got - want).abs().max().double_value(&[]);
-    assert!(
-        diff <= 1e-4 * scale,
-        "{what}: off by {diff} (scale {scale})"
-    );
+    py_fixtures::expected(fixtures(), name)
 }
 
 /// kneecam's logits and raw CAM (`cam`, the positive class) of `net` on the fixture exam,
@@ -249,12 +237,7 @@ fn a_whole_module_that_would_run_os_system_is_refused_and_nothing_runs() {
 }
 
 fn kneecam(home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("kneecam").expect("binary");
-    cmd.env("KNEECAM_DATA_DIR", home.join("data"))
-        .env("KNEECAM_CACHE_DIR", home.join("cache"))
-        .env("KNEECAM_CONFIG_DIR", home.join("config"))
-        .args(["--device", "cpu"]);
-    cmd
+    binary::kneecam(home)
 }
 
 fn summary_logits(out: &Path) -> Tensor {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use sha2::Digest;
+use tch::{Kind, Tensor};
 
 pub const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.kneecam-python");
 
@@ -58,4 +59,28 @@ pub fn make(family: &str, script: &str) -> PathBuf {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     dir
+}
+
+/// The tensor `name` of `dir/expected.safetensors` (what PyTorch computed).
+pub fn expected(dir: &Path, name: &str) -> Tensor {
+    Tensor::read_safetensors(dir.join("expected.safetensors"))
+        .expect("expected.safetensors")
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| panic!("no {name} in expected.safetensors"))
+}
+
+/// `found` equals PyTorch's `want` to 1e-4, relative to `want`'s largest magnitude (at least 1).
+pub fn assert_close(found: &Tensor, want: &Tensor, what: &str) {
+    assert_eq!(found.size(), want.size(), "{what}: shapes");
+    let scale = want.abs().max().double_value(&[]).max(1.0);
+    let diff = (found.to_kind(Kind::Float) - want)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(
+        diff <= 1e-4 * scale,
+        "{what}: differs from PyTorch's by {diff} (scale {scale})"
+    );
 }

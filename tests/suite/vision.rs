@@ -6,12 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::py_fixtures;
+use crate::py_fixtures::{self, assert_close};
 use kneecam::cam::{self, CamSpec, Method, Normalization, Placement};
 use kneecam::model::vision::{imagenet, VisionArch, VisionError, VisionNet};
 use kneecam::model::weights::WeightsError;
 use predicates::prelude::*;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 /// Writes every fixture into the folder given as argv[1]. Deterministic (fixed seed).
 const FIXTURES_PY: &str = r#"
@@ -90,12 +90,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn expected(name: &str) -> Tensor {
-    Tensor::read_safetensors(fixture("expected.safetensors"))
-        .expect("expected.safetensors")
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .unwrap_or_else(|| panic!("no {name} in expected.safetensors"))
+    py_fixtures::expected(fixtures(), name)
 }
 
 fn load(arch: VisionArch, file: &str) -> VisionNet {
@@ -104,19 +99,6 @@ fn load(arch: VisionArch, file: &str) -> VisionNet {
 }
 
 /// |found − want| ≤ 1e-4 · max(1, max |want|), elementwise.
-fn assert_close(found: &Tensor, want: &Tensor, what: &str) {
-    assert_eq!(found.size(), want.size(), "{what}: shapes");
-    let scale = want.abs().max().double_value(&[]).max(1.0);
-    let diff = (found.to_kind(Kind::Float) - want)
-        .abs()
-        .max()
-        .double_value(&[]);
-    eprintln!("{what}: max |difference| {diff:.3e}, scale {scale:.3}");
-    assert!(
-        diff <= 1e-4 * scale,
-        "{what}: differs from PyTorch's by {diff} (scale {scale})"
-    );
-}
 
 /// The logits of x and the raw map (S, h, w) of `method` for the top class, as a tensor.
 fn logits_and_map(net: &VisionNet, method: Method) -> (Tensor, Tensor, usize) {

@@ -140,12 +140,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn expected(name: &str) -> Tensor {
-    Tensor::read_safetensors(fixture("expected.safetensors"))
-        .expect("expected.safetensors")
-        .into_iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, t)| t)
-        .unwrap_or_else(|| panic!("no {name} in expected.safetensors"))
+    py_fixtures::expected(fixtures(), name)
 }
 
 fn mrnet_logits(net: &impl GapNetwork, x: &Tensor) -> Tensor {

@@ -40,7 +40,10 @@ pub(super) fn open_torch_zip<R: Read + Seek>(
         Ok(archive) => archive,
         Err(e) => return not_torch(e.to_string()),
     };
-    let names: Vec<String> = archive.file_names().map(str::to_string).collect();
+    // zip lists its names in a HashMap's order, new for every archive opened: sorted, every
+    // reading of a file gives the same answer.
+    let mut names: Vec<String> = archive.file_names().map(str::to_string).collect();
+    names.sort();
     let is_record = |name: &str, record: &str| {
         name.split_once('/')
             .is_some_and(|(_, rest)| rest == record || rest.starts_with(&format!("{record}/")))
