@@ -59,6 +59,11 @@ pub enum Command {
     View(view::ViewArgs),
     /// Score CAM localisation and faithfulness against ground-truth lesion masks.
     EvalCam(eval_cam::EvalCamArgs),
+    /// Models folders: import checkpoints as training code wrote them.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// Triage verdicts: summary, export, merge.
     Review {
         #[command(subcommand)]
@@ -80,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FitCombiner(args) => train::fit_combiner(args, cli.device),
         Command::EvalCam(args) => eval_cam::run(args, cli.device),
         Command::Review { command } => review::run(command),
+        Command::Models { command } => models::run(command),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::engine::{
     CamRequest, Engine, EngineError, EngineEvent, EngineResult, Loader, Priority, RequestId,
 };
 use crate::model::device::DeviceChoice;
+use crate::model::preprocess::Preprocess;
 
 #[derive(Debug, clap::Args)]
 pub struct CamArgs {
@@ -53,6 +54,10 @@ pub struct CamArgs {
     pub png: bool,
     #[arg(long, default_value = "jet")]
     pub colormap: Colormap,
+    /// How a bare weights file's model expects its input: raw or crop224-norm [default: as its
+    /// key family's code trained: crop224-norm for Stanford's, raw otherwise].
+    #[arg(long)]
+    pub preprocess: Option<Preprocess>,
     /// Write into a non-empty --out folder, replacing files of the same names.
     #[arg(long)]
     pub force: bool,
@@ -111,7 +116,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
         };
         return super::image_cam::run(job, device);
     };
-    let described = models::describe_spec(&args.model)?;
+    let described = models::describe_spec(&args.model, args.preprocess)?;
     let mut timings = Timings::default();
 
     let t = Instant::now();
@@ -120,7 +125,8 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
 
     // The model is loaded and run on the engine's thread, as in the explorer.
     let spec_text = args.model.clone();
-    let loader: Loader = Box::new(move |_, device| models::load(&spec_text, device));
+    let preprocess = args.preprocess;
+    let loader: Loader = Box::new(move |_, device| models::load(&spec_text, preprocess, device));
     let (engine, events) =
         Engine::with_channel(device, loader).context("starting the engine thread")?;
     // A bare weights file names no task or plane; the key only labels the engine's cache.

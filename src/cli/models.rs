@@ -7,19 +7,41 @@ use crate::cli::bad_input;
 use crate::data::{Plane, Task};
 use crate::model::manifest::{self, Manifest};
 use crate::model::preprocess::Preprocess;
+use crate::model::weights::{self, KeyFamily};
 
 pub use crate::model::loaded::{LoadError, LoadedModel};
+
+pub mod import;
+
+/// `kneecam models …`
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelsCommand {
+    /// Turn checkpoints as training code wrote them (whole pickled modules, state dicts,
+    /// Stanford's, legacy files) into a models folder: safetensors files and manifest entries.
+    Import(import::ImportArgs),
+}
+
+pub fn run(command: ModelsCommand) -> anyhow::Result<std::process::ExitCode> {
+    match command {
+        ModelsCommand::Import(args) => import::run(args),
+    }
+}
 
 /// The model a `--model` spec names, loaded on `device`; a bad file or entry is bad input.
 pub fn open(spec: &str, device: tch::Device) -> anyhow::Result<LoadedModel> {
     parse_spec(spec)?;
-    load(spec, device).map_err(bad_input)
+    load(spec, None, device).map_err(bad_input)
 }
 
 /// [`open`] for the engine's loader: the error typed, a spec that does not parse said as is.
-pub fn load(spec: &str, device: tch::Device) -> Result<LoadedModel, LoadError> {
+/// `preprocess` overrides a bare file's (a manifest entry states its own).
+pub fn load(
+    spec: &str,
+    preprocess: Option<Preprocess>,
+    device: tch::Device,
+) -> Result<LoadedModel, LoadError> {
     match parse_spec(spec).map_err(|e| LoadError::Other(format!("{e:#}")))? {
-        ModelSpec::File(path) => LoadedModel::from_file(&path, device),
+        ModelSpec::File(path) => LoadedModel::from_file(&path, preprocess, device),
         ModelSpec::Entry { dir, task, plane } => {
             LoadedModel::from_manifest(&dir, task, plane, device)
         }
@@ -46,14 +68,33 @@ pub struct SpecInfo {
     pub preprocess: Preprocess,
 }
 
-pub fn describe_spec(spec: &str) -> anyhow::Result<SpecInfo> {
+/// `preprocess` overrides a bare file's; a bare file of Stanford's key family (whose code
+/// trained on centre-cropped, standardised slices) gets that preprocessing by default, and a
+/// note on stderr says so.
+pub fn describe_spec(spec: &str, preprocess: Option<Preprocess>) -> anyhow::Result<SpecInfo> {
     match parse_spec(spec)? {
-        ModelSpec::File(path) => Ok(SpecInfo {
-            sha256: manifest::sha256_file(&path)
-                .with_context(|| format!("hashing {}", path.display()))?,
-            key: None,
-            preprocess: Preprocess::Raw,
-        }),
+        ModelSpec::File(path) => {
+            let family = weights::key_family(&path).map_err(bad_input)?;
+            if preprocess.is_none() && family != KeyFamily::Reference {
+                eprintln!(
+                    "note: {} has {} key names: using its preprocessing, {} ({}); \
+                     --preprocess overrides",
+                    path.display(),
+                    family.name(),
+                    family.preprocess().name(),
+                    family.preprocess().describe()
+                );
+            }
+            Ok(SpecInfo {
+                sha256: manifest::sha256_file(&path)
+                    .with_context(|| format!("hashing {}", path.display()))?,
+                key: None,
+                preprocess: preprocess.unwrap_or(family.preprocess()),
+            })
+        }
+        ModelSpec::Entry { .. } if preprocess.is_some() => Err(bad_input(anyhow::anyhow!(
+            "--preprocess is for a bare weights file; the manifest entry {spec} states its own"
+        ))),
         ModelSpec::Entry { dir, task, plane } => {
             let manifest = Manifest::load(&dir).map_err(bad_input)?;
             let entry = manifest.model(task, plane).ok_or_else(|| {

@@ -178,19 +178,10 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         args.seed,
         if args.no_augment { " --no-augment" } else { "" }
     ));
-    // Several trainings may write into one models folder at once: read-modify-write the
-    // manifest under an exclusive lock so that no entry is lost.
-    let lock_path = args.out.join(".manifest.lock");
-    let lock = std::fs::File::create(&lock_path)
-        .with_context(|| format!("creating {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    let mut manifest = load_or_new(&args.out)?;
-    manifest.set_model(args.task, args.plane, entry);
-    manifest
-        .save(&args.out)
-        .with_context(|| format!("writing {}", args.out.join("manifest.toml").display()))?;
-    drop(lock);
+    update_manifest(&args.out, |manifest| {
+        manifest.set_model(args.task, args.plane, entry);
+        Ok(())
+    })?;
     let auc = report.best_auc.map_or("-".into(), |a| format!("{a:.3}"));
     let how = if report.interrupted {
         " (interrupted)"
@@ -213,6 +204,27 @@ impl ArchChoice {
             ArchChoice::Mrnet => "mrnet",
         }
     }
+}
+
+/// Reads `dir`'s manifest (or starts one), lets `change` change it, and writes it back, all
+/// under an exclusive lock: several trainings or imports may write into one models folder at
+/// once, and no entry may be lost.
+pub(crate) fn update_manifest(
+    dir: &Path,
+    change: impl FnOnce(&mut Manifest) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let lock_path = dir.join(".manifest.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let mut manifest = load_or_new(dir)?;
+    change(&mut manifest)?;
+    manifest
+        .save(dir)
+        .with_context(|| format!("writing {}", dir.join("manifest.toml").display()))?;
+    drop(lock);
+    Ok(())
 }
 
 fn load_or_new(dir: &Path) -> anyhow::Result<Manifest> {

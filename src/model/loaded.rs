@@ -57,11 +57,16 @@ pub struct TooSmall {
 }
 
 impl LoadedModel {
-    /// A bare weights file: an MRNet state dict, outputs from its classifier, raw preprocessing.
-    pub fn from_file(path: &Path, device: tch::Device) -> Result<Self, LoadError> {
+    /// A bare weights file: MRNet weights, outputs from its classifier, preprocessed as
+    /// `preprocess` says or else as its key family's code trained.
+    pub fn from_file(
+        path: &Path,
+        preprocess: Option<Preprocess>,
+        device: tch::Device,
+    ) -> Result<Self, LoadError> {
         let label = path.display().to_string();
-        let (network, entry) =
-            manifest::load_weights_file(path, device).map_err(|e| LoadError::File(Box::new(e)))?;
+        let (network, entry, _) = manifest::load_weights_file(path, preprocess, device)
+            .map_err(|e| LoadError::File(Box::new(e)))?;
         Ok(LoadedModel {
             network,
             preprocess: entry.preprocess,

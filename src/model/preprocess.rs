@@ -19,7 +19,31 @@ pub const MRNET_MEAN: f64 = 58.09;
 pub const MRNET_STD: f64 = 49.73;
 const CROP: i64 = 224;
 
+impl std::str::FromStr for Preprocess {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "raw" => Ok(Preprocess::Raw),
+            "crop224-norm" => Ok(Preprocess::Crop224Norm),
+            other => Err(format!(
+                "unknown preprocessing '{other}', expected raw or crop224-norm"
+            )),
+        }
+    }
+}
+
 impl Preprocess {
+    /// What it does, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Preprocess::Raw => "raw 0–255 values, no crop",
+            Preprocess::Crop224Norm => {
+                "centre crop 224, per-series min-max to 0–255, then (x − 58.09) / 49.73"
+            }
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Preprocess::Raw => "raw",

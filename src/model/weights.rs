@@ -1,79 +1,120 @@
-//! Reading MRNet-style weights into a [`VarStore`](tch::nn::VarStore): `.safetensors` files
-//! and PyTorch state dicts saved with `torch.save(model.state_dict(), path)` (a zip archive
-//! holding `*/data.pkl` and the raw storage records `*/data/N`), also a checkpoint dict holding
-//! the state dict under `state_dict`, `model_state_dict`, `model` or `net`.
+//! Reading MRNet-style weights into a [`VarStore`](tch::nn::VarStore), from the files training
+//! code writes: `.safetensors`; PyTorch files (`torch.save`) holding a state dict, a checkpoint
+//! dict around one, or a whole pickled module (the reference code's `model.MRNet`), as a zip
+//! archive (`*/data.pkl` and raw storage records `*/data/N`, PyTorch ≥ 1.6) or in the legacy
+//! format (`legacy`: pickles and storages in one stream).
 //!
-//! A file is judged by its bytes, never its name ([`inspect`]). A safetensors file is read by
-//! tch's reader (the `safetensors` crate). In a PyTorch zip archive nothing pickled is ever
+//! A file is judged by its bytes, never its name ([`inspect`]). Nothing pickled is ever
 //! executed, and libtorch's reader is not used either (it fails on the `OrderedDict` that every
 //! `state_dict()` is):
 //!
-//! 1. `data.pkl` (at most 64 MiB) is walked opcode by opcode without building anything
-//!    (`opcodes`) and must refer only to the globals a plain state dict uses
-//!    (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`,
-//!    `_rebuild_parameter_with_state`, `torch.*Storage`). Anything else (a whole pickled module
-//!    such as `__main__.MRNet`, `torch.nn.modules.conv.Conv2d`, a checkpoint with NumPy
-//!    scalars) is refused with the command that converts it once, by the user's choice, with
-//!    PyTorch itself (`examples/export_state_dict.py`); so is a legacy (pre-1.6) file. A
-//!    TorchScript archive is refused as weights (it loads only through a manifest entry).
-//! 2. kneecam's own restricted unpickler (`unpickler`) runs it, building only dicts, lists,
-//!    numbers, strings and references to tensors, with memo copies bounded.
-//! 3. Each tensor is a view of its storage record (`torch_zip`), read no further than its
-//!    declared size, little-endian only, the view checked to lie inside it.
+//! 1. kneecam's own unpickler (`unpickler`) reads the pickle as data: globals are names, objects
+//!    are recorded by class with their module state attached, and the only calls carried out
+//!    are PyTorch's rebuild functions and containers (`pickled::allowed_call`); any other call
+//!    refuses the file, naming the global ([`WeightsError::Refused`]). Memo copies and nesting
+//!    are bounded.
+//! 2. `module_tree` finds the tensors: a dict of them, a checkpoint around one, or a module
+//!    tree's `_parameters` and `_buffers` under dotted names.
+//! 3. Each tensor is a view of its storage (`storages`), read no further than its declared
+//!    size, little-endian only, the view checked to lie inside it.
 //!
 //! The names are then normalised (`keys`: a DataParallel `module.` prefix dropped,
-//! `classifier.*` read as `classifer.*`, AlexNet's unused `pretrained_model.classifier.*` left
-//! out), NaN or infinite values refused naming the tensor, and [`StateDict::copy_into`] copies
-//! the tensors as float32, after reporting every missing, unexpected, wrongly shaped,
-//! duplicated or non-float tensor at once.
+//! `classifier.*` read as `classifer.*`, AlexNet's unused head left out, Stanford's
+//! `model.features.*` read as `pretrained_model.features.*`, see [`KeyFamily`]), NaN or
+//! infinite values refused naming the tensor, and [`StateDict::copy_into`] copies the tensors
+//! as float32, after reporting every missing, unexpected, wrongly shaped, duplicated or
+//! non-float tensor at once.
 use std::path::Path;
 
 use tch::{nn, Kind, TchError, Tensor};
 
 mod error;
 mod keys;
+mod legacy;
+mod module_tree;
 mod opcodes;
 mod pickled;
 mod sniff;
+mod storages;
 mod torch_zip;
 mod unpickler;
 
-pub use error::{convert_command, venv_python, WeightsError};
-pub use keys::{KeyProblem, StateDict};
-pub use sniff::{inspect, FileKind};
+pub use error::{venv_python, WeightsError};
+pub use keys::{KeyFamily, KeyProblem, StateDict};
+pub use module_tree::Holds;
+pub use sniff::{inspect, FileKind, TorchFormat};
 
 use keys::normalise;
+use legacy::{legacy_tensors, parse_legacy, LegacyError};
 use torch_zip::read_torch_zip;
+use unpickler::UnpickleError;
 
-/// Reads `path` (safetensors or a PyTorch state dict) into the variables of `vs`, an MRNet's
-/// var store (`pretrained_model.features.{0,3,6,8,10}.*`, `classifer.*`).
+/// Reads `path` (any accepted format) into the variables of `vs`, an MRNet's var store
+/// (`pretrained_model.features.{0,3,6,8,10}.*`, `classifer.*`).
 pub fn load_state_dict(vs: &mut nn::VarStore, path: &Path) -> Result<(), WeightsError> {
     read_state_dict(path)?.copy_into(vs)
 }
 
-/// Reads the tensors of a safetensors file or PyTorch state dict, on the CPU, with MRNet's key
-/// spellings normalised (see [`StateDict`]).
+/// Reads the tensors of a weights file, on the CPU, with MRNet's key families normalised
+/// (see [`StateDict`]).
 pub fn read_state_dict(path: &Path) -> Result<StateDict, WeightsError> {
-    Ok(normalise(path, read_tensors(path)?))
+    // AlexNet's head, which MRNet never uses, is most of a whole-module checkpoint's bytes
+    // (230 of 244 MB): it is not read at all.
+    let file = read_selected(path, |name| !keys::is_unused_head(name))?;
+    Ok(normalise(path, file.tensors, file.kind))
+}
+
+/// Whose key names an MRNet weights file uses, from the names alone (its tensors are not read,
+/// except in a legacy file, whose storages follow its pickles).
+pub fn key_family(path: &Path) -> Result<KeyFamily, WeightsError> {
+    let names = match inspect(path)? {
+        FileKind::Torch {
+            format: TorchFormat::Zip,
+            ..
+        } => torch_zip::archive_names(path)?,
+        _ => read_tensors(path)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect(),
+    };
+    Ok(keys::family_of(names.iter().map(String::as_str)))
+}
+
+/// A weights file's tensors under the names it stores them by, and what the file is.
+pub struct WeightsFile {
+    pub tensors: Vec<(String, Tensor)>,
+    pub kind: FileKind,
 }
 
 /// Reads every tensor of a weights file, on the CPU, under the names it stores them by (no
 /// renaming: for architectures other than MRNet, e.g. torchvision's). Values are checked finite.
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    let raw = match inspect(path)? {
+    Ok(read_weights(path)?.tensors)
+}
+
+/// [`read_tensors`], with what the file was found to be.
+pub fn read_weights(path: &Path) -> Result<WeightsFile, WeightsError> {
+    read_selected(path, |_| true)
+}
+
+/// [`read_weights`] of the tensors whose names `keep` keeps (all of them in a safetensors file).
+fn read_selected(path: &Path, keep: fn(&str) -> bool) -> Result<WeightsFile, WeightsError> {
+    let kind = inspect(path)?;
+    let tensors = match &kind {
         FileKind::Safetensors => Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?,
-        FileKind::StateDict => read_torch_zip(path)?,
-        FileKind::PickledObject { globals } => {
-            return Err(WeightsError::PickledObject {
+        FileKind::Torch {
+            format: TorchFormat::Zip,
+            ..
+        } => read_torch_zip(path, keep)?.0,
+        FileKind::Torch {
+            format: TorchFormat::Legacy,
+            ..
+        } => read_legacy_file(path, keep)?,
+        FileKind::Refused { global, how } => {
+            return Err(WeightsError::Refused {
                 path: path.to_path_buf(),
-                globals,
-                convert: convert_command(path),
-            })
-        }
-        FileKind::LegacyTorch => {
-            return Err(WeightsError::LegacyFormat {
-                path: path.to_path_buf(),
-                convert: convert_command(path),
+                global: global.clone(),
+                how,
             })
         }
         FileKind::TorchScript => {
@@ -84,17 +125,22 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
         FileKind::Other(what) => {
             return Err(WeightsError::NotWeights {
                 path: path.to_path_buf(),
-                what,
+                what: what.clone(),
             })
         }
     };
-    if raw.is_empty() {
+    if tensors.is_empty() {
         return Err(WeightsError::NotWeights {
             path: path.to_path_buf(),
             what: "it holds no tensors".into(),
         });
     }
-    for (name, t) in &raw {
+    check_finite(path, &tensors)?;
+    Ok(WeightsFile { tensors, kind })
+}
+
+fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsError> {
+    for (name, t) in tensors {
         if t.is_floating_point() {
             let bad = t
                 .f_isfinite()
@@ -110,7 +156,32 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> 
             }
         }
     }
-    Ok(raw)
+    Ok(())
+}
+
+fn read_legacy_file(
+    path: &Path,
+    keep: fn(&str) -> bool,
+) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    let bytes = std::fs::read(path).map_err(|error| WeightsError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let legacy = |why: String| WeightsError::LegacyFormat {
+        path: path.to_path_buf(),
+        why,
+    };
+    let parsed = parse_legacy(&bytes).map_err(|e| match e {
+        LegacyError::Pickle(UnpickleError::Call { global, how }) => WeightsError::Refused {
+            path: path.to_path_buf(),
+            global,
+            how,
+        },
+        LegacyError::Pickle(UnpickleError::Malformed(why)) | LegacyError::Layout(why) => {
+            legacy(why)
+        }
+    })?;
+    legacy_tensors(parsed, &bytes, keep).map_err(legacy)
 }
 
 /// The tensors of a PyTorch zip archive held in `bytes`, `path` naming it in errors: what
@@ -119,7 +190,7 @@ pub fn read_torch_archive(
     path: &Path,
     bytes: &[u8],
 ) -> Result<Vec<(String, Tensor)>, WeightsError> {
-    torch_zip::read_archive(path, std::io::Cursor::new(bytes))
+    Ok(torch_zip::read_archive(path, std::io::Cursor::new(bytes), |_| true)?.0)
 }
 
 /// The name and shape of every tensor a pickle (an archive's `data.pkl`) describes, found by
@@ -132,8 +203,8 @@ pub fn pickle_tensor_shapes(
         path: path.to_path_buf(),
         message: format!("data.pkl: {message}"),
     };
-    let value = unpickler::run(bytes).map_err(fail)?;
-    let entries = pickled::state_dict_entries(value).map_err(fail)?;
+    let value = unpickler::run(bytes).map_err(|e| torch_zip::refusal(path, e))?;
+    let (entries, _) = module_tree::state_dict_entries(value).map_err(fail)?;
     Ok(entries
         .into_iter()
         .map(|(name, t)| (name, t.size))

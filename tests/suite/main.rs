@@ -4,6 +4,7 @@
 //! soak.rs, store.rs) and those being reworked elsewhere stay binaries of their own.
 mod cam;
 mod caught_panic;
+mod checkpoints;
 mod cli;
 mod commands;
 mod dataset;
@@ -15,6 +16,7 @@ mod libtorch;
 mod linkage;
 mod manifest;
 mod phantom;
+mod py_fixtures;
 mod review_cli;
 mod terminal;
 mod terminal_restore;

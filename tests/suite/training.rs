@@ -24,7 +24,7 @@ fn volume(positive: bool, rng: &mut Rng) -> Array3<u8> {
 }
 
 /// 16 train and 8 valid exams, every plane, the same label for all three tasks (alternating).
-fn dataset(root: &Path) {
+pub(crate) fn dataset(root: &Path) {
     let mut rng = Rng::new(5);
     for (split, ids) in [("train", 0..16u32), ("valid", 16..24)] {
         let mut rows = String::new();

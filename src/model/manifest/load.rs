@@ -117,10 +117,15 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
     }
 }
 
-/// A bare weights file, without a manifest: an MRNet state dict (safetensors or PyTorch), its
-/// outputs read from the classifier's shape, raw preprocessing. Returns the network and the
-/// entry a manifest would hold for it.
-pub fn load_weights_file(path: &Path, device: Device) -> Result<(Network, ModelEntry), ModelError> {
+/// A bare weights file, without a manifest: MRNet weights in any accepted format, its outputs
+/// read from the classifier's shape, preprocessed as `preprocess` says or else as the code that
+/// wrote its key family trained (see [`weights::KeyFamily::preprocess`]). Returns the network,
+/// the entry a manifest would hold for it, and the key family.
+pub fn load_weights_file(
+    path: &Path,
+    preprocess: Option<Preprocess>,
+    device: Device,
+) -> Result<(Network, ModelEntry, weights::KeyFamily), ModelError> {
     let sha256 = sha256_file(path).map_err(|error| ModelError::Read {
         path: path.to_path_buf(),
         error,
@@ -131,6 +136,8 @@ pub fn load_weights_file(path: &Path, device: Device) -> Result<(Network, ModelE
     })?;
     let mut net = Mrnet::new(device, classes);
     state.copy_into(&mut net.vs)?;
-    let entry = ModelEntry::new(path, Arch::Mrnet, classes, Preprocess::Raw, sha256);
-    Ok((Network::Mrnet(net), entry))
+    let family = state.family();
+    let preprocess = preprocess.unwrap_or(family.preprocess());
+    let entry = ModelEntry::new(path, Arch::Mrnet, classes, preprocess, sha256);
+    Ok((Network::Mrnet(net), entry, family))
 }

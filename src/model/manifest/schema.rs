@@ -63,6 +63,12 @@ pub struct ModelEntry {
     pub data_fingerprint: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trained_with: Option<String>,
+    /// `models import`: the name of the file this one was converted from …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
+    /// … and that file's sha256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imported_sha256: Option<String>,
 }
 
 impl ModelEntry {
@@ -87,6 +93,8 @@ impl ModelEntry {
             seed: None,
             data_fingerprint: None,
             trained_with: None,
+            imported_from: None,
+            imported_sha256: None,
         }
     }
 

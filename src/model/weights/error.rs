@@ -1,5 +1,5 @@
-//! What can go wrong reading weights, and the command that converts a file kneecam refuses.
-use std::path::{Path, PathBuf};
+//! What can go wrong reading weights.
+use std::path::PathBuf;
 
 use tch::TchError;
 
@@ -14,28 +14,27 @@ pub enum WeightsError {
         error: std::io::Error,
     },
     #[error(
-        "{}: not model weights ({what}); expected a .safetensors file or a PyTorch state dict \
-         saved with torch.save(model.state_dict(), path)",
+        "{}: not model weights ({what}); expected a .safetensors file, or a PyTorch file \
+         saved with torch.save(model.state_dict(), path) or torch.save(model, path)",
         path.display()
     )]
     NotWeights { path: PathBuf, what: String },
     #[error(
-        "{}: a pickled Python object (it refers to {}), not a plain state dict; kneecam never \
-         runs pickled code. If you trust where the file came from, convert it once with:\n  {convert}",
-        path.display(),
-        list_globals(globals)
-    )]
-    PickledObject {
-        path: PathBuf,
-        globals: Vec<String>,
-        convert: String,
-    },
-    #[error(
-        "{}: PyTorch's legacy (pre-1.6) file format, which libtorch cannot read. If you trust \
-         where the file came from, convert it once with:\n  {convert}",
+        "{}: refused: loading this file with PyTorch would call {global} ({how}). kneecam \
+         reads a pickle as data and calls nothing but PyTorch's own tensor-rebuilding functions \
+         and containers; nothing in this file was run",
         path.display()
     )]
-    LegacyFormat { path: PathBuf, convert: String },
+    Refused {
+        path: PathBuf,
+        global: String,
+        how: &'static str,
+    },
+    #[error(
+        "{}: PyTorch's legacy (pre-1.6) format, not readable: {why}",
+        path.display()
+    )]
+    LegacyFormat { path: PathBuf, why: String },
     #[error(
         "{}: a TorchScript module, not a state dict; load it through a manifest entry with \
          arch = \"torchscript\"",
@@ -65,36 +64,6 @@ pub enum WeightsError {
         name: String,
         error: TchError,
     },
-}
-
-fn list_globals(globals: &[String]) -> String {
-    const SHOWN: usize = 4;
-    let mut text = globals
-        .iter()
-        .take(SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if globals.len() > SHOWN {
-        text.push_str(&format!(" and {} more", globals.len() - SHOWN));
-    }
-    text
-}
-
-/// The command that converts a pickled model or legacy file at `path` to safetensors.
-pub fn convert_command(path: &Path) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/export_state_dict.py");
-    let script = if script.exists() {
-        script.display().to_string()
-    } else {
-        "examples/export_state_dict.py".into()
-    };
-    format!(
-        "{} {script} {} {}",
-        venv_python().display(),
-        path.display(),
-        path.with_extension("safetensors").display()
-    )
 }
 
 /// The Python of the virtualenv `scripts/setup-libtorch` makes (it has torch 2.13.0).

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Kind, Tensor};
 
-use super::WeightsError;
+use super::{FileKind, WeightsError};
 use crate::model::mrnet::CLASSIFIER;
+use crate::model::preprocess::Preprocess;
 
 /// The conventional spelling of the final layer, accepted for the reference code's `classifer`.
 const CLASSIFIER_ALIAS: &str = "classifier";
@@ -14,6 +15,40 @@ const CLASSIFIER_ALIAS: &str = "classifier";
 const UNUSED_ALEXNET_HEAD: &str = "pretrained_model.classifier.";
 /// `nn.DataParallel` prefixes every key with this.
 const DATA_PARALLEL_PREFIX: &str = "module.";
+/// Stanford's MRNet code wraps torchvision's AlexNet as `model`: its features' keys.
+const STANFORD_FEATURES: &str = "model.features.";
+/// … and AlexNet's own head, unused there too.
+const STANFORD_UNUSED_HEAD: &str = "model.classifier.";
+/// The features' keys in the reference code (and kneecam's MRNet).
+const REFERENCE_FEATURES: &str = "pretrained_model.features.";
+
+/// Which code's names a file's MRNet weights use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFamily {
+    /// The blog series' reference code: `pretrained_model.features.*`, `classifer.*`
+    /// (kneecam's own models too).
+    Reference,
+    /// Stanford's original MRNet code: `model.features.*`, `model.classifier.*` (unused) and
+    /// `classifier.*` of shape [1, 256].
+    Stanford,
+}
+
+impl KeyFamily {
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyFamily::Reference => "the reference code's",
+            KeyFamily::Stanford => "Stanford's MRNet code's",
+        }
+    }
+
+    /// The preprocessing the code that wrote this family trained with.
+    pub fn preprocess(self) -> Preprocess {
+        match self {
+            KeyFamily::Reference => Preprocess::Raw,
+            KeyFamily::Stanford => Preprocess::Crop224Norm,
+        }
+    }
+}
 
 /// One way a file's tensors differ from the model's parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,16 +105,29 @@ impl fmt::Display for KeyProblem {
 }
 
 /// A file's tensors, with MRNet's key spellings normalised: a `module.` prefix dropped,
-/// `classifier.*` read as `classifer.*`, AlexNet's unused `pretrained_model.classifier.*` left out.
-/// Values are checked finite; dtypes are as stored.
+/// `classifier.*` read as `classifer.*`, AlexNet's unused `pretrained_model.classifier.*` left
+/// out, and Stanford's `model.features.*` read as `pretrained_model.features.*` (its unused
+/// `model.classifier.*` left out). Values are checked finite; dtypes are as stored.
 #[derive(Debug)]
 pub struct StateDict {
     path: PathBuf,
     pub(super) tensors: BTreeMap<String, Tensor>,
     problems: Vec<KeyProblem>,
+    family: KeyFamily,
+    kind: FileKind,
 }
 
 impl StateDict {
+    /// Whose names the file used.
+    pub fn family(&self) -> KeyFamily {
+        self.family
+    }
+
+    /// What the file was (a state dict, a whole module, which format).
+    pub fn kind(&self) -> &FileKind {
+        &self.kind
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -161,25 +209,45 @@ fn problem_order(problem: &KeyProblem) -> (u8, String) {
     }
 }
 
-pub(super) fn normalise(path: &Path, raw: Vec<(String, Tensor)>) -> StateDict {
+/// Whether `name` (as stored) is AlexNet's head, which no MRNet uses: the reference code's
+/// `pretrained_model.classifier.*` or Stanford's `model.classifier.*`, DataParallel's
+/// `module.` prefix or not.
+pub(super) fn is_unused_head(name: &str) -> bool {
+    let name = name.strip_prefix(DATA_PARALLEL_PREFIX).unwrap_or(name);
+    name.starts_with(UNUSED_ALEXNET_HEAD) || name.starts_with(STANFORD_UNUSED_HEAD)
+}
+
+/// The key family of a file with these tensor names (as stored).
+pub(super) fn family_of<'a>(names: impl IntoIterator<Item = &'a str>) -> KeyFamily {
+    let stanford = names.into_iter().any(|name| {
+        let name = name.strip_prefix(DATA_PARALLEL_PREFIX).unwrap_or(name);
+        name.starts_with(STANFORD_FEATURES)
+    });
+    if stanford {
+        KeyFamily::Stanford
+    } else {
+        KeyFamily::Reference
+    }
+}
+
+pub(super) fn normalise(path: &Path, raw: Vec<(String, Tensor)>, kind: FileKind) -> StateDict {
     let data_parallel = raw
         .iter()
         .all(|(name, _)| name.starts_with(DATA_PARALLEL_PREFIX));
+    let unprefixed = |key: &str| {
+        if data_parallel {
+            key[DATA_PARALLEL_PREFIX.len()..].to_string()
+        } else {
+            key.to_string()
+        }
+    };
+    let family = family_of(raw.iter().map(|(key, _)| key.as_str()));
     let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut tensors = BTreeMap::new();
     let mut problems = Vec::new();
     for (key, t) in raw {
-        let name = if data_parallel {
-            &key[DATA_PARALLEL_PREFIX.len()..]
-        } else {
-            key.as_str()
-        };
-        if name.starts_with(UNUSED_ALEXNET_HEAD) {
+        let Some(name) = mrnet_name(&unprefixed(&key), family) else {
             continue;
-        }
-        let name = match name.strip_prefix(CLASSIFIER_ALIAS) {
-            Some(rest) if rest.starts_with('.') => format!("{CLASSIFIER}{rest}"),
-            _ => name.to_string(),
         };
         if !t.is_floating_point() {
             problems.push(KeyProblem::NotFloat {
@@ -199,5 +267,26 @@ pub(super) fn normalise(path: &Path, raw: Vec<(String, Tensor)>) -> StateDict {
         path: path.to_path_buf(),
         tensors,
         problems,
+        family,
+        kind,
     }
+}
+
+/// The name kneecam's MRNet gives the file's key `name` (of `family`); None for AlexNet's
+/// unused head, which is left out.
+fn mrnet_name(name: &str, family: KeyFamily) -> Option<String> {
+    let unused = match family {
+        KeyFamily::Reference => UNUSED_ALEXNET_HEAD,
+        KeyFamily::Stanford => STANFORD_UNUSED_HEAD,
+    };
+    if name.starts_with(unused) {
+        return None;
+    }
+    if let Some(rest) = name.strip_prefix(STANFORD_FEATURES) {
+        return Some(format!("{REFERENCE_FEATURES}{rest}"));
+    }
+    Some(match name.strip_prefix(CLASSIFIER_ALIAS) {
+        Some(rest) if rest.starts_with('.') => format!("{CLASSIFIER}{rest}"),
+        _ => name.to_string(),
+    })
 }

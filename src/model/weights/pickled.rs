@@ -1,16 +1,43 @@
-//! What a state dict's pickle may build: plain values, storages and tensor views, from the
-//! few globals a state dict uses; and the (name, tensor) entries of the dict it leaves.
+//! What a PyTorch pickle may build when kneecam reads it as data: plain values, storages,
+//! tensor views and objects recorded by class name; and the globals it may call to get there.
 use tch::Kind;
 
-/// The globals a plain state dict refers to; the restricted unpickler knows exactly these.
-pub(super) fn is_state_dict_global(global: &str) -> bool {
-    matches!(
-        global,
-        "collections.OrderedDict"
-            | "torch._utils._rebuild_tensor_v2"
-            | "torch._utils._rebuild_parameter"
-            | "torch._utils._rebuild_parameter_with_state"
-    ) || storage_kind(global).is_some()
+/// What calling an allowed global does to its arguments. Every other global a pickle would
+/// call refuses the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Call {
+    /// `collections.OrderedDict()`: an empty dict (its items follow as SETITEMS).
+    OrderedDict,
+    /// `builtins.set(items)`, `builtins.frozenset(items)`: a list of the items.
+    Set,
+    /// `torch.Size(dims)`: a tuple of the dims.
+    Size,
+    /// `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` and PyTorch 0.3's
+    /// `_rebuild_tensor(storage, offset, size, stride)`: a view of a storage.
+    RebuildTensor,
+    /// `torch._utils._rebuild_parameter(tensor, requires_grad, hooks)` (`…_with_state` too):
+    /// the tensor.
+    RebuildParameter,
+    /// `copyreg._reconstructor(cls, object, None)`: protocol 0/1's object creation, recorded
+    /// as an object of `cls` exactly as NEWOBJ is.
+    Reconstructor,
+}
+
+/// The globals a pickle may call, and what kneecam makes of each call.
+pub(super) fn allowed_call(global: &str) -> Option<Call> {
+    Some(match global {
+        "collections.OrderedDict" => Call::OrderedDict,
+        "builtins.set" | "builtins.frozenset" | "__builtin__.set" | "__builtin__.frozenset" => {
+            Call::Set
+        }
+        "torch.Size" => Call::Size,
+        "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => Call::RebuildTensor,
+        "torch._utils._rebuild_parameter" | "torch._utils._rebuild_parameter_with_state" => {
+            Call::RebuildParameter
+        }
+        "copyreg._reconstructor" | "copy_reg._reconstructor" => Call::Reconstructor,
+        _ => return None,
+    })
 }
 
 /// The dtype of a `torch.*Storage` class name.
@@ -74,24 +101,33 @@ pub enum Value {
     None,
     Bool(bool),
     Int(i64),
+    /// An integer wider than 64 bits, as its little-endian two's-complement bytes.
+    BigInt(Vec<u8>),
     Float(f64),
     Str(String),
     Bytes,
     Tuple(Vec<Value>),
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
+    /// A reference to a class or function by name (pushed, never imported or called).
     Global(String),
     Storage(StorageRef),
     Tensor(TensorRef),
+    /// An object made from a class reference (NEWOBJ, `copyreg._reconstructor`), recorded by
+    /// the class's name; `state` is what BUILD attached (None until then).
+    Object {
+        class: String,
+        state: Box<Value>,
+    },
 }
 
 impl Value {
-    pub(super) fn describe(&self) -> &'static str {
+    pub(super) fn describe(&self) -> String {
         match self {
             Value::Mark => "a mark",
             Value::None => "None",
             Value::Bool(_) => "a bool",
-            Value::Int(_) => "an int",
+            Value::Int(_) | Value::BigInt(_) => "an int",
             Value::Float(_) => "a float",
             Value::Str(_) => "a string",
             Value::Bytes => "bytes",
@@ -101,78 +137,47 @@ impl Value {
             Value::Global(_) => "a global",
             Value::Storage(_) => "a storage",
             Value::Tensor(_) => "a tensor",
+            Value::Object { class, .. } => return format!("an object of {class}"),
         }
+        .to_string()
+    }
+
+    /// The value under string key `key` of a dict.
+    pub(super) fn get(&self, key: &str) -> Option<&Value> {
+        let Value::Dict(items) = self else {
+            return None;
+        };
+        items.iter().rev().find_map(|(k, v)| match k {
+            Value::Str(k) if k == key => Some(v),
+            _ => None,
+        })
     }
 
     /// Nodes in this value, counted only up to `limit`.
     pub(super) fn nodes(&self, limit: usize) -> usize {
-        let children: &[Value] = match self {
-            Value::Tuple(v) | Value::List(v) => v,
-            Value::Dict(pairs) => {
-                let mut n = 1;
-                for (k, v) in pairs {
-                    if n >= limit {
-                        break;
-                    }
-                    n += k.nodes(limit - n);
-                    n += v.nodes(limit.saturating_sub(n));
-                }
-                return n;
-            }
-            _ => return 1,
-        };
         let mut n = 1;
-        for child in children {
-            if n >= limit {
-                break;
+        let add = |child: &Value, n: &mut usize| {
+            if *n < limit {
+                *n += child.nodes(limit - *n);
             }
-            n += child.nodes(limit - n);
+        };
+        match self {
+            Value::Tuple(items) | Value::List(items) => {
+                for child in items {
+                    add(child, &mut n);
+                }
+            }
+            Value::Dict(pairs) => {
+                for (k, v) in pairs {
+                    add(k, &mut n);
+                    add(v, &mut n);
+                }
+            }
+            Value::Object { state, .. } => add(state, &mut n),
+            _ => {}
         }
         n
     }
-}
-
-/// Names under which training scripts commonly nest the state dict in a checkpoint.
-const CHECKPOINT_KEYS: [&str; 4] = ["state_dict", "model_state_dict", "model", "net"];
-
-/// The (name, tensor) pairs of a state dict: a dict of string → tensor, or a checkpoint dict
-/// holding one under `state_dict`, `model_state_dict`, `model` or `net`.
-pub fn state_dict_entries(value: Value) -> Result<Vec<(String, TensorRef)>, String> {
-    let Value::Dict(items) = value else {
-        return Err(format!(
-            "holds {}, expected a dict of tensors",
-            value.describe()
-        ));
-    };
-    let all_tensors = items.iter().all(|(_, v)| matches!(v, Value::Tensor(_)));
-    if !all_tensors {
-        let keys: Vec<String> = items
-            .iter()
-            .map(|(k, v)| match k {
-                Value::Str(k) => format!("{k} ({})", v.describe()),
-                other => other.describe().to_string(),
-            })
-            .collect();
-        let nested = items.into_iter().find_map(|(k, v)| match (k, v) {
-            (Value::Str(k), v @ Value::Dict(_)) if CHECKPOINT_KEYS.contains(&k.as_str()) => Some(v),
-            _ => None,
-        });
-        return match nested {
-            Some(inner) => state_dict_entries(inner),
-            None => Err(format!(
-                "holds a dict of {}, expected only tensors (or a checkpoint with a \
-                 state_dict)",
-                keys.join(", ")
-            )),
-        };
-    }
-    items
-        .into_iter()
-        .map(|(k, v)| match (k, v) {
-            (Value::Str(k), Value::Tensor(t)) => Ok((k, t)),
-            (k, _) => Err(format!("a key is {}, expected a string", k.describe())),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -180,13 +185,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_dict_globals_are_told_from_others() {
-        assert!(is_state_dict_global("torch.FloatStorage"));
-        assert!(is_state_dict_global("torch.BFloat16Storage"));
-        assert!(is_state_dict_global("collections.OrderedDict"));
-        assert!(!is_state_dict_global("torch.nn.modules.conv.Conv2d"));
-        assert!(!is_state_dict_global("__main__.MRNet"));
-        assert!(!is_state_dict_global("builtins.eval"));
-        assert!(!is_state_dict_global("torch.Storage.x"));
+    fn only_pytorchs_rebuild_functions_and_containers_may_be_called() {
+        assert_eq!(
+            allowed_call("collections.OrderedDict"),
+            Some(Call::OrderedDict)
+        );
+        assert_eq!(
+            allowed_call("torch._utils._rebuild_tensor_v2"),
+            Some(Call::RebuildTensor)
+        );
+        for refused in [
+            "os.system",
+            "builtins.eval",
+            "builtins.exec",
+            "subprocess.Popen",
+            "torch.nn.modules.conv.Conv2d",
+            "model.MRNet",
+            "torch.load",
+            "numpy.core.multiarray.scalar",
+        ] {
+            assert_eq!(allowed_call(refused), None, "{refused}");
+        }
+        assert_eq!(storage_kind("torch.BFloat16Storage"), Some(Kind::BFloat16));
+        assert_eq!(storage_kind("torch.Storage.x"), None);
     }
 }

@@ -4,9 +4,11 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use super::opcodes::pickle_globals;
-use super::pickled::is_state_dict_global;
+use super::legacy::{is_legacy_magic, parse_legacy, LegacyError};
+use super::module_tree::{state_dict_entries, Holds};
+use super::opcodes::Reader;
 use super::torch_zip::{open_torch_zip, ZipVerdict};
+use super::unpickler::{self, UnpickleError};
 use super::WeightsError;
 
 /// What a file holds, judged from its bytes (never from its name) without running anything.
@@ -14,32 +16,50 @@ use super::WeightsError;
 pub enum FileKind {
     /// A `.safetensors` file (8-byte header length, then a JSON header).
     Safetensors,
-    /// A PyTorch zip archive whose `data.pkl` refers only to state-dict globals.
-    StateDict,
-    /// A PyTorch zip archive pickling Python objects: these globals besides tensors.
-    PickledObject { globals: Vec<String> },
+    /// A PyTorch file whose pickle reads as data: a state dict or a whole module.
+    Torch { format: TorchFormat, holds: Holds },
+    /// A PyTorch file whose pickle would call `global`, which kneecam does not allow.
+    Refused { global: String, how: &'static str },
     /// A TorchScript archive (`torch.jit.save`): has `code/` or `constants.pkl`.
     TorchScript,
-    /// PyTorch's pre-1.6 serialization (a bare pickle stream with torch's magic number).
-    LegacyTorch,
     /// Anything else, described for people: "a NumPy .npy array", "a text file", …
     Other(String),
+}
+
+/// How `torch.save` laid the file out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TorchFormat {
+    /// The zip archive of PyTorch ≥ 1.6 (`data.pkl` and `data/N` records).
+    Zip,
+    /// The legacy format of PyTorch 0.4–1.5: pickles and raw storages in one stream.
+    Legacy,
 }
 
 impl fmt::Display for FileKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FileKind::Safetensors => write!(f, "a safetensors file"),
-            FileKind::StateDict => write!(f, "a PyTorch state dict"),
-            FileKind::PickledObject { .. } => write!(f, "a pickled PyTorch object"),
+            FileKind::Torch { format, holds } => {
+                match holds {
+                    Holds::StateDict => write!(f, "a PyTorch state dict")?,
+                    Holds::Module { class } => write!(f, "a whole pickled module ({class})")?,
+                }
+                match format {
+                    TorchFormat::Zip => Ok(()),
+                    TorchFormat::Legacy => write!(f, " in the legacy (pre-1.6) format"),
+                }
+            }
+            FileKind::Refused { global, .. } => {
+                write!(f, "a PyTorch pickle that would call {global}")
+            }
             FileKind::TorchScript => write!(f, "a TorchScript module"),
-            FileKind::LegacyTorch => write!(f, "a PyTorch file in the legacy (pre-1.6) format"),
             FileKind::Other(what) => write!(f, "{what}"),
         }
     }
 }
 
-/// Says what `path` holds from its bytes, reading at most its zip directory and `data.pkl`.
+/// Says what `path` holds from its bytes, reading at most its zip directory and `data.pkl`
+/// (a legacy file, whose storages follow its pickles, is read whole).
 pub fn inspect(path: &Path) -> Result<FileKind, WeightsError> {
     let io = |error| WeightsError::Io {
         path: path.to_path_buf(),
@@ -51,6 +71,21 @@ pub fn inspect(path: &Path) -> Result<FileKind, WeightsError> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return inspect_zip(path, file);
     }
+    if is_legacy_magic(&mut Reader::new(&head)) {
+        let bytes = std::fs::read(path).map_err(io)?;
+        return Ok(match parse_legacy(&bytes) {
+            Ok(legacy) => FileKind::Torch {
+                format: TorchFormat::Legacy,
+                holds: legacy.holds,
+            },
+            Err(LegacyError::Pickle(UnpickleError::Call { global, how })) => {
+                FileKind::Refused { global, how }
+            }
+            Err(LegacyError::Pickle(UnpickleError::Malformed(why)) | LegacyError::Layout(why)) => {
+                FileKind::Other(format!("a PyTorch legacy file that is unreadable: {why}"))
+            }
+        });
+    }
     Ok(kind_of_bytes(&head))
 }
 
@@ -58,16 +93,14 @@ fn kind_of_bytes(head: &[u8]) -> FileKind {
     if head.len() >= 10 && head[8] == b'{' {
         return FileKind::Safetensors;
     }
-    // torch.save's legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c.
-    if head.starts_with(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19") {
-        return FileKind::LegacyTorch;
-    }
     let what = if head.is_empty() {
         "the file is empty".to_string()
     } else if head.starts_with(b"\x93NUMPY") {
         "a NumPy .npy array".into()
     } else if head.first() == Some(&0x80) {
         "a bare Python pickle".into()
+    } else if head.get(257..262) == Some(b"ustar".as_slice()) {
+        "a tar archive (PyTorch's format before 0.1.10 is not read)".into()
     } else if head.starts_with(b"\x89HDF") {
         "an HDF5 file (Keras?)".into()
     } else if std::str::from_utf8(head).is_ok_and(|s| {
@@ -86,19 +119,18 @@ fn inspect_zip(path: &Path, file: File) -> Result<FileKind, WeightsError> {
         ZipVerdict::Kind(kind) => return Ok(kind),
         ZipVerdict::Torch(zip) => zip,
     };
-    Ok(match pickle_globals(&zip.pickle) {
-        Err(why) => FileKind::Other(format!("a zip archive with an unreadable data.pkl: {why}")),
-        Ok(globals) => {
-            let foreign: Vec<String> = globals
-                .into_iter()
-                .filter(|g| !is_state_dict_global(g))
-                .collect();
-            if foreign.is_empty() {
-                FileKind::StateDict
-            } else {
-                FileKind::PickledObject { globals: foreign }
-            }
+    Ok(match unpickler::run(&zip.pickle) {
+        Err(UnpickleError::Call { global, how }) => FileKind::Refused { global, how },
+        Err(UnpickleError::Malformed(why)) => {
+            FileKind::Other(format!("a zip archive with an unreadable data.pkl: {why}"))
         }
+        Ok(value) => match state_dict_entries(value) {
+            Ok((_, holds)) => FileKind::Torch {
+                format: TorchFormat::Zip,
+                holds,
+            },
+            Err(why) => FileKind::Other(format!("a PyTorch file that {why}")),
+        },
     })
 }
 

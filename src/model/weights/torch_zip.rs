@@ -1,12 +1,13 @@
 //! PyTorch's zip archive: its `data.pkl`, its byte order and raw storage records.
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::Path;
 
 use tch::Tensor;
 
-use super::{pickled, unpickler};
+use super::module_tree::{state_dict_entries, Holds};
+use super::storages::build_tensors;
+use super::unpickler::{self, UnpickleError};
 use super::{FileKind, WeightsError};
 use crate::fsutil;
 
@@ -82,23 +83,28 @@ pub(super) fn open_torch_zip<R: Read + Seek>(
     }))
 }
 
-/// The tensors of a PyTorch zip state dict, rebuilt on the CPU by kneecam's own restricted
-/// unpickler: it knows dicts, tuples, lists, scalars, strings and the three state-dict globals,
-/// and builds nothing else. (libtorch's `_load_parameters`, behind tch's `Tensor::loadz_multi`
-/// and `VarStore::load`, fails on the `OrderedDict` every `state_dict()` is.)
-pub(super) fn read_torch_zip(path: &Path) -> Result<Vec<(String, Tensor)>, WeightsError> {
+/// The tensors of a PyTorch zip archive (a state dict or a whole module), rebuilt on the CPU
+/// from `data.pkl` read as data by kneecam's own unpickler, and what held them. (libtorch's
+/// `_load_parameters`, behind tch's `Tensor::loadz_multi` and `VarStore::load`, fails on the
+/// `OrderedDict` every `state_dict()` is.)
+/// Only the tensors whose names `keep` keeps are read.
+pub(super) fn read_torch_zip(
+    path: &Path,
+    keep: fn(&str) -> bool,
+) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let file = File::open(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
         error,
     })?;
-    read_archive(path, file)
+    read_archive(path, file, keep)
 }
 
 /// [`read_torch_zip`] on an archive already open (`path` names it in errors).
 pub(super) fn read_archive<R: Read + Seek>(
     path: &Path,
     file: R,
-) -> Result<Vec<(String, Tensor)>, WeightsError> {
+    keep: fn(&str) -> bool,
+) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let fail = |message: String| WeightsError::Unreadable {
         path: path.to_path_buf(),
         message,
@@ -114,50 +120,52 @@ pub(super) fn read_archive<R: Read + Seek>(
             String::from_utf8_lossy(&byteorder).trim()
         )));
     }
-    let value = unpickler::run(&zip.pickle).map_err(|e| fail(format!("data.pkl: {e}")))?;
-    let entries = pickled::state_dict_entries(value).map_err(fail)?;
-    let mut storages: BTreeMap<String, Tensor> = BTreeMap::new();
-    let mut tensors = Vec::with_capacity(entries.len());
-    for (name, t) in entries {
-        let base = match storages.get(&t.storage.key) {
-            Some(base) => base.shallow_clone(),
-            None => {
-                let bytes_per = t.storage.kind.elt_size_in_bytes() as u64;
-                let want = u64::try_from(t.storage.numel)
-                    .ok()
-                    .and_then(|n| n.checked_mul(bytes_per))
-                    .ok_or_else(|| fail(format!("{name}: absurd storage size")))?;
-                let record = format!("data/{}", t.storage.key);
-                let bytes = read_record(&mut zip, &record, want)
-                    .map_err(|e| fail(format!("{name}: {e}")))?;
-                if bytes.len() as u64 != want {
-                    return Err(fail(format!(
-                        "{name}: {}{record} holds {} bytes, expected {want} ({} × {:?})",
-                        zip.prefix,
-                        bytes.len(),
-                        t.storage.numel,
-                        t.storage.kind
-                    )));
-                }
-                let base = Tensor::f_from_data_size(&bytes, &[t.storage.numel], t.storage.kind)
-                    .map_err(|e| fail(format!("{name}: {e}")))?;
-                storages.insert(t.storage.key.clone(), base.shallow_clone());
-                base
-            }
-        };
-        if !t.fits() {
-            return Err(fail(format!(
-                "{name}: shape {:?}, stride {:?} and offset {} reach past its storage of {} values",
-                t.size, t.stride, t.offset, t.storage.numel
-            )));
+    let value = unpickler::run(&zip.pickle).map_err(|e| refusal(path, e))?;
+    let (mut entries, holds) = state_dict_entries(value).map_err(fail)?;
+    entries.retain(|(name, _)| keep(name));
+    let tensors = build_tensors(entries, |storage, want| {
+        read_record(&mut zip, &format!("data/{}", storage.key), want)
+    })
+    .map_err(fail)?;
+    Ok((tensors, holds))
+}
+
+/// The names of the tensors in a PyTorch zip archive, read from its `data.pkl` alone.
+pub(super) fn archive_names(path: &Path) -> Result<Vec<String>, WeightsError> {
+    let file = File::open(path).map_err(|error| WeightsError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let zip = match open_torch_zip(path, file)? {
+        ZipVerdict::Torch(zip) => zip,
+        ZipVerdict::Kind(kind) => {
+            return Err(WeightsError::Unreadable {
+                path: path.to_path_buf(),
+                message: format!("it is {kind}"),
+            })
         }
-        let tensor = base
-            .f_as_strided(t.size.as_slice(), t.stride.as_slice(), t.offset)
-            .and_then(|v| v.f_contiguous())
-            .map_err(|e| fail(format!("{name}: {e}")))?;
-        tensors.push((name, tensor));
+    };
+    let value = unpickler::run(&zip.pickle).map_err(|e| refusal(path, e))?;
+    let (entries, _) = state_dict_entries(value).map_err(|message| WeightsError::Unreadable {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(entries.into_iter().map(|(name, _)| name).collect())
+}
+
+/// An unpickler's error as the file's.
+pub(super) fn refusal(path: &Path, error: UnpickleError) -> WeightsError {
+    match error {
+        UnpickleError::Call { global, how } => WeightsError::Refused {
+            path: path.to_path_buf(),
+            global,
+            how,
+        },
+        UnpickleError::Malformed(why) => WeightsError::Unreadable {
+            path: path.to_path_buf(),
+            message: format!("data.pkl: {why}"),
+        },
     }
-    Ok(tensors)
 }
 
 /// Reads `{prefix}{record}` whole, refusing one larger than `limit` bytes.
