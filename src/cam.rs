@@ -207,8 +207,7 @@ pub fn forward(net: &dyn GapNetwork, x: &Tensor) -> Result<Forward, CamError> {
             features.size()
         )));
     }
-    let (weight, bias) = net.classifier();
-    let logits_t = tch::no_grad(|| network::head(&features, weight, bias));
+    let logits_t = tch::no_grad(|| net.logits(&features))?;
     let logits = Vec::<f32>::try_from(logits_t.to_kind(Kind::Float).to_device(tch::Device::Cpu))?;
     Ok(Forward { features, logits })
 }
@@ -229,8 +228,8 @@ pub fn explain_forward(
             classes: logits.len(),
         });
     }
-    let (weight, bias) = net.classifier();
-    let raw = methods::raw_maps(spec.method, &pass.features, weight, bias, class as i64)?;
+    let (_, bias) = net.classifier();
+    let raw = methods::raw_maps(spec.method, net, &pass.features, class as i64)?;
     let maps =
         tch::no_grad(|| methods::display_maps(&raw, spec.method, spec.normalization, placement));
     let scores = tch::no_grad(|| raw.mean_dim([1i64, 2].as_slice(), false, Kind::Float));

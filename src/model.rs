@@ -12,4 +12,5 @@ pub mod preprocess;
 pub mod script;
 pub mod tiny;
 pub mod train;
+pub mod vision;
 pub mod weights;

@@ -2,16 +2,16 @@
 use tch::{Kind, Tensor};
 
 use super::{Method, Normalization, Placement};
-use crate::model::network;
+use crate::model::network::GapNetwork;
 
 /// Raw per-slice maps [S, h, w] for class `class` (before ReLU or normalisation).
 pub fn raw_maps(
     method: Method,
+    net: &dyn GapNetwork,
     features: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
     class: i64,
 ) -> Result<Tensor, tch::TchError> {
+    let (weight, _) = net.classifier();
     let w = weight.get(class);
     match method {
         Method::Cam => Ok(tch::no_grad(|| {
@@ -27,7 +27,7 @@ pub fn raw_maps(
             )
         })),
         Method::GradCam | Method::GradCamPlusPlus => {
-            let grads = logit_gradient(features, weight, bias, class)?;
+            let grads = logit_gradient(net, features, class)?;
             Ok(tch::no_grad(|| {
                 let channel_weights = if method == Method::GradCam {
                     grads.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
@@ -54,16 +54,16 @@ pub fn winning_slices(features: &Tensor) -> Tensor {
     index.eq_tensor(&argmax.unsqueeze(0)).to_kind(Kind::Float)
 }
 
-/// ∂ logit[class] / ∂A through the head alone (pooling, max, linear): no graph through the
-/// convolutions, so this costs a fraction of the forward pass.
+/// ∂ logit[class] / ∂A through the network's head alone ([`GapNetwork::logits`]: for MRNet
+/// pooling, max, linear; for SqueezeNet its 1×1 convolution, ReLU and pooling): no graph
+/// through the feature extractor, so this costs a fraction of the forward pass.
 fn logit_gradient(
+    net: &dyn GapNetwork,
     features: &Tensor,
-    weight: &Tensor,
-    bias: &Tensor,
     class: i64,
 ) -> Result<Tensor, tch::TchError> {
     let leaf = features.detach().set_requires_grad(true);
-    let logit = network::head(&leaf, &weight.detach(), &bias.detach()).get(class);
+    let logit = net.logits(&leaf)?.get(class);
     let mut grads = Tensor::f_run_backward(&[&logit], &[&leaf], false, false)?;
     grads
         .pop()

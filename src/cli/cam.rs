@@ -12,6 +12,7 @@ use crate::cam::{self, CamSpec, Method, Normalization};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
+use crate::cli::image_cam::ImageModel;
 use crate::cli::models;
 use crate::cli::{bad_input, BadInput};
 use crate::data::{npy, Plane, Task};
@@ -20,20 +21,30 @@ use crate::engine::{
 };
 use crate::model::device::DeviceChoice;
 use crate::model::preprocess::Preprocess;
+use crate::model::vision::VisionArch;
 
 #[derive(Debug, clap::Args)]
 pub struct CamArgs {
-    /// A weights file, or MODELS_DIR:task:plane (a models folder with manifest.toml).
-    #[arg(long)]
-    pub model: String,
+    /// A weights file, or MODELS_DIR:task:plane (a models folder with manifest.toml); with
+    /// --image, MODELS_DIR:NAME (an [images.NAME] entry).
+    #[arg(long, required_unless_present = "arch", conflicts_with = "arch")]
+    pub model: Option<String>,
+    /// With --image: a torchvision architecture built natively (resnet18, densenet161,
+    /// squeezenet1_1), its weights from --weights.
+    #[arg(long, requires_all = ["image", "weights"])]
+    pub arch: Option<VisionArch>,
+    /// With --arch: a torchvision state dict (.pth as torchvision publishes it) or safetensors.
+    #[arg(long, requires = "arch")]
+    pub weights: Option<PathBuf>,
     /// The exam's series: a uint8 (S, H, W) .npy file.
     #[arg(long, required_unless_present = "image", conflicts_with = "image")]
     pub exam: Option<PathBuf>,
-    /// A photo (PNG or JPEG) for a 2-D image model: --model MODELS_DIR:NAME names its
-    /// [images.NAME] TorchScript entry; writes one overlay per top class.
+    /// A photo (PNG or JPEG) for a 2-D image model: --arch with --weights, or --model
+    /// MODELS_DIR:NAME naming an [images.NAME] TorchScript entry; writes one overlay per top
+    /// class.
     #[arg(long)]
     pub image: Option<PathBuf>,
-    /// With --image: class names, one per line.
+    /// With --image: class names, one per line [default: ImageNet's for 1,000 classes].
     #[arg(long, requires = "image")]
     pub labels: Option<PathBuf>,
     /// With --image: how many top classes to show.
@@ -97,17 +108,31 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     let device = device_choice.resolve().map_err(bad_input)?;
     let inputs = args.exam.as_deref().or(args.image.as_deref());
     let data = inputs.and_then(crate::paths::dataset_of);
-    let models = match args.image {
-        Some(_) => super::image_cam::split_spec(&args.model).map(|(dir, _)| PathBuf::from(dir)),
-        None => super::models::spec_folder(&args.model),
+    let image_model = match (&args.arch, &args.weights, &args.model) {
+        (Some(arch), Some(weights), _) => Some(ImageModel::Native {
+            arch: *arch,
+            weights,
+        }),
+        (_, _, Some(spec)) if args.image.is_some() => Some(ImageModel::Manifest(spec)),
+        _ => None,
+    };
+    let models = match (&image_model, &args.model) {
+        (Some(model), _) => model.folder(),
+        (None, Some(spec)) => super::models::spec_folder(spec),
+        (None, None) => None,
     };
     super::outside_inputs("--out", &args.out, data.as_deref(), models.as_deref())?;
     prepare_out(&args.out, args.force)?;
     let Some(exam) = args.exam.clone() else {
         let image = args.image.as_deref().unwrap_or(Path::new(""));
+        let model = image_model.ok_or_else(|| {
+            bad_input(anyhow::anyhow!(
+                "--image needs --arch with --weights, or --model MODELS_DIR:NAME"
+            ))
+        })?;
         let job = super::image_cam::ImageJob {
             image,
-            model: &args.model,
+            model,
             labels: args.labels.as_deref(),
             topk: args.topk,
             method: args.method,
@@ -116,7 +141,12 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
         };
         return super::image_cam::run(job, device);
     };
-    let described = models::describe_spec(&args.model, args.preprocess)?;
+    let model_spec = args.model.clone().ok_or_else(|| {
+        bad_input(anyhow::anyhow!(
+            "--exam needs --model (--arch is for --image)"
+        ))
+    })?;
+    let described = models::describe_spec(&model_spec, args.preprocess)?;
     let mut timings = Timings::default();
 
     let t = Instant::now();
@@ -124,7 +154,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     timings.load_exam = ms(t);
 
     // The model is loaded and run on the engine's thread, as in the explorer.
-    let spec_text = args.model.clone();
+    let spec_text = model_spec.clone();
     let preprocess = args.preprocess;
     let loader: Loader = Box::new(move |_, device| models::load(&spec_text, preprocess, device));
     let (engine, events) =
@@ -163,7 +193,7 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     }
     timings.write = ms(t);
     let summary = Summary {
-        model: args.model.clone(),
+        model: model_spec,
         model_sha256: &described.sha256,
         exam: exam.display().to_string(),
         device: engine.device_name().to_string(),

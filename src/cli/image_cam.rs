@@ -1,6 +1,7 @@
 //! `kneecam cam --image`: the blog's ImageNet walk-through. A photo through a 2-D GAP CNN (a
-//! TorchScript `[images.NAME]` entry), the top-k classes, and one CAM overlay per class.
-use std::path::Path;
+//! torchvision architecture built natively from its state dict, `--arch NAME --weights FILE`,
+//! or a TorchScript `[images.NAME]` entry), the top-k classes, and one CAM overlay per class.
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -12,14 +13,51 @@ use crate::cam::{self, CamSpec, Method, Normalization, Placement};
 use crate::cli::bad_input;
 use crate::model::manifest::{self, Manifest};
 use crate::model::network::Network;
+use crate::model::vision::{imagenet, VisionArch, VisionNet};
 
 const SIDE: u32 = 224;
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// Where the image model comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum ImageModel<'a> {
+    /// `--model MODELS_DIR:NAME`: an `[images.NAME]` TorchScript entry.
+    Manifest(&'a str),
+    /// `--arch ARCH --weights FILE`: a torchvision network and its state dict.
+    Native { arch: VisionArch, weights: &'a Path },
+}
+
+impl ImageModel<'_> {
+    /// The folder holding the model (which `--out` must stay out of).
+    pub fn folder(&self) -> Option<PathBuf> {
+        match self {
+            ImageModel::Manifest(spec) => split_spec(spec).map(|(dir, _)| PathBuf::from(dir)),
+            ImageModel::Native { weights, .. } => weights.parent().map(Path::to_path_buf),
+        }
+    }
+
+    /// How the model is named in messages.
+    fn describe(&self) -> String {
+        match self {
+            ImageModel::Manifest(spec) => spec.to_string(),
+            ImageModel::Native { arch, weights } => format!("{arch} ({})", weights.display()),
+        }
+    }
+
+    fn open(&self, device: Device) -> anyhow::Result<Network> {
+        match *self {
+            ImageModel::Manifest(spec) => open_image_model(spec, device),
+            ImageModel::Native { arch, weights } => VisionNet::load(arch, weights, device)
+                .map(|net| Network::Vision(Box::new(net)))
+                .map_err(bad_input),
+        }
+    }
+}
+
 pub struct ImageJob<'a> {
     pub image: &'a Path,
-    pub model: &'a str,
+    pub model: ImageModel<'a>,
     pub labels: Option<&'a Path>,
     pub topk: usize,
     pub method: Method,
@@ -28,13 +66,14 @@ pub struct ImageJob<'a> {
 }
 
 pub fn run(job: ImageJob<'_>, device: Device) -> anyhow::Result<ExitCode> {
-    let network = open_image_model(job.model, device)?;
+    let network = job.model.open(device)?;
     let picture = image::open(job.image)
         .with_context(|| format!("reading {}", job.image.display()))
         .map_err(bad_input)?
         .to_rgb8();
     let x = imagenet_input(&picture, device);
-    let pass = cam::forward(&network, &x).with_context(|| format!("running {}", job.model))?;
+    let pass =
+        cam::forward(&network, &x).with_context(|| format!("running {}", job.model.describe()))?;
     let probabilities = softmax(&pass.logits);
     let labels = read_labels(job.labels, probabilities.len())?;
     let mut ranked: Vec<usize> = (0..probabilities.len()).collect();
@@ -115,9 +154,16 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
     exps.iter().map(|e| e / total).collect()
 }
 
-/// One label per line; without a file, the class indices.
+/// One label per line; without a file, ImageNet's names for 1,000 classes, else the class
+/// indices.
 fn read_labels(path: Option<&Path>, classes: usize) -> anyhow::Result<Vec<String>> {
     let Some(path) = path else {
+        if classes == imagenet::CLASSES {
+            return Ok(imagenet::class_names()
+                .into_iter()
+                .map(String::from)
+                .collect());
+        }
         return Ok((0..classes).map(|k| format!("class {k}")).collect());
     };
     let text = std::fs::read_to_string(path)

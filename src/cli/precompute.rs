@@ -428,14 +428,13 @@ fn forward_batch(model: &LoadedModel, volumes: &[&Volume]) -> anyhow::Result<Vec
         }
         Err(err) => return Err(err.into()),
     };
-    let (weight, bias) = model.network.classifier();
     let mut start = 0;
     let mut passes = Vec::new();
     for x in &inputs {
         let slices = x.size()[0];
         let features = all.features.narrow(0, start, slices);
         start += slices;
-        let logits = tch::no_grad(|| crate::model::network::head(&features, weight, bias));
+        let logits = tch::no_grad(|| model.network.logits(&features))?;
         let logits =
             Vec::<f32>::try_from(logits.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu))?;
         passes.push(cam::Forward { features, logits });

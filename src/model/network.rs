@@ -6,13 +6,22 @@ use tch::{Kind, Tensor};
 use super::mrnet::Mrnet;
 use super::script::ScriptNet;
 use super::tiny::Tiny;
+use super::vision::VisionNet;
 
 /// The feature extractor and classifier of one model, on its device.
 pub trait GapNetwork: std::fmt::Debug {
     /// Feature maps A[S, C, h, w] for a batch of slices x[S, 3, H, W].
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError>;
-    /// The final linear layer: weight [K, C], bias [K].
+    /// The final linear layer: weight [K, C], bias [K] (for a 1×1 convolution head, its
+    /// weight viewed as [K, C]). The CAM of class k weighs the feature maps by row k.
     fn classifier(&self) -> (&Tensor, &Tensor);
+    /// Logits [K] from feature maps A[S, C, h, w]: the network's true head, through which
+    /// Grad-CAM's gradients flow. By default MRNet's [`head`] on [`Self::classifier`]; a
+    /// network whose head is not linear in the pooled features (SqueezeNet) overrides it.
+    fn logits(&self, features: &Tensor) -> Result<Tensor, tch::TchError> {
+        let (weight, bias) = self.classifier();
+        Ok(head(features, weight, bias))
+    }
 }
 
 /// MRNet's head on feature maps A[S, C, h, w]: per-slice global average pool, max over
@@ -51,6 +60,8 @@ pub enum Network {
     Tiny(Tiny),
     /// A TorchScript module named by an explicit manifest entry (`arch = "torchscript"`).
     Script(ScriptNet),
+    /// A torchvision ImageNet classifier built natively (`cam --image --arch`).
+    Vision(Box<VisionNet>),
 }
 
 impl Network {
@@ -68,6 +79,7 @@ impl Network {
             Network::Mrnet(_) => Some(super::mrnet::MIN_INPUT_SIDE),
             Network::Tiny(_) => Some(super::tiny::MIN_INPUT_SIDE),
             Network::Script(_) => None,
+            Network::Vision(net) => Some(net.arch().min_input_side()),
         }
     }
 }
@@ -78,6 +90,7 @@ impl GapNetwork for Network {
             Network::Mrnet(net) => net.features(x),
             Network::Tiny(net) => net.features(x),
             Network::Script(net) => net.features(x),
+            Network::Vision(net) => net.features(x),
         }
     }
 
@@ -86,6 +99,16 @@ impl GapNetwork for Network {
             Network::Mrnet(net) => net.classifier(),
             Network::Tiny(net) => net.classifier(),
             Network::Script(net) => net.classifier(),
+            Network::Vision(net) => net.classifier(),
+        }
+    }
+
+    fn logits(&self, features: &Tensor) -> Result<Tensor, tch::TchError> {
+        match self {
+            Network::Mrnet(net) => net.logits(features),
+            Network::Tiny(net) => net.logits(features),
+            Network::Script(net) => net.logits(features),
+            Network::Vision(net) => net.logits(features),
         }
     }
 }

@@ -40,7 +40,7 @@ mod torch_zip;
 mod unpickler;
 
 pub use error::{venv_python, WeightsError};
-pub use keys::{KeyFamily, KeyProblem, StateDict};
+pub use keys::{copy_named, KeyFamily, KeyProblem, StateDict};
 pub use module_tree::Holds;
 pub use sniff::{inspect, FileKind, TorchFormat};
 

@@ -24,6 +24,7 @@ mod tmux;
 mod training;
 mod two_readers;
 mod view_cli;
+mod vision;
 mod weights;
 
 /// libtorch's random generator is global to the process and the tests run in parallel threads:

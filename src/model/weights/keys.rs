@@ -149,54 +149,92 @@ impl StateDict {
     /// Copies every tensor into the variable of the same name, as float32 on the variable's
     /// device. The names and shapes must match exactly; all differences are reported at once.
     pub fn copy_into(&self, vs: &mut nn::VarStore) -> Result<(), WeightsError> {
-        let variables = vs.variables();
-        let mut problems = self.problems.clone();
-        for (name, var) in &variables {
-            match self.tensors.get(name) {
-                None => problems.push(KeyProblem::Missing {
-                    name: name.clone(),
-                    expected: var.size(),
-                }),
-                Some(t) if t.size() != var.size() => problems.push(KeyProblem::Shape {
-                    name: name.clone(),
-                    expected: var.size(),
-                    found: t.size(),
-                }),
-                Some(_) => {}
-            }
-        }
-        for (name, t) in &self.tensors {
-            if !variables.contains_key(name) {
-                problems.push(KeyProblem::Unexpected {
-                    name: name.clone(),
-                    found: t.size(),
-                });
-            }
-        }
-        if !problems.is_empty() {
-            problems.sort_by_key(problem_order);
-            return Err(WeightsError::Mismatch {
-                path: self.path.clone(),
-                problems,
+        copy_checked(&self.path, &self.tensors, self.problems.clone(), vs)
+    }
+}
+
+/// Copies a file's tensors, under the names it stores them by (no renaming: for architectures
+/// other than MRNet, e.g. torchvision's), into the variables of `vs` of the same names, as
+/// float32. Names and shapes must match exactly; every difference, non-float tensor and
+/// repeated name is reported at once, naming `path`.
+pub fn copy_named(
+    path: &Path,
+    raw: Vec<(String, Tensor)>,
+    vs: &mut nn::VarStore,
+) -> Result<(), WeightsError> {
+    let mut tensors = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, t) in raw {
+        if !t.is_floating_point() {
+            problems.push(KeyProblem::NotFloat {
+                name: name.clone(),
+                kind: format!("{:?}", t.kind()).to_lowercase(),
             });
         }
-        tch::no_grad(|| {
-            for (name, var) in &variables {
-                let Some(src) = self.tensors.get(name) else {
-                    continue;
-                };
-                let mut var = var.shallow_clone();
-                src.f_to_kind(Kind::Float)
-                    .and_then(|src| var.f_copy_(&src))
-                    .map_err(|error| WeightsError::Copy {
-                        path: self.path.clone(),
-                        name: name.clone(),
-                        error,
-                    })?;
-            }
-            Ok(())
-        })
+        if tensors.insert(name.clone(), t).is_some() {
+            problems.push(KeyProblem::Duplicate {
+                keys: vec![name.clone(), name.clone()],
+                name,
+            });
+        }
     }
+    copy_checked(path, &tensors, problems, vs)
+}
+
+/// [`StateDict::copy_into`] and [`copy_named`]: `problems` found so far plus every missing,
+/// unexpected and wrongly shaped tensor, or the copy.
+fn copy_checked(
+    path: &Path,
+    tensors: &BTreeMap<String, Tensor>,
+    mut problems: Vec<KeyProblem>,
+    vs: &mut nn::VarStore,
+) -> Result<(), WeightsError> {
+    let variables = vs.variables();
+    for (name, var) in &variables {
+        match tensors.get(name) {
+            None => problems.push(KeyProblem::Missing {
+                name: name.clone(),
+                expected: var.size(),
+            }),
+            Some(t) if t.size() != var.size() => problems.push(KeyProblem::Shape {
+                name: name.clone(),
+                expected: var.size(),
+                found: t.size(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (name, t) in tensors {
+        if !variables.contains_key(name) {
+            problems.push(KeyProblem::Unexpected {
+                name: name.clone(),
+                found: t.size(),
+            });
+        }
+    }
+    if !problems.is_empty() {
+        problems.sort_by_key(problem_order);
+        return Err(WeightsError::Mismatch {
+            path: path.to_path_buf(),
+            problems,
+        });
+    }
+    tch::no_grad(|| {
+        for (name, var) in &variables {
+            let Some(src) = tensors.get(name) else {
+                continue;
+            };
+            let mut var = var.shallow_clone();
+            src.f_to_kind(Kind::Float)
+                .and_then(|src| var.f_copy_(&src))
+                .map_err(|error| WeightsError::Copy {
+                    path: path.to_path_buf(),
+                    name: name.clone(),
+                    error,
+                })?;
+        }
+        Ok(())
+    })
 }
 
 fn problem_order(problem: &KeyProblem) -> (u8, String) {

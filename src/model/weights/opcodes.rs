@@ -60,6 +60,11 @@ impl<'a> Reader<'a> {
         Reader { bytes, pos: 0 }
     }
 
+    /// Bytes from the reader's position to the end.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
     /// The byte offset of the next opcode.
     pub fn position(&self) -> usize {
         self.pos

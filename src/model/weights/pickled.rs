@@ -73,6 +73,20 @@ pub struct TensorRef {
 }
 
 impl TensorRef {
+    /// Values the view holds; None when a size is negative or the product overflows.
+    pub fn numel(&self) -> Option<i64> {
+        self.size.iter().try_fold(
+            1i64,
+            |acc, &n| {
+                if n < 0 {
+                    None
+                } else {
+                    acc.checked_mul(n)
+                }
+            },
+        )
+    }
+
     /// Whether every element the view addresses lies inside its storage.
     pub fn fits(&self) -> bool {
         if self.size.len() != self.stride.len()
@@ -153,12 +167,21 @@ impl Value {
         })
     }
 
-    /// Nodes in this value, counted only up to `limit`.
-    pub(super) fn nodes(&self, limit: usize) -> usize {
-        let mut n = 1;
+    /// Bytes this value holds (its nodes, strings and vectors), counted only up to `limit`.
+    pub(super) fn cost(&self, limit: usize) -> usize {
+        let node = std::mem::size_of::<Value>();
+        let mut n = node
+            + match self {
+                Value::Str(s) | Value::Global(s) => s.len(),
+                Value::BigInt(b) => b.len(),
+                Value::Storage(s) => s.key.len(),
+                Value::Tensor(t) => t.storage.key.len() + 8 * (t.size.len() + t.stride.len()),
+                Value::Object { class, .. } => class.len(),
+                _ => 0,
+            };
         let add = |child: &Value, n: &mut usize| {
             if *n < limit {
-                *n += child.nodes(limit - *n);
+                *n += child.cost(limit - *n);
             }
         };
         match self {

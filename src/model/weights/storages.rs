@@ -6,6 +6,10 @@ use tch::Tensor;
 use super::module_tree::Entries;
 use super::pickled::{StorageRef, Value};
 
+/// The views' values may add up to at most this many times the storages' (a tied weight is
+/// two views of one storage).
+const MAX_VIEW_FACTOR: i64 = 8;
+
 /// Each (name, view) of `entries` as a contiguous tensor on the CPU. `fetch(storage, bytes)`
 /// gives a storage's raw little-endian bytes, read no further than `bytes`; each storage is
 /// fetched once however many views share it.
@@ -15,7 +19,28 @@ pub(super) fn build_tensors(
 ) -> Result<Vec<(String, Tensor)>, String> {
     let mut storages: BTreeMap<String, Tensor> = BTreeMap::new();
     let mut tensors = Vec::with_capacity(entries.len());
+    let mut view_values: i64 = 0;
+    let mut storage_values: i64 = 0;
     for (name, t) in entries {
+        // Each view becomes a copy: bounded by what the file's storages hold, so that a small
+        // file cannot ask for huge copies (a stride-0 view, one storage viewed many times).
+        let values = t.numel().unwrap_or(i64::MAX);
+        if values > t.storage.numel {
+            return Err(format!(
+                "{name}: a view of {values} values of a storage of {} (saved expanded?)",
+                t.storage.numel
+            ));
+        }
+        view_values = view_values.saturating_add(values);
+        if !storages.contains_key(&t.storage.key) {
+            storage_values = storage_values.saturating_add(t.storage.numel);
+        }
+        if view_values > MAX_VIEW_FACTOR.saturating_mul(storage_values) + (1 << 20) {
+            return Err(format!(
+                "{name}: its tensors copy {view_values} values out of storages of \
+                 {storage_values}: too many views of the same values"
+            ));
+        }
         if !t.fits() {
             return Err(format!(
                 "{name}: shape {:?}, stride {:?} and offset {} reach past its storage of {} values",

@@ -51,9 +51,21 @@ pub(super) fn open_torch_zip<R: Read + Seek>(
     {
         return Ok(ZipVerdict::Kind(FileKind::TorchScript));
     }
-    let Some(pkl) = names.iter().find(|n| is_record(n, "data.pkl")) else {
-        return not_torch("no */data.pkl inside".into());
+    // Exactly `{folder}/data.pkl`; the zip's names come in no fixed order, so two candidates
+    // would make the answer depend on which is found first.
+    let pickles: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            n.split_once('/')
+                .is_some_and(|(_, rest)| rest == "data.pkl")
+        })
+        .collect();
+    let pkl = match pickles.as_slice() {
+        [] => return not_torch("no */data.pkl inside".into()),
+        [one] => (*one).clone(),
+        [a, b, ..] => return not_torch(format!("two pickles inside, {a} and {b}")),
     };
+    let pkl = &pkl;
     let prefix = pkl.trim_end_matches("data.pkl").to_string();
     let mut entry = match archive.by_name(pkl) {
         Ok(entry) => entry,

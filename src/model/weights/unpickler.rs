@@ -16,8 +16,11 @@ use super::module_tree::is_module_state;
 use super::opcodes::{Op, Reader};
 use super::pickled::{allowed_call, storage_kind, Call, StorageRef, TensorRef, Value};
 
-/// Copies made by memo gets are bounded, so a small pickle cannot expand into a huge value.
-const COPY_BUDGET: usize = 1 << 22;
+/// The bytes that memo copies may add up to: this much, plus [`COPY_BYTES_PER_BYTE`] times
+/// the pickle's length, so a small pickle cannot expand into a huge value (a real one copies a
+/// storage class's name or a `'cpu'` per tensor).
+const COPY_BUDGET_FIXED: usize = 16 << 20;
+const COPY_BYTES_PER_BYTE: usize = 32;
 /// Values nested deeper than this are refused (a state dict nests 3 levels, a module ~20).
 pub const MAX_DEPTH: u32 = 200;
 
@@ -63,6 +66,16 @@ impl Slot {
     fn leaf(value: Value) -> Self {
         Slot { value, depth: 1 }
     }
+
+    /// A copy, its bytes taken from `budget` first; refused when they are over it.
+    fn clone_charged_by(&self, budget: &mut usize) -> Result<Slot> {
+        let cost = self.value.cost(budget.saturating_add(1));
+        if cost > *budget {
+            return Err("too many copied values".into());
+        }
+        *budget -= cost;
+        Ok(self.clone())
+    }
 }
 
 struct Machine {
@@ -82,7 +95,8 @@ pub fn run_from(reader: &mut Reader<'_>) -> Result<Value> {
     let mut machine = Machine {
         stack: Vec::new(),
         memo: BTreeMap::new(),
-        budget: COPY_BUDGET,
+        budget: COPY_BUDGET_FIXED
+            .saturating_add(COPY_BYTES_PER_BYTE.saturating_mul(reader.remaining())),
     };
     loop {
         if let Some(value) = machine.step(reader.op()?)? {
@@ -137,15 +151,6 @@ impl Machine {
         Ok(())
     }
 
-    fn copy(&mut self, slot: &Slot) -> Result<Slot> {
-        let cost = slot.value.nodes(self.budget.saturating_add(1));
-        if cost > self.budget {
-            return Err("too many copied values".into());
-        }
-        self.budget -= cost;
-        Ok(slot.clone())
-    }
-
     /// Carries out one opcode; STOP gives the value left on the stack.
     fn step(&mut self, op: Op) -> Result<Option<Value>> {
         match op {
@@ -159,9 +164,10 @@ impl Machine {
                 self.pop_mark()?;
             }
             Op::Dup => {
-                let top = self.top()?.clone();
-                let top = self.copy(&top)?;
-                self.stack.push(top);
+                let mut budget = self.budget;
+                let copy = self.top()?.clone_charged_by(&mut budget)?;
+                self.budget = budget;
+                self.stack.push(copy);
             }
             Op::None => self.push(Value::None),
             Op::Bool(b) => self.push(Value::Bool(b)),
@@ -315,8 +321,9 @@ impl Machine {
     }
 
     fn memo_put(&mut self, index: u64) -> Result<()> {
-        let top = self.top()?.clone();
-        let top = self.copy(&top)?;
+        let mut budget = self.budget;
+        let top = self.top()?.clone_charged_by(&mut budget)?;
+        self.budget = budget;
         self.memo.insert(index, top);
         Ok(())
     }
@@ -325,9 +332,8 @@ impl Machine {
         let slot = self
             .memo
             .get(&index)
-            .cloned()
-            .ok_or_else(|| format!("memo {index} is empty"))?;
-        let slot = self.copy(&slot)?;
+            .ok_or_else(|| format!("memo {index} is empty"))?
+            .clone_charged_by(&mut self.budget)?;
         self.stack.push(slot);
         Ok(())
     }
@@ -455,12 +461,20 @@ fn rebuild_tensor(name: &str, args: &[Value]) -> Result<Value> {
     let Value::Int(offset) = offset else {
         return Err(format!("{name}: offset is {}", offset.describe()).into());
     };
-    Ok(Value::Tensor(TensorRef {
+    let tensor = TensorRef {
         storage: storage.clone(),
         offset: *offset,
         size: ints(size, "size")?,
         stride: ints(stride, "stride")?,
-    }))
+    };
+    if !tensor.fits() {
+        return Err(format!(
+            "{name}: shape {:?}, stride {:?} and offset {} reach past a storage of {} values",
+            tensor.size, tensor.stride, tensor.offset, tensor.storage.numel
+        )
+        .into());
+    }
+    Ok(Value::Tensor(tensor))
 }
 
 /// `torch.save`'s persistent ids: `('storage', type, key, location, numel)` in a zip archive,
