@@ -16,9 +16,10 @@ use kneecam::config::Config;
 use kneecam::data::labels::{parse_labels, LabelError};
 use kneecam::data::npy::{self, NpyError, Scalar, MAX_HEADER_LEN, MAX_SIDE, MAX_SLICES};
 use kneecam::model::manifest::Manifest;
+use kneecam::model::weights::{pickle_tensor_shapes, read_torch_archive, WeightsError};
 
 /// The targets, as named under `fuzz/corpus/` and `fuzz/fuzz_targets/`.
-pub const TARGETS: [&str; 4] = ["npy", "labels", "manifest", "config"];
+pub const TARGETS: [&str; 6] = ["npy", "labels", "manifest", "config", "pickle", "torch_zip"];
 
 /// Runs `target`'s check on one input.
 pub fn run(target: &str, data: &[u8]) {
@@ -27,6 +28,8 @@ pub fn run(target: &str, data: &[u8]) {
         "labels" => run_labels(data),
         "manifest" => run_manifest(data),
         "config" => run_config(data),
+        "pickle" => run_pickle(data),
+        "torch_zip" => run_torch_zip(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -184,6 +187,32 @@ pub const TOML_BUDGET: Budget = Budget {
     peak_fixed: 1024 * 1024,
 };
 
+/// Pickles (`data.pkl`): every opcode builds at most a few values, each a `Value` of about a
+/// hundred bytes plus the bytes it quotes from the input, so memory is linear in the input; memo
+/// copies (`GET`, `PUT`, `DUP` clone a whole value) are charged by their bytes against the
+/// unpickler's copy budget of 16 MiB plus 32 bytes per byte of the pickle: twice that is the
+/// fixed part here. (Doubling lists until the budget refuses peaks at 12.6 MB; 3000 copies of a
+/// list of 1000 copies of a 1000-byte string, 9 KB, at 16.6 MB.)
+pub const PICKLE_BUDGET: Budget = Budget {
+    largest_per_byte: 256,
+    largest_fixed: 64 * 1024,
+    peak_per_byte: 1024,
+    peak_fixed: 32 << 20,
+};
+
+/// PyTorch zip archives: the zip reader supports only stored (uncompressed) entries, so a
+/// record read is at most the archive's own bytes, and `data.pkl` is a pickle (above). The
+/// tensors returned (libtorch's memory, which [`TrackingAlloc`] does not see) are checked
+/// separately against [`TENSOR_BYTES_PER_BYTE`].
+pub const TORCH_ZIP_BUDGET: Budget = PICKLE_BUDGET;
+
+/// The tensors an archive yields hold at most this many bytes per byte of the archive, plus
+/// [`TENSOR_BYTES_FIXED`]: every storage is a record inside the archive, read no further than
+/// its declared size, and each tensor is a copy of a view of one, no larger than its storage,
+/// all views together at most 8 times the storages' values plus 2^20 values (of up to 8 bytes).
+pub const TENSOR_BYTES_PER_BYTE: usize = 8;
+pub const TENSOR_BYTES_FIXED: usize = 8 << 20;
+
 // ---- the targets ----------------------------------------------------------------------------
 
 /// The name each target gives its input in errors.
@@ -191,6 +220,8 @@ pub const NPY_PATH: &str = "fuzz/input.npy";
 pub const LABELS_PATH: &str = "fuzz/train-acl.csv";
 pub const MANIFEST_PATH: &str = "fuzz/manifest.toml";
 pub const CONFIG_PATH: &str = "fuzz/config.toml";
+pub const PICKLE_PATH: &str = "fuzz/data.pkl";
+pub const TORCH_ZIP_PATH: &str = "fuzz/model.pt";
 
 /// `.npy`: `parse_header` and `parse_volume` (what `read_header` and `read_volume` do after
 /// opening the file) agree, an accepted header is within the limits and matches the input's
@@ -357,4 +388,78 @@ pub fn run_config(data: &[u8]) {
                 .is_none_or(|f| !f.as_os_str().is_empty()));
         }
     }
+}
+
+/// Pickles: `pickle_tensor_shapes` (kneecam's restricted unpickler on one `data.pkl`, what
+/// reading an archive does before touching any storage) either refuses naming the file, or
+/// gives tensors of non-negative shapes.
+pub fn run_pickle(data: &[u8]) {
+    let path = Path::new(PICKLE_PATH);
+    let (result, usage) =
+        measure(|| pickle_tensor_shapes(path, data).map_err(|e: WeightsError| e.to_string()));
+    PICKLE_BUDGET.check("pickle", data.len(), usage);
+    match &result {
+        Err(message) => assert!(
+            message.starts_with(&format!("{PICKLE_PATH}: ")),
+            "an error does not name the file: {message}"
+        ),
+        Ok(shapes) => {
+            for (name, shape) in shapes {
+                assert!(
+                    shape.iter().all(|&n| n >= 0),
+                    "tensor {name:?} has a negative shape {shape:?}"
+                );
+            }
+        }
+    }
+}
+
+/// The names, shapes and dtypes of an archive's tensors, or its error message.
+type Reading = Result<Vec<(String, Vec<i64>, String)>, String>;
+
+/// PyTorch zip archives: `read_torch_archive` (what `read_tensors` does with a PyTorch file
+/// once opened) either refuses naming the file, or gives CPU tensors of non-negative shapes
+/// whose bytes stay within [`TENSOR_BYTES_PER_BYTE`] of the archive; running it twice gives the
+/// same answer (the same `data.pkl` and records each time).
+pub fn run_torch_zip(data: &[u8]) {
+    let path = Path::new(TORCH_ZIP_PATH);
+    let read = || -> (Reading, usize) {
+        match read_torch_archive(path, data) {
+            Err(e) => (Err(e.to_string()), 0),
+            Ok(tensors) => {
+                let mut bytes = 0usize;
+                let mut seen = Vec::with_capacity(tensors.len());
+                for (name, t) in &tensors {
+                    let shape = t.size();
+                    assert!(
+                        shape.iter().all(|&n| n >= 0),
+                        "tensor {name:?} has a negative shape {shape:?}"
+                    );
+                    assert_eq!(t.device(), tch::Device::Cpu, "tensor {name:?}");
+                    let numel: usize = shape.iter().map(|&n| n as usize).product();
+                    bytes =
+                        bytes.saturating_add(numel.saturating_mul(t.kind().elt_size_in_bytes()));
+                    seen.push((name.clone(), shape, format!("{:?}", t.kind())));
+                }
+                (Ok(seen), bytes)
+            }
+        }
+    };
+    let ((result, tensor_bytes), usage) = measure(read);
+    TORCH_ZIP_BUDGET.check("torch_zip", data.len(), usage);
+    let allowed = TENSOR_BYTES_PER_BYTE * data.len() + TENSOR_BYTES_FIXED;
+    assert!(
+        tensor_bytes <= allowed,
+        "torch_zip: a {}-byte archive gave tensors of {tensor_bytes} bytes, over the budget of \
+         {allowed}",
+        data.len()
+    );
+    if let Err(message) = &result {
+        assert!(
+            message.starts_with(&format!("{TORCH_ZIP_PATH}: ")),
+            "an error does not name the file: {message}"
+        );
+    }
+    let (again, _) = read();
+    assert_eq!(result, again, "two readings disagree");
 }

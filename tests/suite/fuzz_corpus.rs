@@ -388,6 +388,44 @@ fn tokens(target: &str) -> &'static [&'static [u8]] {
             b"\xc2\xa0",
             b"\xff",
         ],
+        "pickle" | "torch_zip" => &[
+            // Pickle opcodes and the globals a state dict uses.
+            b"\x80\x02",
+            b"\x80\x05\x95\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"(",
+            b"t",
+            b"\x85",
+            b"R",
+            b"}",
+            b"]",
+            b"u",
+            b"s",
+            b"e",
+            b".",
+            b"h\x00",
+            b"q\x00",
+            b"\x94",
+            b"2",
+            b"Q",
+            b"K\xff",
+            b"J\xff\xff\xff\xff",
+            b"\x8a\x08\xff\xff\xff\xff\xff\xff\xff\x7f",
+            b"X\x01\x00\x00\x000",
+            b"ctorch._utils\n_rebuild_tensor_v2\n",
+            b"ctorch\nFloatStorage\n",
+            b"ccollections\nOrderedDict\n",
+            b"cos\nsystem\n",
+            // Zip records and names.
+            b"PK\x03\x04",
+            b"PK\x01\x02",
+            b"PK\x05\x06",
+            b"PK\x06\x06",
+            b"\xff\xff\xff\xff",
+            b"archive/data.pkl",
+            b"archive/data/0",
+            b"archive/byteorder",
+            b"big",
+        ],
         _ => &[
             b"[",
             b"]",
@@ -492,6 +530,16 @@ fn cases() -> ProptestConfig {
     }
 }
 
+/// Fewer cases for the weights targets (each input may build tensors through libtorch), from a
+/// fixed seed: the same mutations every run, so a weights bug shows on every run or none.
+fn weights_cases() -> ProptestConfig {
+    ProptestConfig {
+        cases: 100,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(16),
+        ..cases()
+    }
+}
+
 fn run_quietly(target: &str, data: &[u8]) -> Result<(), TestCaseError> {
     panic::catch_unwind(AssertUnwindSafe(|| run(target, data)))
         .map_err(|payload| TestCaseError::fail(panic_text(&*payload)))
@@ -518,5 +566,19 @@ proptest! {
     #[test]
     fn mutated_configs_never_panic(data in mutated("config")) {
         run_quietly("config", &data)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(weights_cases())]
+
+    #[test]
+    fn mutated_pickles_never_panic(data in mutated("pickle")) {
+        run_quietly("pickle", &data)?;
+    }
+
+    #[test]
+    fn mutated_torch_archives_never_panic(data in mutated("torch_zip")) {
+        run_quietly("torch_zip", &data)?;
     }
 }
