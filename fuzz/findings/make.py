@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the hand-made inputs of fuzz/open-bugs/ (see its README.md) to /tmp/bugs."""
+"""Writes the hand-made inputs of fuzz/findings/ (see its README.md) to /tmp/bugs."""
 import io, struct, zipfile, os
 def s(x):
     b = x.encode(); return b"X" + struct.pack("<I", len(b)) + b
