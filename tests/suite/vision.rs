@@ -98,8 +98,6 @@ fn load(arch: VisionArch, file: &str) -> VisionNet {
         .unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
-/// |found − want| ≤ 1e-4 · max(1, max |want|), elementwise.
-
 /// The logits of x and the raw map (S, h, w) of `method` for the top class, as a tensor.
 fn logits_and_map(net: &VisionNet, method: Method) -> (Tensor, Tensor, usize) {
     let x = expected("x");
