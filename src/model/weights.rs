@@ -99,6 +99,15 @@ pub fn read_weights(path: &Path) -> Result<WeightsFile, WeightsError> {
 
 /// [`read_weights`] of the tensors whose names `keep` keeps (all of them in a safetensors file).
 fn read_selected(path: &Path, keep: fn(&str) -> bool) -> Result<WeightsFile, WeightsError> {
+    // A legacy file is read and parsed once, not once to judge it and again for its tensors.
+    if sniff::is_legacy(path)? {
+        let (tensors, holds) = read_legacy_file(path, keep)?;
+        let kind = FileKind::Torch {
+            format: TorchFormat::Legacy,
+            holds,
+        };
+        return checked(path, WeightsFile { tensors, kind });
+    }
     let kind = inspect(path)?;
     let tensors = match &kind {
         FileKind::Safetensors => Tensor::read_safetensors(path).map_err(|e| unreadable(path, e))?,
@@ -109,7 +118,7 @@ fn read_selected(path: &Path, keep: fn(&str) -> bool) -> Result<WeightsFile, Wei
         FileKind::Torch {
             format: TorchFormat::Legacy,
             ..
-        } => read_legacy_file(path, keep)?,
+        } => read_legacy_file(path, keep)?.0,
         FileKind::Refused { global, how } => {
             return Err(WeightsError::Refused {
                 path: path.to_path_buf(),
@@ -129,14 +138,19 @@ fn read_selected(path: &Path, keep: fn(&str) -> bool) -> Result<WeightsFile, Wei
             })
         }
     };
-    if tensors.is_empty() {
+    checked(path, WeightsFile { tensors, kind })
+}
+
+/// `file`, if it holds tensors and they are all finite.
+fn checked(path: &Path, file: WeightsFile) -> Result<WeightsFile, WeightsError> {
+    if file.tensors.is_empty() {
         return Err(WeightsError::NotWeights {
             path: path.to_path_buf(),
             what: "it holds no tensors".into(),
         });
     }
-    check_finite(path, &tensors)?;
-    Ok(WeightsFile { tensors, kind })
+    check_finite(path, &file.tensors)?;
+    Ok(file)
 }
 
 fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsError> {
@@ -162,7 +176,7 @@ fn check_finite(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), Weights
 fn read_legacy_file(
     path: &Path,
     keep: fn(&str) -> bool,
-) -> Result<Vec<(String, Tensor)>, WeightsError> {
+) -> Result<(Vec<(String, Tensor)>, Holds), WeightsError> {
     let bytes = std::fs::read(path).map_err(|error| WeightsError::Io {
         path: path.to_path_buf(),
         error,
@@ -181,7 +195,8 @@ fn read_legacy_file(
             legacy(why)
         }
     })?;
-    legacy_tensors(parsed, &bytes, keep).map_err(legacy)
+    let holds = parsed.holds.clone();
+    Ok((legacy_tensors(parsed, &bytes, keep).map_err(legacy)?, holds))
 }
 
 /// The tensors of a PyTorch zip archive held in `bytes`, `path` naming it in errors: what

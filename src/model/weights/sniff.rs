@@ -65,9 +65,7 @@ pub fn inspect(path: &Path) -> Result<FileKind, WeightsError> {
         path: path.to_path_buf(),
         error,
     };
-    let mut file = File::open(path).map_err(io)?;
-    let mut head = Vec::with_capacity(512);
-    (&mut file).take(512).read_to_end(&mut head).map_err(io)?;
+    let (file, head) = read_head(path)?;
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return inspect_zip(path, file);
     }
@@ -87,6 +85,24 @@ pub fn inspect(path: &Path) -> Result<FileKind, WeightsError> {
         });
     }
     Ok(kind_of_bytes(&head))
+}
+
+/// The file opened, and its first 512 bytes (the file positioned after them).
+fn read_head(path: &Path) -> Result<(File, Vec<u8>), WeightsError> {
+    let io = |error| WeightsError::Io {
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut head = Vec::with_capacity(512);
+    (&mut file).take(512).read_to_end(&mut head).map_err(io)?;
+    Ok((file, head))
+}
+
+/// Whether `path` starts with the legacy format's magic number (its first 512 bytes read).
+pub(super) fn is_legacy(path: &Path) -> Result<bool, WeightsError> {
+    let (_, head) = read_head(path)?;
+    Ok(is_legacy_magic(&mut Reader::new(&head)))
 }
 
 fn kind_of_bytes(head: &[u8]) -> FileKind {
