@@ -12,7 +12,6 @@ use crate::data::{Plane, Task};
 use crate::digest::sha256_file;
 use crate::model::manifest::{Arch, ModelEntry};
 use crate::model::mrnet::Mrnet;
-use crate::model::network::Network;
 use crate::model::preprocess::Preprocess;
 use crate::model::weights::{self, KeyFamily};
 
@@ -84,7 +83,7 @@ struct Imported {
     source: PathBuf,
     task: Task,
     plane: Plane,
-    network: Network,
+    net: Mrnet,
     entry: ModelEntry,
     what: String,
 }
@@ -172,10 +171,9 @@ fn read_one(source: &Path, args: &ImportArgs) -> anyhow::Result<Imported> {
     })?;
     let mut net = Mrnet::new(tch::Device::Cpu, classes);
     state.copy_into(&mut net.vs).map_err(bad_input)?;
-    let network = Network::Mrnet(net);
     let family = state.family();
     let preprocess = args.preprocess.unwrap_or(family.preprocess());
-    check_runs(&network, preprocess)
+    check_runs(&net, preprocess)
         .with_context(|| format!("{}: the model does not run", source.display()))?;
     let mut entry = ModelEntry::new(
         format!("{task}-{plane}.safetensors"),
@@ -204,17 +202,17 @@ fn read_one(source: &Path, args: &ImportArgs) -> anyhow::Result<Imported> {
         source: source.to_path_buf(),
         task,
         plane,
-        network,
+        net,
         entry,
         what,
     })
 }
 
 /// One forward pass on a blank two-slice series, which must give finite logits.
-fn check_runs(network: &Network, preprocess: Preprocess) -> anyhow::Result<()> {
+fn check_runs(net: &Mrnet, preprocess: Preprocess) -> anyhow::Result<()> {
     let blank = ndarray::Array3::<u8>::zeros((2, 256, 256));
     let x = preprocess.input(&blank, tch::Device::Cpu);
-    let pass = crate::cam::forward(network, &x)?;
+    let pass = crate::cam::forward(net, &x)?;
     anyhow::ensure!(
         pass.logits.iter().all(|l| l.is_finite()),
         "logits {:?} on a blank series",
@@ -225,11 +223,10 @@ fn check_runs(network: &Network, preprocess: Preprocess) -> anyhow::Result<()> {
 
 fn write_one(dir: &Path, one: &mut Imported) -> anyhow::Result<()> {
     let path = dir.join(&one.entry.file);
-    let Network::Mrnet(net) = &one.network else {
-        anyhow::bail!("only MRNet weights are imported");
-    };
-    crate::fsutil::atomic_save(&path, |tmp| net.vs.save(tmp).map_err(anyhow::Error::new))
-        .with_context(|| format!("writing {}", path.display()))?;
+    crate::fsutil::atomic_save(&path, |tmp| {
+        one.net.vs.save(tmp).map_err(anyhow::Error::new)
+    })
+    .with_context(|| format!("writing {}", path.display()))?;
     one.entry.sha256 = sha256_file(&path).with_context(|| format!("hashing {}", path.display()))?;
     Ok(())
 }
