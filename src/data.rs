@@ -5,10 +5,12 @@ use std::ops::{Index, IndexMut};
 use std::str::FromStr;
 
 pub mod dataset;
+pub mod geometry;
 pub mod labels;
 mod lesion;
 pub mod npy;
 pub mod phantom;
+pub mod study;
 
 pub use lesion::Lesion;
 

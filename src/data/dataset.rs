@@ -23,7 +23,7 @@ mod builder;
 mod exam;
 mod problem;
 
-pub use exam::{Exam, PlaneSource};
+pub use exam::{Exam, PlaneSource, VolumeError};
 pub use problem::{Problem, Severity};
 
 use builder::Builder;

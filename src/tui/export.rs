@@ -60,7 +60,7 @@ pub enum ExportError {
     #[error(transparent)]
     Png(std::io::Error),
     #[error(transparent)]
-    Read(#[from] crate::data::npy::NpyError),
+    Read(#[from] crate::data::dataset::VolumeError),
     #[error("no CAM of this case is computed yet; wait for the overlay")]
     NothingComputed,
 }

@@ -58,6 +58,26 @@ fn list_volumes(
     Ok(found)
 }
 
+/// The optional per-exam extras of a folder, `folder/{kind}/{plane}/NNNN{suffix}` (masks,
+/// geometry), by plane and id. Odd names there are not the user's problem: not reported.
+fn extras(folder: &Path, kind: &str, suffix: &str) -> [BTreeMap<u32, PathBuf>; 3] {
+    Plane::ALL.map(|plane| {
+        let dir = folder.join(kind).join(plane.name());
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return BTreeMap::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let stem = name.to_str()?.strip_suffix(suffix)?;
+                let id = exam_id(&format!("{stem}.npy"))?;
+                Some((id, entry.path()))
+            })
+            .collect()
+    })
+}
+
 #[derive(Default)]
 pub(super) struct Builder {
     pub(super) exams: BTreeMap<(Split, u32), Exam>,
@@ -119,16 +139,8 @@ impl Builder {
                 ));
             }
         }
-        let mut masks: [BTreeMap<u32, PathBuf>; 3] = Default::default();
-        for plane in Plane::ALL {
-            let mask_dir = folder.join("masks").join(plane.name());
-            if mask_dir.is_dir() {
-                // Masks are optional extras: odd names there are not the user's problem.
-                if let Ok(found) = list_volumes(&mask_dir, false, &mut self.problems) {
-                    masks[plane.index()] = found;
-                }
-            }
-        }
+        let masks = extras(folder, "masks", ".npy");
+        let geometry = extras(folder, "geometry", ".json");
         for id in ids {
             let planes = Plane::ALL.map(|plane| {
                 let expected = folder.join(plane.name()).join(exam_file_name(id));
@@ -161,6 +173,7 @@ impl Builder {
                 }
             }
             let masks = Plane::ALL.map(|plane| masks[plane.index()].get(&id).cloned());
+            let geometry_files = Plane::ALL.map(|plane| geometry[plane.index()].get(&id).cloned());
             self.exams.insert(
                 (split, id),
                 Exam {
@@ -169,6 +182,9 @@ impl Builder {
                     labels: Labels::default(),
                     planes,
                     masks,
+                    geometry_files,
+                    study: None,
+                    series: Default::default(),
                 },
             );
         }

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use ndarray::Array3;
 
-use crate::data::npy::NpyError;
+use crate::data::dataset::VolumeError;
 use crate::data::Plane;
 
 use super::{App, Effect};
@@ -24,7 +24,7 @@ pub enum SeriesError {
     #[error("no {0} series")]
     Missing(Plane),
     #[error(transparent)]
-    Read(Arc<NpyError>),
+    Read(Arc<VolumeError>),
 }
 
 impl App {
