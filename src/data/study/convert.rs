@@ -92,15 +92,18 @@ fn percentiles(values: &Values, lo: f64, hi: f64) -> (f32, f32) {
     (lo_value, hi_value)
 }
 
-/// Bilinear sample of one slice at fractional (row, column); 0 outside it.
+/// Bilinear sample of one slice at fractional (row, column): 0 beyond the pixels' edges (half
+/// a pixel past the outer centres), the edge pixels' values up to them.
 fn sample(slice: &ndarray::ArrayView2<'_, f32>, row: f64, column: f64) -> f32 {
     let (rows, columns) = slice.dim();
+    let outside = |v: f64, n: usize| v < -0.5 || v > n as f64 - 0.5;
+    if outside(row, rows) || outside(column, columns) {
+        return 0.0;
+    }
     let at = |r: isize, c: isize| -> f32 {
-        if r < 0 || c < 0 || r as usize >= rows || c as usize >= columns {
-            0.0
-        } else {
-            slice[[r as usize, c as usize]]
-        }
+        let r = r.clamp(0, rows as isize - 1) as usize;
+        let c = c.clamp(0, columns as isize - 1) as usize;
+        slice[[r, c]]
     };
     let (r0, c0) = (row.floor(), column.floor());
     let (fr, fc) = ((row - r0) as f32, (column - c0) as f32);
