@@ -8,9 +8,8 @@ use kneecam::data::dataset::Dataset;
 use kneecam::data::geometry::{dot, norm, sub, VolumeGeometry};
 use kneecam::data::npy::read_volume;
 use kneecam::data::phantom::render::patient_point;
-use kneecam::data::phantom::studies::nifti::header;
 use kneecam::data::phantom::{write_cohort_as, CohortSpec, ExamPlan, Format};
-use kneecam::data::study::{nifti_header, scan_study, Intensity, SeriesSource, StudyOptions};
+use kneecam::data::study::{scan_study, Intensity, SeriesSource, StudyOptions};
 use kneecam::data::{Plane, Split, Task};
 use ndarray::{s, Array3};
 use predicates::prelude::*;
@@ -264,6 +263,41 @@ fn check_studies(root: &Path, npy_root: &Path, format: Format) -> (usize, usize)
     (unchanged, all)
 }
 
+/// Each split folder opens as a dataset of studies: its exams by name, their labels, and with
+/// the identity mapping the `.npy` volumes (in the slice order the geometry gives).
+fn check_split_datasets(root: &Path, npy_root: &Path, format: Format) {
+    let identity = StudyOptions {
+        intensity: [Intensity::Identity; 3],
+        ..Default::default()
+    };
+    for split in [Split::Train, Split::Valid] {
+        let folder = root.join(split.name());
+        let dataset = Dataset::open_with(&folder, &identity).expect("open");
+        assert!(dataset.problems().is_empty(), "{:?}", dataset.problems());
+        let ids: Vec<u32> = (0..SPEC.cases)
+            .filter(|&id| SPEC.split_of(id) == split)
+            .collect();
+        let names: Vec<String> = dataset.exams().iter().map(|e| e.name()).collect();
+        let want: Vec<String> = ids.iter().map(|id| format!("{id:04}")).collect();
+        assert_eq!(names, want, "{format} {split}");
+        for (exam, &id) in dataset.exams().iter().zip(&ids) {
+            let plan = ExamPlan::new(SEED, id);
+            for task in Task::ALL {
+                assert_eq!(exam.labels.get(task), Some(plan.labels()[task.index()]));
+            }
+            for plane in Plane::ALL {
+                let geometry = exam.geometry(plane).expect("geometry").expect("a series");
+                let map = slice_map(&geometry, &plan.geometry(plane));
+                let volume = exam.load(plane).expect("load").data;
+                let npy = npy_volume(npy_root, id, plane);
+                for (read, &written) in map.iter().enumerate() {
+                    assert!(volume.slice(s![read, .., ..]) == npy.slice(s![written, .., ..]));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn dicom_and_nifti_studies_hold_the_npy_volumes_where_the_geometry_says() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -274,6 +308,7 @@ fn dicom_and_nifti_studies_hold_the_npy_volumes_where_the_geometry_says() {
     for (root, format) in [(&dicom, Format::Dicom), (&nifti, Format::Nifti)] {
         let (unchanged, all) = check_studies(root, &npy, format);
         eprintln!("{format}: {unchanged} of {all} series span 0–255 (min-max leaves them as is)");
+        check_split_datasets(root, &npy, format);
         let marker = std::fs::read_to_string(root.join("phantom.toml")).expect("marker");
         assert!(
             marker.contains(&format!("format = \"{format}\"")),
@@ -447,53 +482,4 @@ fn synth_writes_each_format_from_the_command_line() {
         .failure()
         .code(2)
         .stderr(predicate::str::contains("expected npy, dicom or nifti"));
-}
-
-#[test]
-fn the_nifti_qform_states_the_same_geometry_as_the_sform() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for id in 0..3 {
-        let plan = ExamPlan::new(SEED, id);
-        for plane in Plane::ALL {
-            let geometry = plan.geometry(plane);
-            let size = [256, 256, geometry.slices()];
-            let mut bytes = header(size, &geometry, "test");
-            bytes.extend_from_slice(&[0; 4]);
-            bytes.resize(352 + 256 * 256 * geometry.slices(), 7);
-            let sform = dir.path().join(format!("{id}-{plane}-sform.nii"));
-            std::fs::write(&sform, &bytes).expect("write");
-            // sform_code 0: the reader takes the qform (quaternion, pixdim, qfac, offset).
-            bytes[254..256].copy_from_slice(&0i16.to_le_bytes());
-            let qform = dir.path().join(format!("{id}-{plane}-qform.nii"));
-            std::fs::write(&qform, &bytes).expect("write");
-            // The reader computes the quaternion's a = √(1 − b² − c² − d²) from f32 values:
-            // for a half-turn (a = 0: the coronal series) that leaves a ≈ 3e-4, a rotation of
-            // about 0.02°, where NIfTI's reference library takes a = 0 below 1e-7. So the qform's
-            // steps are held to 1e-3 of their length (0.15 mm across 256 pixels), the sform's to
-            // 1e-5, and each slice's origin to that times its distance from the first.
-            let thickness = plan.series[plane.index()].thickness_mm;
-            for (path, relative) in [(&sform, 1e-5), (&qform, 1e-3)] {
-                let info = nifti_header(path).expect("readable");
-                assert_eq!(info.size, size);
-                let read = &info.geometry;
-                assert_eq!(read.plane(), plane);
-                let steps = [
-                    (read.column_step, geometry.column_step),
-                    (read.row_step, geometry.row_step),
-                ];
-                for (got, want) in steps {
-                    let tolerance = relative * norm(want);
-                    assert!(close(got, want, tolerance), "{path:?}: {got:?} vs {want:?}");
-                }
-                let origins = read.origins.iter().zip(&geometry.origins);
-                for (k, (got, want)) in origins.enumerate() {
-                    let tolerance = 1e-3 + relative * thickness * k as f64;
-                    assert!(
-                        close(*got, *want, tolerance),
-                        "{path:?} {k}: {got:?} vs {want:?}"
-                    );
-                }
-            }
-        }
-    }
 }
