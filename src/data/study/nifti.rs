@@ -212,7 +212,9 @@ fn affine(path: &Path, h: &NiftiHeader) -> Result<([[f64; 3]; 3], Point), StudyE
             f64::from(h.quatern_c),
             f64::from(h.quatern_d),
         );
-        let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+        // As NIfTI's reference library: a 180° rotation's `a` is 0, not f32 rounding's residue.
+        let rest = 1.0 - (b * b + c * c + d * d);
+        let a = if rest < 1e-7 { 0.0 } else { rest.sqrt() };
         let r = [
             [
                 a * a + b * b - c * c - d * d,
