@@ -251,12 +251,9 @@ impl App {
     /// After every update the workers have been told everything: each series wanted is
     /// being read, each lane that could work is working, scoring goes on while exams wait.
     fn check_plan_done(&self) -> Result<(), String> {
-        for case in self.neighbourhood() {
-            for plane in Plane::ALL {
-                let key = (case, plane);
-                if self.volumes.peek(&key).is_none() && !self.loading.contains(&key) {
-                    return Err(format!("series {key:?} is wanted but nobody reads it"));
-                }
+        for key in self.series_around() {
+            if self.volumes.peek(&key).is_none() && !self.loading.contains(&key) {
+                return Err(format!("series {key:?} is wanted but nobody reads it"));
             }
         }
         let interactive = self.interactive_wants();
@@ -324,14 +321,12 @@ mod tests {
             planes: PerTaskPlane::from_fn(|_, _| Some(p)),
             failed: None,
             split: crate::data::Split::Valid,
+            series: Default::default(),
         }
     }
 
     fn series() -> Result<Series, crate::tui::app::SeriesError> {
-        Ok(Series {
-            volume: Arc::new(Array3::zeros((7, 4, 4))),
-            sha256: None,
-        })
+        Ok(Series::plain(Arc::new(Array3::zeros((7, 4, 4))), None))
     }
 
     /// Three listed exams, the selected one's series loaded (7 slices each).
@@ -369,13 +364,9 @@ mod tests {
             for effect in app.update(msg) {
                 match effect {
                     Effect::LoadSeries(wanted) => {
-                        for (case, plane) in wanted {
+                        for which in wanted {
                             let outcome = series();
-                            queue.push_back(Msg::SeriesLoaded {
-                                case,
-                                plane,
-                                outcome,
-                            });
+                            queue.push_back(Msg::SeriesLoaded { which, outcome });
                         }
                     }
                     Effect::Submit(key, priority) => queue.push_back(Msg::Submitted {
@@ -427,7 +418,9 @@ mod tests {
                 app.scored[1] = true;
                 app.scoring = Some((1, Some(RequestId(3))));
             }),
-            ("being read", |app| app.loading.push((0, Plane::Axial))),
+            ("being read", |app| {
+                app.loading.push(app.series_ref(0, Plane::Axial));
+            }),
             ("wanted no more", |app| {
                 let gone = app.cam_key(2, Plane::Axial, Method::Cam);
                 app.prefetch = Some(InFlight {
@@ -470,6 +463,7 @@ mod tests {
                 planes: PerTaskPlane::default(),
                 failed: None,
                 split: crate::data::Split::Valid,
+                series: Default::default(),
             })
             .collect();
         let mut app = App::new(
@@ -482,7 +476,7 @@ mod tests {
         // selection's the oldest.
         for case in [0, 2, 3, 4] {
             for plane in Plane::ALL {
-                app.series_loaded(case, plane, series());
+                app.series_loaded(app.series_ref(case, plane), series());
             }
         }
         let wanted = |app: &mut App| match app.plan_series() {
@@ -491,9 +485,10 @@ mod tests {
         };
         // The shown plane (sagittal) first.
         let planes = [Plane::Sagittal, Plane::Axial, Plane::Coronal];
-        assert_eq!(wanted(&mut app), planes.map(|p| (1, p)).to_vec());
+        let refs = planes.map(|p| app.series_ref(1, p)).to_vec();
+        assert_eq!(wanted(&mut app), refs);
         for plane in Plane::ALL {
-            app.series_loaded(1, plane, series());
+            app.series_loaded(app.series_ref(1, plane), series());
         }
         assert_eq!(wanted(&mut app), Vec::new(), "a wanted series was dropped");
         assert_eq!(app.volumes.len(), 12);

@@ -9,7 +9,8 @@ use ratatui::Frame;
 use ratatui_image::Image;
 
 use crate::cam::Method;
-use crate::tui::app::App;
+use crate::data::Plane;
+use crate::tui::app::{App, CursorView};
 use crate::tui::images::{self, Images};
 
 use super::PaneLayout;
@@ -22,11 +23,7 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
     } else {
         Style::default().fg(Color::Gray)
     };
-    let method = app.display().method.name();
-    frame.render_widget(
-        Paragraph::new(Line::styled(format!("{plane} · {method}"), title_style)),
-        pane.title,
-    );
+    frame.render_widget(Paragraph::new(title(app, plane, title_style)), pane.title);
     if show_image {
         image(frame, app, images, pane);
     }
@@ -39,6 +36,28 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
         };
         frame.render_widget(strip, pane.strip);
     }
+}
+
+/// "sagittal · contrib", then which series (when the plane has several) and where the
+/// linked cursor is when it is not on this plane's series.
+fn title(app: &App, plane: Plane, style: Style) -> Line<'static> {
+    let method = app.display().method.name();
+    let mut spans = vec![Span::styled(format!("{plane} · {method}"), style)];
+    if let Some(label) = app.current().and_then(|case| app.series_label(case, plane)) {
+        spans.push(Span::styled(format!(" · {label}"), style));
+    }
+    let cursor = match app.cursor_view(plane) {
+        CursorView::Outside => Some("cursor outside this series"),
+        CursorView::NoGeometry => Some("cursor: no geometry here"),
+        CursorView::Unset | CursorView::Located(_) => None,
+    };
+    if let Some(text) = cursor {
+        spans.push(Span::styled(
+            format!(" · {text}"),
+            Style::default().fg(Color::Yellow),
+        ));
+    }
+    Line::from(spans)
 }
 
 fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
@@ -62,14 +81,8 @@ fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
     let wanted = images::wanted_key(app, plane, pane.image);
     match images.for_pane(wanted, plane) {
         Some(protocol) => {
-            // Centred across the pane, from its top.
             let size = protocol.size();
-            let area = Rect {
-                x: pane.image.x + pane.image.width.saturating_sub(size.width) / 2,
-                width: size.width.min(pane.image.width),
-                height: size.height.min(pane.image.height),
-                ..pane.image
-            };
+            let area = super::image_rect(pane.image, (size.width, size.height));
             frame.render_widget(Image::new(protocol), area);
         }
         None => message(frame, pane.image, "drawing…"),
