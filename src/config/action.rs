@@ -125,7 +125,7 @@ impl Action {
         (
             Action::SetCursor,
             "set_cursor",
-            "linked cursor at the slice centre (planes follow)",
+            "linked cursor at the slice centre",
         ),
         (Action::ClearCursor, "clear_cursor", "clear the linked cursor"),
         (Action::CursorLeft, "cursor_left", "cursor left (4 pixels)"),

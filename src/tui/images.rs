@@ -528,6 +528,44 @@ mod tests {
     }
 
     #[test]
+    fn the_cross_hair_is_drawn_at_the_cursors_pixel_in_each_panel_with_a_gap() {
+        let mut marked = job(true, true);
+        // Row 2, column 5 of the 8×8 slice; drawn 8× larger: 128×64 for the two panels.
+        marked.key.mark = Some((2, 5));
+        let image = render(&marked, 128, 64);
+        let (gap, arm, _) = mark_shape(64);
+        let (cx, cy) = (5 * 8 + 4, 2 * 8 + 4);
+        for left in [0, 64] {
+            let at = |dx: i64, dy: i64| *image.get_pixel((left + cx + dx) as u32, (cy + dy) as u32);
+            for (dx, dy) in [(gap, 0), (-gap, 0), (0, gap), (0, -gap)] {
+                assert_eq!(at(dx, dy), MARK, "arm at {dx},{dy} (panel at {left})");
+            }
+            assert_ne!(at(0, 0), MARK, "the voxel itself stays visible");
+            assert_ne!(at(gap + arm + 1, 0), MARK, "a small cross, not a line");
+        }
+        let plain = render(&job(true, true), 128, 64);
+        assert!(plain.pixels().all(|p| *p != MARK), "no cursor, no mark");
+        // By the edge: clipped to its own panel (the right arm of the left panel stops at
+        // its edge, the up arms at the top).
+        marked.key.mark = Some((0, 7));
+        let image = render(&marked, 128, 64);
+        assert_eq!(*image.get_pixel(63, 4), MARK);
+        assert_eq!(*image.get_pixel(60, 4 + gap as u32), MARK);
+        assert_ne!(*image.get_pixel(64, 4), MARK);
+    }
+
+    #[test]
+    fn the_cross_hair_colour_is_none_of_the_colormaps() {
+        for colormap in Colormap::ALL {
+            for value in 0..=255 {
+                let [r, g, b] = colormap.rgb(value);
+                let like_mark = r >= 160 && b >= 160 && i32::from(g) + 100 < i32::from(r.min(b));
+                assert!(!like_mark, "{colormap:?} {value}: {r},{g},{b} looks like the mark");
+            }
+        }
+    }
+
+    #[test]
     fn bilinear_enlargement_matches_opencv_half_pixel_centres() {
         let source = RgbImage::from_fn(2, 1, |x, _| Rgb([if x == 0 { 0 } else { 100 }; 3]));
         let wide = enlarge_bilinear(&source, 4, 2);

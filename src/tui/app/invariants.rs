@@ -25,7 +25,10 @@ impl App {
     /// - in flight: at most one interactive and one prefetch request, with different ids and
     ///   keys, each for an exam of the list with a model for its task and plane, and neither
     ///   already cached nor already failed; the exam being scored is one not scored yet;
-    /// - the kept series within their slots, the series being read not already kept.
+    /// - the kept series within their slots, the series being read not already kept;
+    /// - the series shown per plane is one the exam lists (the first for an exam listing none);
+    /// - the linked cursor is on the selected exam, a finite point; every plane it lies on
+    ///   shows the slice through it, and each geometry kept describes its volume's shape.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_reviews()?;
         let cases = self.cases.len();
@@ -195,9 +198,63 @@ impl App {
             ));
         }
 
+        self.check_series_and_cursor()?;
         self.check_in_flight()?;
         self.check_kept()?;
         self.check_plan_done()?;
+        Ok(())
+    }
+
+    fn check_series_and_cursor(&self) -> Result<(), String> {
+        for (&(case, plane), &index) in &self.series_shown {
+            let count = self.series_count(case, plane);
+            if case >= self.cases.len() || index == 0 || index >= count {
+                return Err(format!(
+                    "case {case} {plane} shows series index {index}, of {count} it has (0 is \
+                     the default and is not stored)"
+                ));
+            }
+        }
+        for (key, series) in self.volumes.iter() {
+            let Ok(series) = series else { continue };
+            if let Some(geometry) = &series.geometry {
+                let shape = (geometry.slices(), geometry.rows, geometry.columns);
+                if shape != series.volume.dim() || geometry.check().is_err() {
+                    return Err(format!(
+                        "series {key:?}: its geometry ({shape:?}) does not describe its volume \
+                         ({:?}), or cannot locate",
+                        series.volume.dim()
+                    ));
+                }
+            }
+        }
+        let Some(cursor) = self.cursor else {
+            return Ok(());
+        };
+        if Some(cursor.case) != self.current() {
+            return Err(format!(
+                "the cursor is on case {}, but case {:?} is selected",
+                cursor.case,
+                self.current()
+            ));
+        }
+        if !cursor.point.iter().all(|v| v.is_finite()) {
+            return Err(format!("the cursor {:?} is not a finite point", cursor.point));
+        }
+        for plane in Plane::ALL {
+            let Some(geometry) = self.geometry(plane) else {
+                continue;
+            };
+            if let Some(voxel) = geometry.locate(cursor.point) {
+                if self.slice(plane) != voxel.slice {
+                    return Err(format!(
+                        "the cursor lies on {plane} slice {}, but slice {} is shown",
+                        voxel.slice,
+                        self.slice(plane)
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -296,6 +353,13 @@ impl App {
         if let Some(key) = self.loading.iter().find(|key| self.volumes.contains(key)) {
             return Err(format!("series {key:?} is being read but already kept"));
         }
+        if let Some(key) = self
+            .loading
+            .iter()
+            .find(|key| self.series_index(key.case, key.plane) != key.series)
+        {
+            return Err(format!("series {key:?} is being read but is not shown"));
+        }
         Ok(())
     }
 }
@@ -390,7 +454,7 @@ mod tests {
     #[test]
     fn check_invariants_catches_broken_states() {
         assert_eq!(loaded_app().check_invariants(), Ok(()));
-        let broken: [(&str, Breaking); 13] = [
+        let broken: [(&str, Breaking); 15] = [
             ("selected", |app| app.selected = app.view.len()),
             ("twice", |app| app.view.push(app.view[0])),
             ("not listed", |app| {
@@ -441,6 +505,15 @@ mod tests {
             }),
             ("undo history", |app| {
                 app.reviews.history.push((1, Task::Acl, "gone".into()))
+            }),
+            ("series index", |app| {
+                app.series_shown.insert((0, Plane::Axial), 1);
+            }),
+            ("the cursor is on case", |app| {
+                app.cursor = Some(crate::tui::app::Cursor {
+                    case: 2,
+                    point: [0.0; 3],
+                });
             }),
         ];
         for (word, breaking) in broken {

@@ -23,7 +23,7 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
     } else {
         Style::default().fg(Color::Gray)
     };
-    frame.render_widget(Paragraph::new(title(app, plane, title_style)), pane.title);
+    frame.render_widget(Paragraph::new(title(app, plane, title_style, pane.title.width)), pane.title);
     if show_image {
         image(frame, app, images, pane);
     }
@@ -39,25 +39,40 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
 }
 
 /// "sagittal · contrib", then which series (when the plane has several) and where the
-/// linked cursor is when it is not on this plane's series.
-fn title(app: &App, plane: Plane, style: Style) -> Line<'static> {
-    let method = app.display().method.name();
-    let mut spans = vec![Span::styled(format!("{plane} · {method}"), style)];
-    if let Some(label) = app.current().and_then(|case| app.series_label(case, plane)) {
-        spans.push(Span::styled(format!(" · {label}"), style));
-    }
+/// linked cursor is when it is not on this plane's series. Where that is too wide, the method
+/// goes first (the status line says it too), then the series' description.
+fn title(app: &App, plane: Plane, style: Style, width: u16) -> Line<'static> {
+    let method = format!(" · {}", app.display().method.name());
+    let case = app.current();
+    let mut series = case
+        .and_then(|case| app.series_label(case, plane))
+        .map(|label| format!(" · {label}"))
+        .unwrap_or_default();
     let cursor = match app.cursor_view(plane) {
-        CursorView::Outside => Some("cursor outside this series"),
-        CursorView::NoGeometry => Some("cursor: no geometry here"),
-        CursorView::Unset | CursorView::Located(_) => None,
+        CursorView::Outside => " · cursor outside this series",
+        CursorView::NoGeometry => " · cursor: no geometry here",
+        CursorView::Unset | CursorView::Located(_) => "",
     };
-    if let Some(text) = cursor {
-        spans.push(Span::styled(
-            format!(" · {text}"),
-            Style::default().fg(Color::Yellow),
-        ));
+    let head = plane.to_string();
+    let length = |parts: &[&str]| parts.iter().map(|p| p.chars().count()).sum::<usize>();
+    let room = usize::from(width);
+    let method = if length(&[&head, &method, &series, cursor]) > room {
+        String::new()
+    } else {
+        method
+    };
+    if length(&[&head, &method, &series, cursor]) > room {
+        if let Some(case) = case {
+            let count = app.series_count(case, plane);
+            if count > 1 {
+                series = format!(" · series {}/{count}", app.series_index(case, plane) + 1);
+            }
+        }
     }
-    Line::from(spans)
+    Line::from(vec![
+        Span::styled(format!("{head}{method}{series}"), style),
+        Span::styled(cursor.to_string(), Style::default().fg(Color::Yellow)),
+    ])
 }
 
 fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
