@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kneecam::cam::{Explanation, Method};
 use kneecam::config::Config;
+use kneecam::data::geometry::VolumeGeometry;
 use kneecam::data::{PerTaskPlane, Plane, Task};
 use kneecam::engine::{EngineResult, Priority, RequestId, Timings};
 use kneecam::model::loaded::LoadError;
 use kneecam::model::manifest::Combiner;
 use kneecam::tui::action::Action;
-use kneecam::data::geometry::VolumeGeometry;
 use kneecam::tui::app::{
     App, CamKey, Case, Confusion, Effect, Filter, Info, ModelFacts, Msg, Series, SeriesRef,
 };
@@ -110,11 +110,9 @@ impl Fake {
                     let plain = series(self.slices);
                     let outcome = match self.geometry {
                         None => plain,
-                        Some(geometry) => Series::with_geometry(
-                            plain.volume,
-                            None,
-                            geometry(which, self.slices),
-                        ),
+                        Some(geometry) => {
+                            Series::with_geometry(plain.volume, None, geometry(which, self.slices))
+                        }
                     };
                     Msg::SeriesLoaded {
                         which,

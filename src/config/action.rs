@@ -127,9 +127,17 @@ impl Action {
             "set_cursor",
             "linked cursor at the slice centre",
         ),
-        (Action::ClearCursor, "clear_cursor", "clear the linked cursor"),
+        (
+            Action::ClearCursor,
+            "clear_cursor",
+            "clear the linked cursor",
+        ),
         (Action::CursorLeft, "cursor_left", "cursor left (4 pixels)"),
-        (Action::CursorRight, "cursor_right", "cursor right (4 pixels)"),
+        (
+            Action::CursorRight,
+            "cursor_right",
+            "cursor right (4 pixels)",
+        ),
         (Action::CursorUp, "cursor_up", "cursor up (4 pixels)"),
         (Action::CursorDown, "cursor_down", "cursor down (4 pixels)"),
         (

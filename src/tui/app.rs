@@ -26,11 +26,11 @@ mod review;
 mod series;
 mod slices;
 
+pub use cursor::{Cursor, CursorView, CURSOR_STEP};
 pub use list::{verdict_mark, Case, Confusion, Filter, Search, Sort};
 pub use message::{Effect, Msg};
 pub use requests::{CamKey, InFlight};
 pub use review::{Mark, NoteEditor, ReviewStart};
-pub use cursor::{Cursor, CursorView, CURSOR_STEP};
 pub use series::{Series, SeriesError, SeriesInfo, SeriesRef, Volume};
 
 pub use crate::config::Display;

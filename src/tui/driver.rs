@@ -173,7 +173,8 @@ impl Driver {
                     .into_iter()
                     .map(|which| {
                         let exam = self.exams.get(which.case);
-                        let exam = exam.and_then(|e| loader::exam_for(e, which.plane, which.series));
+                        let exam =
+                            exam.and_then(|e| loader::exam_for(e, which.plane, which.series));
                         (which, exam)
                     })
                     .collect();

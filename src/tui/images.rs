@@ -560,7 +560,10 @@ mod tests {
             for value in 0..=255 {
                 let [r, g, b] = colormap.rgb(value);
                 let like_mark = r >= 160 && b >= 160 && i32::from(g) + 100 < i32::from(r.min(b));
-                assert!(!like_mark, "{colormap:?} {value}: {r},{g},{b} looks like the mark");
+                assert!(
+                    !like_mark,
+                    "{colormap:?} {value}: {r},{g},{b} looks like the mark"
+                );
             }
         }
     }

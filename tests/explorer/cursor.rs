@@ -146,11 +146,18 @@ fn the_cursor_belongs_to_one_exam_and_a_task_change_keeps_it() {
     let mut fake = linked();
     press(&mut fake, 'x');
     fake.act(Action::NextTask);
-    assert!(fake.app.cursor().is_some(), "the same exam: the cursor stays");
+    assert!(
+        fake.app.cursor().is_some(),
+        "the same exam: the cursor stays"
+    );
     fake.act(Action::NextPatient);
     assert_eq!(fake.app.cursor(), None, "another exam: its own (none)");
     fake.act(Action::PrevPatient);
-    assert_eq!(fake.app.cursor(), None, "and not the first exam's on return");
+    assert_eq!(
+        fake.app.cursor(),
+        None,
+        "and not the first exam's on return"
+    );
     fake.app.check_invariants().expect("invariants");
     press(&mut fake, 'J');
     assert_eq!(fake.app.message(), Some("no cursor: x sets one"));
@@ -320,7 +327,10 @@ fn the_series_key_cycles_a_planes_series_and_their_cams_never_mix() {
         Some("sagittal series 2/3: SAG T2 FS — not chosen: fat-saturated")
     );
     assert_eq!(fake.app.series_index(0, Plane::Sagittal), 1);
-    assert!(fake.cancelled.contains(&stale_id), "series 0's CAM is wanted no more");
+    assert!(
+        fake.cancelled.contains(&stale_id),
+        "series 0's CAM is wanted no more"
+    );
     let (id, key) = fake.interactive().expect("series 1's CAM asked for");
     assert_eq!((key.plane, key.series), (Plane::Sagittal, 1));
     assert!(
@@ -344,7 +354,10 @@ fn the_series_key_cycles_a_planes_series_and_their_cams_never_mix() {
     fake.answer(stale_id, stale, Priority::Interactive, vec![1.0; 8]);
     assert!(fake.app.cams().peek(&stale).is_none());
     fake.answer(id, key, Priority::Interactive, vec![0.5; 8]);
-    let shown = fake.app.explanation(Plane::Sagittal).expect("series 1's CAM");
+    let shown = fake
+        .app
+        .explanation(Plane::Sagittal)
+        .expect("series 1's CAM");
     assert_eq!(shown.scores, vec![0.5; 8]);
     assert_eq!(
         *fake.app.cases()[0]
@@ -475,8 +488,11 @@ fn geometry_files_link_the_three_planes_of_an_npy_cohort_and_the_images_mark_the
     let cohort = support::own_cohort(root.path());
     write_geometry(&cohort);
     let session = support::session(&cohort, Config::defaults(), root.path(), None);
-    let (mut driver, inbox) =
-        support::start(session, ratatui_image::picker::Picker::halfblocks(), (160, 40));
+    let (mut driver, inbox) = support::start(
+        session,
+        ratatui_image::picker::Picker::halfblocks(),
+        (160, 40),
+    );
     driver.act(Action::ThreePlane);
     for plane in Plane::ALL {
         assert!(driver.app().geometry(plane).is_some(), "{plane}: read");

@@ -62,8 +62,7 @@ impl App {
                 if let Some(row) = ui::list_row_at(self, area, mouse.column, mouse.row) {
                     self.message = None;
                     self.select(row);
-                } else if let Some(at) = ui::slice_pixel_at(self, area, mouse.column, mouse.row)
-                {
+                } else if let Some(at) = ui::slice_pixel_at(self, area, mouse.column, mouse.row) {
                     // A click on a slice: that plane is shown, the cursor at that pixel.
                     self.message = None;
                     self.plane = at.plane;

@@ -239,7 +239,10 @@ impl App {
             ));
         }
         if !cursor.point.iter().all(|v| v.is_finite()) {
-            return Err(format!("the cursor {:?} is not a finite point", cursor.point));
+            return Err(format!(
+                "the cursor {:?} is not a finite point",
+                cursor.point
+            ));
         }
         for plane in Plane::ALL {
             let Some(geometry) = self.geometry(plane) else {

@@ -73,7 +73,9 @@ impl Series {
 
 /// Whether `geometry` describes a volume of `dim` (slices, rows, columns) and can locate.
 fn fits(geometry: &VolumeGeometry, dim: (usize, usize, usize)) -> Result<(), String> {
-    geometry.check().map_err(|e| format!("its geometry is unusable: {e}"))?;
+    geometry
+        .check()
+        .map_err(|e| format!("its geometry is unusable: {e}"))?;
     let shape = (geometry.slices(), geometry.rows, geometry.columns);
     if shape != dim {
         return Err(format!(

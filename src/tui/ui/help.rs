@@ -15,7 +15,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let mut entries = app.keymap().help_lines();
     entries.push((
         "mouse".into(),
-        "wheel: slices; click: an exam, or the cursor on a slice",
+        "wheel: slices; click: exam, or cursor on a slice",
     ));
     let keys_width = entries
         .iter()

@@ -23,7 +23,10 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
     } else {
         Style::default().fg(Color::Gray)
     };
-    frame.render_widget(Paragraph::new(title(app, plane, title_style, pane.title.width)), pane.title);
+    frame.render_widget(
+        Paragraph::new(title(app, plane, title_style, pane.title.width)),
+        pane.title,
+    );
     if show_image {
         image(frame, app, images, pane);
     }
