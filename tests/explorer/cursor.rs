@@ -273,6 +273,18 @@ fn a_click_on_a_slice_sets_the_cursor_at_the_pixel_drawn_there() {
     click(&mut fake, left - 1, top);
     assert_eq!(fake.app.cursor(), before);
 
+    // The raw slice beside the overlay: either panel maps to the same pixel.
+    fake.act(Action::RawBeside);
+    let size = images::fit(Default::default(), (pane.width, pane.height), (32, 16));
+    let left = pane.x + (pane.width - size.0) / 2;
+    click(&mut fake, left + size.0 / 2, top + size.1 - 1);
+    let (_, row, column) = located(&fake, Plane::Sagittal);
+    assert!(row > 14.5 && column < 0.5, "right panel: {row} {column}");
+    click(&mut fake, left + size.0 / 2 - 1, top);
+    let (_, row, column) = located(&fake, Plane::Sagittal);
+    assert!(row < 0.5 && column > 14.5, "left panel: {row} {column}");
+    fake.act(Action::RawBeside);
+
     // In the three-plane view a click on the axial slice shows that plane, the cursor there.
     fake.send(Msg::Resize(160, 40));
     fake.act(Action::ThreePlane);

@@ -71,8 +71,13 @@ impl App {
     /// The pixel (row, column) of `plane`'s shown slice the cross-hair marks, if any.
     pub fn cursor_pixel(&self, plane: Plane) -> Option<(u16, u16)> {
         let voxel = self.cursor_voxel(plane)?;
-        let pixel = |v: f64| v.round().max(0.0).min(f64::from(u16::MAX)) as u16;
-        Some((pixel(voxel.row), pixel(voxel.column)))
+        let geometry = self.geometry(plane)?;
+        // Located points reach half a pixel past the edge pixels' centres.
+        let pixel = |v: f64, n: usize| v.round().clamp(0.0, (n.max(1) - 1) as f64) as u16;
+        Some((
+            pixel(voxel.row, geometry.rows),
+            pixel(voxel.column, geometry.columns),
+        ))
     }
 
     /// `x`: the cursor at the centre of the shown slice.
@@ -174,7 +179,10 @@ impl App {
         }
         let case = self.current()?;
         let problem = match self.series(case, plane) {
-            None => "its series is not read yet".to_string(),
+            None => {
+                self.message = Some(format!("the {plane} series is still being read"));
+                return None;
+            }
             Some(Err(err)) => err.to_string(),
             Some(Ok(series)) => match &series.geometry_problem {
                 Some(problem) => format!("this {plane} series' geometry: {problem}"),
