@@ -20,13 +20,24 @@ pub enum DatasetCommand {
         /// The dataset folder (MRNet layout, one flat folder of planes, or a folder of DICOM or
         /// NIfTI studies).
         dir: std::path::PathBuf,
+        /// For studies: convert and choose series as these models' manifest says (intensity,
+        /// protocol) [default: min-max, the configured rule without a protocol].
+        #[arg(long)]
+        models: Option<std::path::PathBuf>,
     },
 }
 
 pub fn run(command: DatasetCommand) -> anyhow::Result<ExitCode> {
     match command {
-        DatasetCommand::Summary { dir } => {
-            let dataset = Dataset::open(&dir).context("cannot summarise the dataset")?;
+        DatasetCommand::Summary { dir, models } => {
+            let dataset = match &models {
+                Some(models) => {
+                    let manifest =
+                        crate::model::manifest::Manifest::load(models).map_err(super::bad_input)?;
+                    super::open::dataset_for(&dir, &manifest, models, None)?
+                }
+                None => Dataset::open(&dir).context("cannot summarise the dataset")?,
+            };
             let scan = dataset.scan_headers();
             let (text, usable) = summary(&dataset, &scan);
             print!("{}", super::printable(&text));
@@ -91,11 +102,10 @@ pub fn summary(dataset: &Dataset, scan: &HeaderScan) -> (String, bool) {
                 .filter_map(|e| e.labels.get(source.task))
                 .collect();
             let positive = labelled.iter().filter(|&&l| l).count();
-            let name = source
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| source.path.display().to_string());
+            let name = match source.path.strip_prefix(dataset.root()) {
+                Ok(relative) => relative.display().to_string(),
+                Err(_) => source.path.display().to_string(),
+            };
             table.push(vec![
                 name,
                 source.rows.to_string(),
