@@ -18,6 +18,7 @@ mod manifest;
 mod phantom;
 mod py_fixtures;
 mod review_cli;
+mod studies;
 mod terminal;
 mod terminal_restore;
 mod tmux;
