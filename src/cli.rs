@@ -13,6 +13,7 @@ mod doctor;
 mod eval_cam;
 mod image_cam;
 pub mod models;
+mod open;
 mod picture;
 mod precompute;
 mod predict;

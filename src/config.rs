@@ -55,6 +55,18 @@ pub enum ProtocolChoice {
     Iterm2,
 }
 
+/// Which series a study's plane shows when it has several (`[studies] series`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SeriesChoice {
+    /// The one whose description holds the models' protocol, else the most slices.
+    #[default]
+    Protocol,
+    MostSlices,
+    /// The lowest series number.
+    FirstNumber,
+}
+
 /// Where the selection goes after a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -86,6 +98,8 @@ pub struct Config {
     pub protocol: ProtocolChoice,
     /// `[review] advance`.
     pub advance: Advance,
+    /// `[studies] series`.
+    pub series: SeriesChoice,
     /// `[keys]`: action name → keys, as written.
     pub keys: BTreeMap<String, Vec<String>>,
     pub keymap: KeyMap,
@@ -195,6 +209,7 @@ impl Config {
             export_folder: None,
             protocol: ProtocolChoice::Auto,
             advance: Advance::NextUnreviewed,
+            series: SeriesChoice::Protocol,
             keys: BTreeMap::new(),
             keymap: KeyMap::empty(),
         }
@@ -227,6 +242,9 @@ impl Config {
         }
         if let Some(advance) = layer.review.and_then(|r| r.advance) {
             self.advance = advance;
+        }
+        if let Some(series) = layer.studies.and_then(|s| s.series) {
+            self.series = series;
         }
         if let Some(keys) = layer.keys {
             self.keys.extend(keys);

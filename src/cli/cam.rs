@@ -36,7 +36,8 @@ pub struct CamArgs {
     /// With --arch: a torchvision state dict (.pth as torchvision publishes it) or safetensors.
     #[arg(long, requires = "arch")]
     pub weights: Option<PathBuf>,
-    /// The exam's series: a uint8 (S, H, W) .npy file.
+    /// The exam's series: a uint8 (S, H, W) .npy file, a DICOM series' folder (or a study's:
+    /// the series of the model's plane, or of --plane), a DICOM file, or a NIfTI volume.
     #[arg(long, required_unless_present = "image", conflicts_with = "image")]
     pub exam: Option<PathBuf>,
     /// A photo (PNG or JPEG) for a 2-D image model: --arch with --weights, or --model
@@ -50,6 +51,9 @@ pub struct CamArgs {
     /// With --image: how many top classes to show.
     #[arg(long, default_value_t = 5, requires = "image")]
     pub topk: usize,
+    /// With a DICOM study of several planes and a bare weights file: the plane's series to use.
+    #[arg(long, requires = "exam")]
+    pub plane: Option<Plane>,
     #[arg(long, default_value = "cam")]
     pub method: Method,
     /// The class to explain [default: the top predicted class].
@@ -150,7 +154,8 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     let mut timings = Timings::default();
 
     let t = Instant::now();
-    let volume = npy::read_volume(&exam).map_err(bad_input)?;
+    let wanted = args.plane.or(described.key.map(|(_, plane)| plane));
+    let volume = read_exam(&exam, wanted, &described.study_options)?;
     timings.load_exam = ms(t);
 
     // The model is loaded and run on the engine's thread, as in the explorer.
@@ -269,4 +274,33 @@ fn write_arrays(out: &Path, explanation: &cam::Explanation) -> anyhow::Result<()
     let maps_path = out.join("cam_u8.npy");
     npy::write_u8_volume(&maps_path, &explanation.maps)
         .with_context(|| format!("writing {}", maps_path.display()))
+}
+
+/// The exam's series: an `.npy` file as it is; a DICOM or NIfTI series converted as the model
+/// expects (the series of `plane` when a study has several).
+fn read_exam(
+    exam: &Path,
+    plane: Option<Plane>,
+    options: &crate::data::study::StudyOptions,
+) -> anyhow::Result<npy::Volume> {
+    let is_npy = exam
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if is_npy || !(exam.is_dir() || is_study_file(exam)) {
+        return npy::read_volume(exam).map_err(bad_input);
+    }
+    let wanted = plane.unwrap_or(Plane::Sagittal);
+    let (series, problems) =
+        crate::data::dataset::single_series(exam, wanted, options, plane.is_none())
+            .map_err(|p| bad_input(anyhow::anyhow!("{p}")))?;
+    for problem in problems {
+        eprintln!("{}: {problem}", problem.severity);
+    }
+    let (volume, _) = series.load(false).map_err(bad_input)?;
+    Ok(volume)
+}
+
+fn is_study_file(path: &Path) -> bool {
+    let name = path.to_string_lossy().to_ascii_lowercase();
+    name.ends_with(".nii") || name.ends_with(".nii.gz") || crate::data::study::is_dicom_file(path)
 }

@@ -8,6 +8,8 @@ use anyhow::Context;
 use crate::data::dataset::{Dataset, HeaderScan, Layout, Problem, Severity};
 use crate::data::{Plane, Split, Task};
 
+mod series;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum DatasetCommand {
     /// Counts, label balance, slice ranges and every problem found in a dataset folder.
@@ -15,7 +17,8 @@ pub enum DatasetCommand {
     /// Reads every volume's header and checks its file length, not the voxels. Exits 0 when
     /// the dataset is usable (warnings allowed), 1 when it has errors.
     Summary {
-        /// The dataset folder (MRNet layout, or one flat folder of planes).
+        /// The dataset folder (MRNet layout, one flat folder of planes, or a folder of DICOM or
+        /// NIfTI studies).
         dir: std::path::PathBuf,
     },
 }
@@ -42,6 +45,7 @@ pub fn summary(dataset: &Dataset, scan: &HeaderScan) -> (String, bool) {
     let layout = match dataset.layout() {
         Layout::Mrnet => "MRNet layout",
         Layout::Flat => "flat folder",
+        Layout::Studies => "studies: DICOM or NIfTI",
     };
     let _ = writeln!(out, "dataset  {} ({layout})", dataset.root().display());
 
@@ -114,6 +118,10 @@ pub fn summary(dataset: &Dataset, scan: &HeaderScan) -> (String, bool) {
         }
     }
 
+    if dataset.layout() == Layout::Studies {
+        out.push_str(&series::summary(dataset));
+    }
+
     // Volumes, from their headers.
     let mut stats: BTreeMap<(Split, Plane), PlaneStats> = BTreeMap::new();
     for v in &scan.volumes {
@@ -182,7 +190,9 @@ pub fn summary(dataset: &Dataset, scan: &HeaderScan) -> (String, bool) {
             ));
         }
     }
-    if stats.is_empty() {
+    if dataset.layout() == Layout::Studies {
+        // The series above are the volumes; their headers were read on opening.
+    } else if stats.is_empty() {
         let _ = writeln!(out, "volumes  no readable volume headers");
     } else {
         out.push_str(&table.render());

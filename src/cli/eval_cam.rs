@@ -114,7 +114,7 @@ pub fn run(args: EvalCamArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
         return Err(bad_input(anyhow::anyhow!("--steps must be at least 1")));
     }
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
-    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let dataset = super::open::dataset_for(&args.data, &manifest, &args.models, None)?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));

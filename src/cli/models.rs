@@ -66,6 +66,8 @@ pub struct SpecInfo {
     /// The (task, plane) of a manifest entry; None for a bare file.
     pub key: Option<(Task, Plane)>,
     pub preprocess: Preprocess,
+    /// How a DICOM or NIfTI exam is converted for it (an entry's manifest states it).
+    pub study_options: crate::data::study::StudyOptions,
 }
 
 /// `preprocess` overrides a bare file's; a bare file of Stanford's key family (whose code
@@ -90,6 +92,7 @@ pub fn describe_spec(spec: &str, preprocess: Option<Preprocess>) -> anyhow::Resu
                     .with_context(|| format!("hashing {}", path.display()))?,
                 key: None,
                 preprocess: preprocess.unwrap_or(family.preprocess()),
+                study_options: Default::default(),
             })
         }
         ModelSpec::Entry { .. } if preprocess.is_some() => Err(bad_input(anyhow::anyhow!(
@@ -107,6 +110,7 @@ pub fn describe_spec(spec: &str, preprocess: Option<Preprocess>) -> anyhow::Resu
                 sha256: entry.sha256.clone(),
                 key: Some((task, plane)),
                 preprocess: entry.preprocess,
+                study_options: super::open::study_options(&manifest, &dir, None)?,
             })
         }
     }

@@ -16,7 +16,7 @@ use crate::cam::store::{CacheKey, Entry, Precision, Store};
 use crate::cam::{self, CamSpec, Method, Normalization, Placement};
 use crate::cli::bad_input;
 use crate::config::SplitChoice;
-use crate::data::dataset::{Dataset, Exam};
+use crate::data::dataset::Exam;
 use crate::data::{npy::Volume, Plane, Task};
 use crate::model::cache::ModelCache;
 use crate::model::device::DeviceChoice;
@@ -114,7 +114,7 @@ pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<
     let methods = parse_methods(&args.methods).map_err(bad_input)?;
     let folders = Folders::locate().map_err(bad_input)?;
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
-    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let dataset = super::open::dataset_for(&args.data, &manifest, &args.models, None)?;
     let exams: Vec<Exam> = dataset
         .exams()
         .iter()

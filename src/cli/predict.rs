@@ -67,7 +67,7 @@ pub fn run(args: PredictArgs, device_choice: DeviceChoice) -> anyhow::Result<Exi
         )));
     }
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
-    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
+    let dataset = super::open::dataset_for(&args.data, &manifest, &args.models, None)?;
     let exams: Vec<&Exam> = dataset
         .exams()
         .iter()

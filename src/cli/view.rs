@@ -42,8 +42,8 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let device = device_choice.resolve().map_err(bad_input)?;
     let folders = Folders::locate().map_err(bad_input)?;
     let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
-    let dataset = Dataset::open(&args.data).map_err(bad_input)?;
     let manifest = Manifest::load(&args.models).map_err(bad_input)?;
+    let dataset = super::open::dataset_for(&args.data, &manifest, &args.models, Some(&config))?;
     let store = args.cache.clone().unwrap_or_else(|| folders.cam_store());
     super::outside_inputs("--cache", &store, Some(&args.data), Some(&args.models))?;
     explore(

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
-use super::{Advance, ConfigError, ProtocolChoice, SplitChoice};
+use super::{Advance, ConfigError, ProtocolChoice, SeriesChoice, SplitChoice};
 use crate::cam::colormap::Colormap;
 use crate::cam::{Method, Normalization};
 use crate::data::Task;
@@ -21,6 +21,7 @@ pub(super) struct Layer {
     pub export: Option<ExportLayer>,
     pub graphics: Option<GraphicsLayer>,
     pub review: Option<ReviewLayer>,
+    pub studies: Option<StudiesLayer>,
     pub keys: Option<BTreeMap<String, Vec<String>>>,
 }
 
@@ -57,6 +58,12 @@ pub(super) struct ExportLayer {
 #[serde(deny_unknown_fields)]
 pub(super) struct ReviewLayer {
     pub advance: Option<Advance>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StudiesLayer {
+    pub series: Option<SeriesChoice>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,14 +17,17 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::npy::{self, NpyHeader};
+use super::study::StudyOptions;
 use super::{Plane, Split, Task};
 
 mod builder;
 mod exam;
 mod problem;
+mod studies;
 
 pub use exam::{Exam, PlaneSource, VolumeError};
 pub use problem::{Problem, Severity};
+pub use studies::single_series;
 
 use builder::Builder;
 
@@ -49,7 +52,8 @@ fn no_exams_message(path: &Path, problems: &[Problem]) -> String {
     let dir = path.display();
     let mut text = format!(
         "no exams in {dir}: expected {dir}/{{train,valid}}/{{axial,coronal,sagittal}}/NNNN.npy \
-         (MRNet layout) or {dir}/{{axial,coronal,sagittal}}/NNNN.npy (one flat folder)"
+         (MRNet layout), {dir}/{{axial,coronal,sagittal}}/NNNN.npy (one flat folder), or \
+         {dir}/<exam>/… holding DICOM files or NIfTI volumes (studies)"
     );
     for p in problems {
         text.push_str(&format!("\n  {p}"));
@@ -64,6 +68,8 @@ pub enum Layout {
     Mrnet,
     /// `DIR/{plane}/NNNN.npy`.
     Flat,
+    /// `DIR/<exam>/…`: DICOM studies or NIfTI volumes, one folder per exam.
+    Studies,
 }
 
 /// A label CSV that was found and read.
@@ -107,8 +113,18 @@ pub struct HeaderScan {
 pub(super) const SPLITS: [Split; 2] = [Split::Train, Split::Valid];
 
 impl Dataset {
-    /// Lists the exams and reads the labels of the dataset at `dir`; reads no volume.
+    /// Lists the exams and reads the labels of the dataset at `dir`; reads no volume (for
+    /// studies: headers only, with the default [`StudyOptions`]).
     pub fn open(dir: impl AsRef<Path>) -> Result<Dataset, DatasetError> {
+        Dataset::open_with(dir, &StudyOptions::default())
+    }
+
+    /// [`Dataset::open`], converting and choosing studies' series as `options` say (the
+    /// manifest's intensity mapping and protocol, the configured rule).
+    pub fn open_with(
+        dir: impl AsRef<Path>,
+        options: &StudyOptions,
+    ) -> Result<Dataset, DatasetError> {
         let root = dir.as_ref().to_path_buf();
         match fs::metadata(&root) {
             Ok(meta) if meta.is_dir() => {}
@@ -126,6 +142,10 @@ impl Dataset {
 
         let mut builder = Builder::default();
         let is_mrnet = SPLITS.iter().any(|s| root.join(s.name()).is_dir());
+        let is_flat = Plane::ALL.iter().any(|p| root.join(p.name()).is_dir());
+        if !is_mrnet && !is_flat && studies::looks_like_studies(&root) {
+            return Dataset::open_studies(root, options);
+        }
         let layout = if is_mrnet {
             for split in SPLITS {
                 builder.split_folder(&root, split);
@@ -163,7 +183,7 @@ impl Dataset {
                     }
                 }
             }
-            Layout::Flat => builder.flat_labels(&root),
+            Layout::Flat | Layout::Studies => builder.flat_labels(&root),
         }
         builder.cross_check(&root, layout);
         Ok(Dataset {
@@ -172,6 +192,23 @@ impl Dataset {
             exams: builder.exams.into_values().collect(),
             label_sources: builder.label_sources,
             problems: builder.problems,
+        })
+    }
+
+    fn open_studies(root: PathBuf, options: &StudyOptions) -> Result<Dataset, DatasetError> {
+        let found = studies::open_studies(&root, options);
+        if found.exams.is_empty() {
+            return Err(DatasetError::NoExams {
+                path: root,
+                problems: found.problems,
+            });
+        }
+        Ok(Dataset {
+            root,
+            layout: Layout::Studies,
+            exams: found.exams,
+            label_sources: found.label_sources,
+            problems: found.problems,
         })
     }
 

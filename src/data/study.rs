@@ -24,10 +24,16 @@ mod nifti;
 pub(crate) mod scan;
 
 pub use convert::{conversion_geometry, convert, SIDE};
+pub use dicom::has_dicm_preamble;
 pub use dicom::{dicom_header, DicomHeader};
 pub use names::{read_study_labels, sanitise_exam_id, StudyLabels};
 pub use nifti::{nifti_header, NiftiInfo};
-pub use scan::{scan_study, StudyScan};
+pub use scan::{scan_path, scan_study, StudyScan};
+
+/// Whether `path` is a DICOM Part 10 file (it has the `DICM` preamble); unreadable is not.
+pub fn is_dicom_file(path: &Path) -> bool {
+    has_dicm_preamble(path).unwrap_or(false)
+}
 
 /// How a series' values become the models' 0–255, as a manifest entry states it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

@@ -28,6 +28,7 @@ use crate::data::{Plane, Task};
 
 mod load;
 mod schema;
+mod studies;
 
 pub use crate::digest::sha256_file;
 pub use load::{load_network, load_weights_file, ModelError};

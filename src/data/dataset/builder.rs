@@ -240,7 +240,7 @@ impl Builder {
     pub(super) fn cross_check(&mut self, root: &Path, layout: Layout) {
         let splits: &[Split] = match layout {
             Layout::Mrnet => &SPLITS,
-            Layout::Flat => &[Split::Flat],
+            Layout::Flat | Layout::Studies => &[Split::Flat],
         };
         for &split in splits {
             let folder = match split {
@@ -307,7 +307,7 @@ impl Builder {
 }
 
 /// The folder's own name, resolving `.` and `..` when needed.
-fn folder_name(dir: &Path) -> Option<String> {
+pub(super) fn folder_name(dir: &Path) -> Option<String> {
     match dir.file_name() {
         Some(name) => Some(name.to_string_lossy().into_owned()),
         None => fs::canonicalize(dir)

@@ -119,8 +119,27 @@ fn problem(e: &StudyError) -> Problem {
 
 /// Reads the study at `folder`: every file's header, the series, and each plane's choice.
 pub fn scan_study(folder: &Path, options: &StudyOptions) -> StudyScan {
+    let mut problems = Vec::new();
+    let files = files_under(folder, &mut problems);
+    let mut scan = scan_files(folder, &files, options);
+    problems.append(&mut scan.problems);
+    scan.problems = problems;
+    scan
+}
+
+/// A study folder as [`scan_study`] reads it, or one file (a NIfTI volume, a DICOM file) alone.
+pub fn scan_path(path: &Path, options: &StudyOptions) -> StudyScan {
+    if path.is_dir() {
+        scan_study(path, options)
+    } else {
+        let folder = path.parent().unwrap_or(Path::new(""));
+        scan_files(folder, &[path.to_path_buf()], options)
+    }
+}
+
+/// Reads the headers of `files` (all of one study under `folder`) into series.
+fn scan_files(folder: &Path, files: &[PathBuf], options: &StudyOptions) -> StudyScan {
     let mut scan = StudyScan::default();
-    let files = files_under(folder, &mut scan.problems);
     let found: Vec<Found> = files.par_iter().map(|path| classify(path)).collect();
     let mut dicom: BTreeMap<String, Vec<DicomHeader>> = BTreeMap::new();
     let mut all: Vec<Series> = Vec::new();

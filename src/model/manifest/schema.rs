@@ -69,6 +69,14 @@ pub struct ModelEntry {
     /// … and that file's sha256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imported_sha256: Option<String>,
+    /// How a DICOM or NIfTI series' values become this model's 0–255 input: "minmax" (the
+    /// default), "percentile:LO,HI" or "identity".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensity: Option<String>,
+    /// The training protocol's series description (e.g. "T2 FS"): a study's series whose
+    /// description holds it is chosen for this plane.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
 }
 
 impl ModelEntry {
@@ -95,6 +103,8 @@ impl ModelEntry {
             trained_with: None,
             imported_from: None,
             imported_sha256: None,
+            intensity: None,
+            protocol: None,
         }
     }
 
@@ -147,6 +157,18 @@ impl ModelEntry {
                 "methods is only for arch = \"torchscript\" (this is \"{}\")",
                 self.arch
             ));
+        }
+        if let Some(intensity) = &self.intensity {
+            if let Err(why) = intensity.parse::<crate::data::study::Intensity>() {
+                problems.push(why);
+            }
+        }
+        if self
+            .protocol
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            problems.push("protocol is empty: leave it out, or name the series description".into());
         }
         if let Some(auc) = self.auc {
             if !(0.0..=1.0).contains(&auc) {
