@@ -21,6 +21,9 @@ use sha2::{Digest, Sha256};
 
 use crate::py_fixtures;
 
+#[path = "../support/binary.rs"]
+mod binary;
+
 const FIXTURES_PY: &str = include_str!("studies_fixtures.py");
 
 /// The phantom cohort the studies are written from: 4 exams (3 train, 1 valid).
@@ -63,10 +66,36 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-/// The cohort, written afresh (so that a change to the phantom shows) into a folder named by
-/// its bytes' digest, and that digest.
+/// The cohort, and a digest of its bytes. It is made once per build of this test binary (which
+/// links the phantom, so a change to the phantom rebuilds it) into a folder named by the build,
+/// with its digest beside it.
 fn cohort() -> (PathBuf, String) {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let exe = std::env::current_exe().expect("the test binary");
+    let meta = std::fs::metadata(&exe).expect("its metadata");
+    let build = format!(
+        "{exe:?} {} {:?} {COHORT:?}",
+        meta.len(),
+        meta.modified().ok()
+    );
+    let key: String = Sha256::digest(build.as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let dir = root.join(format!("study-cohort-{key}"));
+    let digest_file = root.join(format!("study-cohort-{key}.digest"));
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("study-cohort-") && !name.starts_with(&format!("study-cohort-{key}")) {
+            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    if let Ok(digest) = std::fs::read_to_string(&digest_file) {
+        if dir.is_dir() {
+            return (dir, digest);
+        }
+    }
     let tmp = root.join(format!("study-cohort.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     write_cohort(&tmp, &COHORT, false, || {}).expect("synth");
@@ -85,28 +114,20 @@ fn cohort() -> (PathBuf, String) {
     files.sort();
     let mut hasher = Sha256::new();
     for file in &files {
-        hasher.update(
-            file.strip_prefix(&tmp)
-                .expect("inside")
-                .to_string_lossy()
-                .as_bytes(),
-        );
+        let name = file.strip_prefix(&tmp).expect("inside").to_string_lossy();
+        hasher.update(name.as_bytes());
         hasher.update(std::fs::read(file).expect("read"));
     }
     let digest: String = hasher.finalize()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    let dir = root.join(format!("study-cohort-{digest}"));
-    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with("study-cohort-") && entry.path() != dir {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-    if dir.exists() || std::fs::rename(&tmp, &dir).is_err() {
+    let _ = std::fs::remove_dir_all(&dir);
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another test process made it first.
         let _ = std::fs::remove_dir_all(&tmp);
     }
+    std::fs::write(&digest_file, &digest).expect("the digest");
     (dir, digest)
 }
 
@@ -862,5 +883,317 @@ fn a_study_with_no_series_of_a_plane_has_that_plane_unavailable() {
     for plane in [Plane::Sagittal, Plane::Axial] {
         assert_eq!(scan.series[plane.index()].len(), 1, "{plane}");
         scan.series[plane.index()][0].load(false).expect("loads");
+    }
+}
+
+// --- the command line -------------------------------------------------------------------------
+
+/// One `kneecam predict` CSV: (exam, task) → [p_axial, p_coronal, p_sagittal, p_combined], a
+/// field left empty (a plane unavailable) as `None`.
+type Predictions = BTreeMap<(String, String), [Option<f64>; 4]>;
+
+fn predict(data: &Path, models: &Path, what: &str) -> Predictions {
+    let home = tempfile::tempdir().expect("home");
+    let out = home.path().join("predictions.csv");
+    let started = Instant::now();
+    binary::kneecam(home.path())
+        .env("OMP_NUM_THREADS", "1")
+        .args(["predict", "--split", "all", "--data"])
+        .arg(data)
+        .arg("--models")
+        .arg(models)
+        .arg("--out")
+        .arg(&out)
+        .arg("--cache")
+        .arg(home.path().join("store"))
+        .assert()
+        .success();
+    eprintln!(
+        "studies: predict on {what} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let text = std::fs::read_to_string(&out).expect("predictions");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("exam,split,task,label,p_axial,p_coronal,p_sagittal,p_combined")
+    );
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let p = |i: usize| -> Option<f64> {
+                (!fields[i].is_empty()).then(|| fields[i].parse().expect("a probability"))
+            };
+            (
+                (fields[0].to_string(), fields[2].to_string()),
+                [p(4), p(5), p(6), p(7)],
+            )
+        })
+        .collect()
+}
+
+/// models/demo's ACL models (the three planes and their combiner; the other tasks' six models
+/// would triple the time and test nothing more), in a folder of their own; with `identity`,
+/// each entry states `intensity = "identity"`, as a manifest does for models trained on
+/// MRNet's uint8 volumes, whose studies are already 0–255.
+fn acl_models(identity: bool) -> &'static Path {
+    static DIRS: [OnceLock<tempfile::TempDir>; 2] = [OnceLock::new(), OnceLock::new()];
+    DIRS[usize::from(identity)]
+        .get_or_init(|| {
+            let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
+            let dir = tempfile::tempdir().expect("models");
+            let text = std::fs::read_to_string(demo.join("manifest.toml")).expect("manifest");
+            let mut kept = String::new();
+            // The lines before the first table (the format), then the ACL tables.
+            let mut keep = true;
+            for line in text.lines() {
+                if line.starts_with('[') {
+                    keep = line.starts_with("[models.acl-") || line == "[combiners.acl]";
+                    if keep && line.starts_with("[models.") {
+                        let name = &line["[models.".len()..line.len() - 1];
+                        let file = format!("{name}.safetensors");
+                        std::fs::copy(demo.join(&file), dir.path().join(&file)).expect("copy");
+                    }
+                }
+                if keep {
+                    kept.push_str(line);
+                    kept.push('\n');
+                    if identity && line.starts_with("[models.") {
+                        kept.push_str("intensity = \"identity\"\n");
+                    }
+                }
+            }
+            assert_eq!(kept.matches("[models.acl-").count(), 3, "{kept}");
+            std::fs::write(dir.path().join("manifest.toml"), kept).expect("manifest");
+            dir
+        })
+        .path()
+}
+
+/// The `.npy` cohort's predictions (the intensity mapping does not apply to uint8 `.npy`).
+fn npy_predictions() -> &'static Predictions {
+    static PREDICTIONS: OnceLock<Predictions> = OnceLock::new();
+    PREDICTIONS.get_or_init(|| predict(&fixtures().cohort, acl_models(false), "the .npy cohort"))
+}
+
+/// The largest difference between `found` and the `.npy` cohort's predictions, over the
+/// fields both have; panics when `found` lacks a field other than those `missing` allows.
+fn max_difference(
+    found: &Predictions,
+    what: &str,
+    missing: impl Fn(&str, usize) -> bool,
+    mut each: impl FnMut(&str, usize, f64),
+) -> f64 {
+    let want = npy_predictions();
+    assert_eq!(
+        found.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>(),
+        "{what}: exams and tasks"
+    );
+    let mut max = 0.0f64;
+    for (key, row) in want {
+        for (field, (w, f)) in row.iter().zip(&found[key]).enumerate() {
+            match (w, f) {
+                (Some(w), Some(f)) => {
+                    let d = (w - f).abs();
+                    each(&key.0, field, d);
+                    max = max.max(d);
+                }
+                (Some(_), None) if missing(&key.0, field) => {}
+                (None, None) if key.1 != "acl" => {}
+                _ => panic!("{what}: {key:?} field {field}: {w:?} vs {f:?}"),
+            }
+        }
+    }
+    max
+}
+
+fn exam_without_coronal() -> &'static str {
+    let with: std::collections::BTreeSet<&str> = series_entries("dicom")
+        .into_iter()
+        .filter(|e| e["plane"] == "coronal")
+        .map(|e| str_of(e, "exam"))
+        .collect();
+    series_entries("nifti")
+        .into_iter()
+        .map(|e| str_of(e, "exam"))
+        .find(|exam| !with.contains(exam))
+        .expect("an exam without a coronal series")
+}
+
+/// With the manifest's intensity "identity", the models see exactly the `.npy` cohort's voxels
+/// (256×256 square pixels are copied, and the rescale gives back each uint8 value exactly), so
+/// the probabilities are the same to the CSV's 6 decimals: tolerance half a unit of the last
+/// printed digit. The exam without a coronal series has no coronal (nor combined) probability.
+#[test]
+fn predict_on_the_studies_gives_the_npy_cohorts_probabilities() {
+    let f = fixtures();
+    let missing = exam_without_coronal();
+    let dicom = predict(&f.dir.join("dicom"), acl_models(true), "DICOM studies");
+    let max = max_difference(
+        &dicom,
+        "DICOM",
+        |exam, field| exam == missing && (field == 1 || field == 3),
+        |_, _, _| {},
+    );
+    eprintln!("studies: DICOM vs .npy predictions: max difference {max:e}");
+    assert!(
+        max <= 5e-7,
+        "DICOM predictions differ from the .npy's by {max}"
+    );
+    for ((exam, task), row) in &dicom {
+        if task == "acl" {
+            assert_eq!(row[1].is_none(), exam == missing, "{exam}: coronal");
+        }
+    }
+    let nifti = predict(&f.dir.join("nifti"), acl_models(true), "NIfTI volumes");
+    let max = max_difference(&nifti, "NIfTI", |_, _| false, |_, _, _| {});
+    eprintln!("studies: NIfTI vs .npy predictions: max difference {max:e}");
+    assert!(
+        max <= 5e-7,
+        "NIfTI predictions differ from the .npy's by {max}"
+    );
+}
+
+/// With the demo manifest as it is (no intensity stated: min-max), a series whose darkest voxel
+/// is 0 and brightest 255 reaches the models unchanged, and one whose brightest is less is
+/// stretched to 255: its probabilities move (by up to 1.2e-3 with the demo ACL models when this
+/// was written). Tolerance: 0 (to the printed digits) for the unstretched planes; for the others at
+/// most 0.02, an order of magnitude above what was measured, and not all equal (the mapping is
+/// applied).
+#[test]
+fn predict_with_min_max_intensity_changes_only_the_stretched_series() {
+    let f = fixtures();
+    let missing = exam_without_coronal();
+    // Which planes of which exams span 0–255 in the .npy cohort.
+    let mut full_range = BTreeMap::new();
+    for entry in series_entries("nifti") {
+        let npy = npy::read_volume(&f.cohort.join(str_of(entry, "npy")))
+            .expect("npy")
+            .data;
+        let (lo, hi) = npy
+            .iter()
+            .fold((u8::MAX, 0), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        let plane = plane_named(str_of(entry, "plane"));
+        full_range.insert(
+            (str_of(entry, "exam").to_string(), plane),
+            (lo, hi) == (0, 255),
+        );
+    }
+    assert!(full_range.values().any(|&full| full) && full_range.values().any(|&full| !full));
+    let dicom = predict(
+        &f.dir.join("dicom"),
+        acl_models(false),
+        "DICOM studies, min-max",
+    );
+    let (mut same, mut stretched) = (0.0f64, 0.0f64);
+    let max = max_difference(
+        &dicom,
+        "DICOM min-max",
+        |exam, field| exam == missing && (field == 1 || field == 3),
+        |exam, field, d| {
+            let plane = [Plane::Axial, Plane::Coronal, Plane::Sagittal].get(field);
+            match plane.map(|p| full_range[&(exam.to_string(), *p)]) {
+                Some(true) => same = same.max(d),
+                Some(false) => stretched = stretched.max(d),
+                None => {} // combined
+            }
+        },
+    );
+    eprintln!(
+        "studies: DICOM (min-max) vs .npy predictions: full-range planes {same:e}, stretched \
+         {stretched:e}, overall {max:e}"
+    );
+    assert!(same <= 5e-7, "unstretched planes differ by {same}");
+    assert!(
+        stretched > 5e-7,
+        "no stretched plane changed: is the mapping applied?"
+    );
+    assert!(max <= 0.02, "min-max moved a probability by {max}");
+}
+
+#[test]
+fn dataset_summary_lists_the_series_their_choice_and_the_missing_plane() {
+    let f = fixtures();
+    let home = tempfile::tempdir().expect("home");
+    let output = binary::kneecam(home.path())
+        .args(["dataset", "summary"])
+        .arg(f.dir.join("dicom"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    let missing = exam_without_coronal();
+    let second = series_entries("dicom")
+        .into_iter()
+        .find(|e| e["second"] == true)
+        .expect("a second sagittal series");
+    for needle in [
+        "(studies: DICOM or NIfTI)".to_string(),
+        "flat        4       4         3          4".to_string(),
+        "uses 'SAG T2 FS' #3".to_string(),
+        "chosen over 1 other sagittal series: the most slices".to_string(),
+        format!(
+            "also 'SAG T1 localiser' #11: {} slices of 256×256 (0.60×0.60 mm), DICOM, {0} files",
+            positions(second).len()
+        ),
+        "not chosen (the most slices)".to_string(),
+        "none: the plane is unavailable".to_string(),
+        format!(
+            "warning  {}: no coronal series: that plane is unavailable for this exam (the \
+             others work)",
+            f.dir.join("dicom").join(missing).display()
+        ),
+        "transfer syntaxes  Deflated Explicit VR Little Endian (1 series), Explicit VR Big \
+         Endian (1 series), Explicit VR Little Endian (8 series), Implicit VR Little Endian \
+         (1 series), RLE Lossless (1 series)"
+            .to_string(),
+        "problems 0 errors, 1 warning".to_string(),
+        "usable: yes".to_string(),
+    ] {
+        assert!(text.contains(&needle), "summary lacks {needle:?}:\n{text}");
+    }
+    // The exam lines in name order, each with its three planes.
+    let exams: Vec<&str> = text
+        .lines()
+        .filter(|l| l.len() == 6 && l.starts_with("  ") && !l.starts_with("   "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(exams, ["0000", "0001", "0002", "0003"], "{text}");
+}
+
+#[test]
+fn dataset_summary_of_the_bad_inputs_names_each_file_and_exits_1() {
+    let f = fixtures();
+    let home = tempfile::tempdir().expect("home");
+    let output = binary::kneecam(home.path())
+        .args(["dataset", "summary"])
+        .arg(f.dir.join("bad"))
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("usable: no"), "{text}");
+    // Every input whose fault is in its header is an error naming its file.
+    for (case, entry) in f.written["bad"].as_object().expect("bad") {
+        let shows_at_scan = !matches!(
+            case.as_str(),
+            "not_dicom"
+                | "no_coronal"
+                | "no_pixel_data"
+                | "truncated_pixels"
+                | "truncated_pydicom"
+                | "nifti_gz_vox_offset_past_end"
+        );
+        if !shows_at_scan {
+            continue;
+        }
+        let file = entry["files"]
+            .as_array()
+            .and_then(|files| files.last())
+            .and_then(Value::as_str)
+            .expect("a file");
+        let line = format!("error    {}", f.dir.join(file).display());
+        assert!(text.contains(&line), "{case}: no {line:?} in:\n{text}");
     }
 }
