@@ -19,10 +19,7 @@ use ndarray::{s, Array3};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::py_fixtures;
-
-#[path = "../support/binary.rs"]
-mod binary;
+use crate::{binary, py_fixtures};
 
 const FIXTURES_PY: &str = include_str!("studies_fixtures.py");
 
