@@ -728,6 +728,16 @@ fn every_bad_input_gives_its_own_error_naming_the_file() {
             &["duplicate positions"],
         ),
         (
+            "uneven_spacing",
+            Shows::Scan(Severity::Warning),
+            &["slices 3.00 to 6.00 mm apart (uneven spacing: a slice may be missing)"],
+        ),
+        (
+            "rgb",
+            Shows::Scan(Severity::Error),
+            &["3 samples per pixel, photometric interpretation 'RGB'"],
+        ),
+        (
             "nifti_zero_affine",
             Shows::Scan(Severity::Error),
             &["the affine is zero or singular"],
@@ -799,6 +809,12 @@ fn every_bad_input_gives_its_own_error_naming_the_file() {
                 }
                 if *severity == Severity::Warning && !errors(&scan).is_empty() {
                     wrong.push(format!("{case}: errors too: {:?}", scan.problems));
+                }
+                if *case == "uneven_spacing" {
+                    let series: Vec<_> = scan.series.iter().flatten().collect();
+                    if series.len() != 1 || series[0].load(false).is_err() {
+                        wrong.push(format!("{case}: the series does not load: {series:?}"));
+                    }
                 }
                 ours[0].message.clone()
             }
@@ -1173,24 +1189,52 @@ fn dataset_summary_of_the_bad_inputs_names_each_file_and_exits_1() {
     assert!(text.contains("usable: no"), "{text}");
     // Every input whose fault is in its header is an error naming its file.
     for (case, entry) in f.written["bad"].as_object().expect("bad") {
-        let shows_at_scan = !matches!(
-            case.as_str(),
-            "not_dicom"
-                | "no_coronal"
-                | "no_pixel_data"
-                | "truncated_pixels"
-                | "truncated_pydicom"
-                | "nifti_gz_vox_offset_past_end"
-        );
-        if !shows_at_scan {
-            continue;
-        }
+        let severity = match case.as_str() {
+            // Found when the voxels are read, or not a problem of the folder's own.
+            "no_coronal"
+            | "no_pixel_data"
+            | "truncated_pixels"
+            | "truncated_pydicom"
+            | "nifti_gz_vox_offset_past_end" => continue,
+            "uneven_spacing" | "not_dicom" => "warning",
+            _ => "error  ",
+        };
         let file = entry["files"]
             .as_array()
             .and_then(|files| files.last())
             .and_then(Value::as_str)
             .expect("a file");
-        let line = format!("error    {}", f.dir.join(file).display());
+        let line = format!("{severity}  {}", f.dir.join(file).display());
         assert!(text.contains(&line), "{case}: no {line:?} in:\n{text}");
     }
+}
+
+/// MONOCHROME1 means low values bright: a series of it reads as the same series stored as
+/// MONOCHROME2 (255 − v), with one mapping for every file, even when one file's range differs
+/// from the others' (slice 0 has one brighter pixel).
+#[test]
+fn monochrome1_reads_as_its_monochrome2_equivalent() {
+    let f = fixtures();
+    let load = |which: &str| {
+        let scan = scan_study(
+            &f.dir.join("monochrome").join(which),
+            &StudyOptions::default(),
+        );
+        assert!(scan.problems.is_empty(), "{which}: {:?}", scan.problems);
+        let series = &scan.series[Plane::Sagittal.index()];
+        assert_eq!(series.len(), 1, "{which}");
+        series[0].load(false).expect("loads").0.data
+    };
+    let (one, two) = (load("1"), load("2"));
+    let differ = one.iter().zip(two.iter()).filter(|(a, b)| a != b).count();
+    let per_slice: Vec<usize> = (0..one.dim().0)
+        .map(|k| {
+            let (a, b) = (one.slice(s![k, .., ..]), two.slice(s![k, .., ..]));
+            a.iter().zip(b.iter()).filter(|(x, y)| x != y).count()
+        })
+        .collect();
+    assert_eq!(
+        differ, 0,
+        "MONOCHROME1 differs from MONOCHROME2 per slice: {per_slice:?}"
+    );
 }

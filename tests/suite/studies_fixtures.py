@@ -498,6 +498,22 @@ paths = small_series(f"{b}/duplicate_position", "sagittal",
                      mutate=change(3, ImagePositionPatient=[6.0, 0.0, 0.0]))
 bad("duplicate_position", [paths[2], paths[3]])
 
+# Uneven slice spacing (a slice missing): a warning naming the series' first file; it loads.
+paths = small_series(f"{b}/uneven_spacing", "sagittal")
+os.remove(f"{out}/{paths[2]}")
+bad("uneven_spacing", [paths[0]])
+
+# Colour: three samples per pixel.
+def rgb(index, ds):
+    if index == 1:
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+        ds.PixelData = np.zeros((ds.Rows, ds.Columns, 3), np.uint8).tobytes()
+
+
+paths = small_series(f"{b}/rgb", "sagittal", slices=3, mutate=rgb)
+bad("rgb", [paths[1]])
+
 # A study with no coronal series: the other planes work.
 small_series(f"{b}/no_coronal/sag", "sagittal")
 small_series(f"{b}/no_coronal/ax", "axial")
@@ -555,6 +571,27 @@ for case, offset in [("nifti_vox_offset_small", 100.0), ("nifti_vox_offset_past_
 bad("nifti_gz_vox_offset_past_end",
     [nifti(f"{b}/nifti_gz_vox_offset_past_end/cor.nii.gz", cube, offset_patch(1.0e6))],
     vox_offset=1.0e6)
+
+# MONOCHROME1 (low values bright) and the same series as MONOCHROME2 (stored 255 − v): one
+# pattern on every slice, slice 0 with one brighter pixel, so that a file's own range differs
+# from the others'.
+def monochrome(folder, photometric):
+    yy, xx = np.mgrid[0:32, 0:32]
+    pattern = ((xx * 3 + yy * 2) % 200).astype(np.uint16)
+
+    def mutate(index, ds):
+        v = pattern.copy()
+        if index == 0:
+            v[0, 0] = 250
+        ds.BitsStored, ds.HighBit = 8, 7
+        ds.PhotometricInterpretation = photometric
+        ds.PixelData = (v if photometric == "MONOCHROME1" else 255 - v).astype("<u2").tobytes()
+
+    return small_series(folder, "sagittal", slices=3, size=32, mutate=mutate)
+
+
+monochrome(f"{out}/monochrome/1", "MONOCHROME1")
+monochrome(f"{out}/monochrome/2", "MONOCHROME2")
 
 # --- pydicom's own test files ----------------------------------------------------------------
 for name in ["MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
