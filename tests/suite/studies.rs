@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use kneecam::data::dataset::{Problem, Severity};
+use kneecam::data::geometry::VolumeGeometry;
 use kneecam::data::npy;
 use kneecam::data::phantom::{write_cohort, CohortSpec};
 use kneecam::data::study::{
@@ -1237,4 +1238,40 @@ fn monochrome1_reads_as_its_monochrome2_equivalent() {
         differ, 0,
         "MONOCHROME1 differs from MONOCHROME2 per slice: {per_slice:?}"
     );
+}
+
+/// A series smaller than the models' 256×256 is enlarged: its outer pixels keep their value out
+/// to the edge of the field of view (half a pixel beyond their centres), with no dark rim from
+/// blending with the padding's 0; the padding itself, where the aspect leaves some, is 0.
+#[test]
+fn an_enlarged_series_keeps_its_edges_and_pads_with_zero() {
+    let geometry = |rows: usize, columns: usize| VolumeGeometry {
+        origins: vec![[0.0; 3]],
+        column_step: [0.6, 0.0, 0.0],
+        row_step: [0.0, 0.6, 0.0],
+        rows,
+        columns,
+    };
+    let square = study::convert(
+        &Values::from_elem((1, 64, 64), 100.0),
+        &geometry(64, 64),
+        Intensity::Identity,
+    );
+    let rim: Vec<(usize, u8)> = (0..study::SIDE)
+        .map(|i| (i, square[[0, i, 128]]))
+        .filter(|&(_, v)| v != 100)
+        .collect();
+    assert!(
+        rim.is_empty(),
+        "64×64 of 100 enlarged: rows (index, value) off 100: {rim:?}"
+    );
+    let wide = study::convert(
+        &Values::from_elem((1, 64, 128), 100.0),
+        &geometry(64, 128),
+        Intensity::Identity,
+    );
+    let column: Vec<u8> = (0..study::SIDE).map(|i| wide[[0, i, 128]]).collect();
+    let image: Vec<usize> = (0..study::SIDE).filter(|&i| column[i] != 0).collect();
+    assert_eq!(image, (64..192).collect::<Vec<_>>(), "{column:?}");
+    assert!(image.iter().all(|&i| column[i] == 100), "{column:?}");
 }
