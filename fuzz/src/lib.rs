@@ -19,7 +19,15 @@ use kneecam::model::manifest::Manifest;
 use kneecam::model::weights::{pickle_tensor_shapes, read_torch_archive, WeightsError};
 
 /// The targets, as named under `fuzz/corpus/` and `fuzz/fuzz_targets/`.
-pub const TARGETS: [&str; 6] = ["npy", "labels", "manifest", "config", "pickle", "torch_zip"];
+pub const TARGETS: [&str; 7] = [
+    "npy",
+    "labels",
+    "manifest",
+    "config",
+    "pickle",
+    "torch_zip",
+    "study_header",
+];
 
 /// Runs `target`'s check on one input.
 pub fn run(target: &str, data: &[u8]) {
@@ -30,6 +38,7 @@ pub fn run(target: &str, data: &[u8]) {
         "config" => run_config(data),
         "pickle" => run_pickle(data),
         "torch_zip" => run_torch_zip(data),
+        "study_header" => run_study_header(data),
         other => panic!("no fuzz target {other}"),
     }
 }
@@ -222,6 +231,43 @@ pub const MANIFEST_PATH: &str = "fuzz/manifest.toml";
 pub const CONFIG_PATH: &str = "fuzz/config.toml";
 pub const PICKLE_PATH: &str = "fuzz/data.pkl";
 pub const TORCH_ZIP_PATH: &str = "fuzz/model.pt";
+pub const STUDY_PATH: &str = "fuzz/study/IM0001";
+
+/// DICOM and NIfTI headers: dicom-rs reads elements of the lengths the file declares, so a
+/// header may hold a few copies of its own bytes, and a series a few hundred bytes per slice.
+pub const STUDY_BUDGET: Budget = Budget {
+    largest_per_byte: 16,
+    largest_fixed: 1 << 20,
+    peak_per_byte: 64,
+    peak_fixed: 4 << 20,
+};
+
+/// Study headers: `study::header_series` (the DICOM header reader on dicom-rs's parse, or the
+/// NIfTI header checks on the nifti crate's) either refuses naming the file, or gives a series
+/// whose geometry locates its own voxels.
+pub fn run_study_header(data: &[u8]) {
+    let path = Path::new(STUDY_PATH);
+    let (result, usage) =
+        measure(|| kneecam::data::study::header_series(path, data).map_err(|e| e.to_string()));
+    STUDY_BUDGET.check("study_header", data.len(), usage);
+    match result {
+        Err(message) => assert!(
+            message.starts_with(&format!("{STUDY_PATH}: ")),
+            "an error does not name the file: {message}"
+        ),
+        Ok(series) => {
+            let g = &series.geometry;
+            assert!(
+                g.check().is_ok(),
+                "an unusable geometry was accepted: {g:?}"
+            );
+            assert_eq!(series.plane, g.plane());
+            let middle = g.point(0, 128.0, 128.0).expect("a first slice");
+            let found = g.locate(middle).expect("a slice's own point is on it");
+            assert!((found.row - 128.0).abs() < 1e-3 && (found.column - 128.0).abs() < 1e-3);
+        }
+    }
+}
 
 /// `.npy`: `parse_header` and `parse_volume` (what `read_header` and `read_volume` do after
 /// opening the file) agree, an accepted header is within the limits and matches the input's

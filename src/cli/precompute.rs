@@ -83,10 +83,14 @@ impl FromStr for Shard {
 }
 
 impl Shard {
-    /// Whether `exam` is this shard's: by a hash of its split and id, the same on every
-    /// machine and independent of which other exams exist.
+    /// Whether `exam` is this shard's: by a hash of its split and id (a study's: its name), the
+    /// same on every machine and independent of which other exams exist.
     pub fn owns(&self, exam: &Exam) -> bool {
-        let digest = Sha256::digest(format!("{}/{}", exam.split, exam.id).as_bytes());
+        let key = match &exam.study {
+            Some(name) => format!("{}/study/{name}", exam.split),
+            None => format!("{}/{}", exam.split, exam.id),
+        };
+        let digest = Sha256::digest(key.as_bytes());
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         u64::from_le_bytes(first) % self.count == self.index

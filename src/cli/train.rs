@@ -179,6 +179,11 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         if args.no_augment { " --no-augment" } else { "" }
     ));
     update_manifest(&args.out, |manifest| {
+        // What the entry says about the series it reads is the user's, not training's: kept.
+        if let Some(old) = manifest.model(args.task, args.plane) {
+            entry.intensity = old.intensity.clone();
+            entry.protocol = old.protocol.clone();
+        }
         manifest.set_model(args.task, args.plane, entry);
         Ok(())
     })?;

@@ -244,6 +244,28 @@ impl Series {
     }
 }
 
+/// What kneecam makes of one file's header held in memory, DICOM (with the `DICM` preamble) or
+/// NIfTI-1: its series, or the error naming `path`. The header readers' fuzz target.
+pub fn header_series(path: &Path, bytes: &[u8]) -> Result<Series, StudyError> {
+    if bytes.get(128..132) == Some(b"DICM") {
+        let header = dicom::dicom_header_from_bytes(path, bytes)?;
+        return scan::dicom_series(header.series_uid.clone(), vec![header]).map(|(s, _)| s);
+    }
+    let header = ::nifti::NiftiHeader::from_reader(bytes).map_err(|e| {
+        StudyError::new(
+            path,
+            StudyErrorKind::BadNifti,
+            format!("not a NIfTI-1 file: {e}"),
+        )
+    })?;
+    let info = nifti::check_header(path, &header)?;
+    Ok(scan::nifti_series(
+        path.parent().unwrap_or(Path::new("")),
+        path,
+        info,
+    ))
+}
+
 /// Reads a geometry file (`kneecam synth`'s `geometry/{plane}/NNNN.json`).
 pub fn read_geometry_file(path: &Path) -> Result<VolumeGeometry, StudyError> {
     let text = crate::fsutil::read_at_most(path, 4 << 20, "a geometry file")
@@ -263,3 +285,53 @@ pub fn read_geometry_file(path: &Path) -> Result<VolumeGeometry, StudyError> {
 
 /// A decoded series before conversion: (slices, rows, columns) of stored values.
 pub type Values = Array3<f32>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz seeds, written by pydicom and nibabel (`fuzz/make-study-seeds.py`).
+    fn seed(name: &str) -> (PathBuf, Vec<u8>) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fuzz/corpus/study_header")
+            .join(name);
+        let bytes = std::fs::read(&path).expect("a committed seed");
+        (path, bytes)
+    }
+
+    #[test]
+    fn headers_written_by_pydicom_and_nibabel_give_their_planes() {
+        for (name, plane) in [
+            ("dicom-axial", Plane::Axial),
+            ("dicom-coronal", Plane::Coronal),
+            ("dicom-sagittal", Plane::Sagittal),
+            // Rows 20° off left–right in the axial plane, columns head to foot.
+            ("dicom-oblique", Plane::Coronal),
+            ("dicom-implicit", Plane::Sagittal),
+            ("dicom-big-endian", Plane::Coronal),
+            ("nifti-axial", Plane::Axial),
+            ("nifti-sagittal", Plane::Sagittal),
+        ] {
+            let (path, bytes) = seed(name);
+            let series = header_series(&path, &bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(series.plane, plane, "{name}");
+        }
+        let (path, bytes) = seed("dicom-multiframe");
+        let series = header_series(&path, &bytes).expect("multi-frame");
+        assert_eq!(series.slices(), 3, "one slice per frame");
+        assert_eq!(series.plane, Plane::Axial);
+    }
+
+    #[test]
+    fn a_cut_header_is_an_error_naming_the_file() {
+        let (path, bytes) = seed("dicom-axial");
+        let err = header_series(&path, &bytes[..200]).expect_err("cut in its meta group");
+        assert!(
+            err.to_string().starts_with(&path.display().to_string()),
+            "{err}"
+        );
+        let (path, mut bytes) = seed("nifti-axial");
+        bytes[0] = 0;
+        assert!(header_series(&path, &bytes).is_err());
+    }
+}

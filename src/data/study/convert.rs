@@ -92,23 +92,22 @@ fn percentiles(values: &Values, lo: f64, hi: f64) -> (f32, f32) {
     (lo_value, hi_value)
 }
 
-/// Bilinear sample of one slice at fractional (row, column). The slice covers half a pixel
-/// beyond its outer pixels' centres: there the edge pixels' values hold (blending with 0 would
-/// darken the rim of an enlarged series); beyond that is padding, 0.
+/// Bilinear sample of one slice at fractional (row, column): 0 beyond the pixels' edges (half
+/// a pixel past the outer centres), the edge pixels' values up to them.
 fn sample(slice: &ndarray::ArrayView2<'_, f32>, row: f64, column: f64) -> f32 {
     let (rows, columns) = slice.dim();
-    let covered = |v: f64, n: usize| (-0.5..=n as f64 - 0.5).contains(&v);
-    if !covered(row, rows) || !covered(column, columns) {
+    let outside = |v: f64, n: usize| v < -0.5 || v > n as f64 - 0.5;
+    if outside(row, rows) || outside(column, columns) {
         return 0.0;
     }
-    let (row, column) = (
-        row.clamp(0.0, (rows - 1) as f64),
-        column.clamp(0.0, (columns - 1) as f64),
-    );
-    let at = |r: usize, c: usize| slice[[r.min(rows - 1), c.min(columns - 1)]];
+    let at = |r: isize, c: isize| -> f32 {
+        let r = r.clamp(0, rows as isize - 1) as usize;
+        let c = c.clamp(0, columns as isize - 1) as usize;
+        slice[[r, c]]
+    };
     let (r0, c0) = (row.floor(), column.floor());
     let (fr, fc) = ((row - r0) as f32, (column - c0) as f32);
-    let (r0, c0) = (r0 as usize, c0 as usize);
+    let (r0, c0) = (r0 as isize, c0 as isize);
     let top = at(r0, c0) * (1.0 - fc) + at(r0, c0 + 1) * fc;
     let bottom = at(r0 + 1, c0) * (1.0 - fc) + at(r0 + 1, c0 + 1) * fc;
     top * (1.0 - fr) + bottom * fr

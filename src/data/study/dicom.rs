@@ -194,6 +194,21 @@ pub fn dicom_header(path: &Path) -> Result<Option<DicomHeader>, StudyError> {
     Ok(Some(header))
 }
 
+/// [`dicom_header`] on a file held in memory (`path` only names it): the fuzz target's entry.
+pub fn dicom_header_from_bytes(path: &Path, bytes: &[u8]) -> Result<DicomHeader, StudyError> {
+    let obj = OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Always)
+        .read_until(tags::PIXEL_DATA)
+        .from_reader(bytes)
+        .map_err(|e| read_error(path, &e))?;
+    let ts_uid = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .to_string();
+    header_fields(path, &obj, ts_uid)
+}
+
 fn header_fields(
     path: &Path,
     obj: &InMemDicomObject,
@@ -323,14 +338,9 @@ fn decode_file(path: &Path, bytes: &[u8]) -> Result<Values, StudyError> {
         )
     })?;
     if decoded.photometric_interpretation().as_str() == "MONOCHROME1" {
-        // Inverted within the range the stored bits allow, so that the result is as fixed as
-        // the file (not as the series' own range).
-        let (lo, hi) = values
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-                (lo.min(v), hi.max(v))
-            });
-        values.mapv_inplace(|v| lo + hi - v);
+        // Negated, the same way in every file of the series: the intensity mapping then puts
+        // the brightest-meaning values at 255.
+        values.mapv_inplace(|v| -v);
     }
     Ok(values)
 }

@@ -97,6 +97,15 @@ fn data_len(info: &NiftiInfo) -> u64 {
 
 /// The checks of a parsed header; `path` only names it.
 pub fn check_header(path: &Path, h: &NiftiHeader) -> Result<NiftiInfo, StudyError> {
+    if h.sizeof_hdr != 348 {
+        return Err(bad(
+            path,
+            format!(
+                "sizeof_hdr {}: expected 348 (a NIfTI-1 header)",
+                h.sizeof_hdr
+            ),
+        ));
+    }
     if &h.magic != b"n+1\0" {
         return Err(bad(
             path,

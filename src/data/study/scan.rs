@@ -179,7 +179,7 @@ fn scan_files(folder: &Path, files: &[PathBuf], options: &StudyOptions) -> Study
     scan
 }
 
-fn nifti_series(folder: &Path, path: &Path, info: super::NiftiInfo) -> Series {
+pub(super) fn nifti_series(folder: &Path, path: &Path, info: super::NiftiInfo) -> Series {
     let name = path
         .strip_prefix(folder)
         .unwrap_or(path)
@@ -214,7 +214,7 @@ fn close(a: &[f64], b: &[f64], tolerance: f64) -> bool {
 
 /// One DICOM series from its files' headers: checked for one size, spacing and orientation,
 /// ordered by position along the normal, with no two slices at one position.
-fn dicom_series(
+pub(super) fn dicom_series(
     uid: String,
     headers: Vec<DicomHeader>,
 ) -> Result<(Series, Vec<Problem>), StudyError> {

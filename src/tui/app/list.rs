@@ -195,7 +195,8 @@ impl App {
             review => self.admits_by_review(review, case),
         };
         let query = self.search.query.trim().to_ascii_lowercase();
-        by_filter && (query.is_empty() || self.cases[case].name.contains(query.as_str()))
+        let name = self.cases[case].name.to_ascii_lowercase();
+        by_filter && (query.is_empty() || name.contains(query.as_str()))
     }
 
     /// The review filters: `case`'s verdict from this reader against the filter.
