@@ -947,47 +947,51 @@ fn predict(data: &Path, models: &Path, what: &str) -> Predictions {
 }
 
 /// models/demo's ACL models (the three planes and their combiner; the other tasks' six models
-/// would triple the time and test nothing more), in a folder of their own; with `identity`,
-/// each entry states `intensity = "identity"`, as a manifest does for models trained on
-/// MRNet's uint8 volumes, whose studies are already 0–255.
-fn acl_models(identity: bool) -> &'static Path {
-    static DIRS: [OnceLock<tempfile::TempDir>; 2] = [OnceLock::new(), OnceLock::new()];
-    DIRS[usize::from(identity)]
-        .get_or_init(|| {
-            let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
-            let dir = tempfile::tempdir().expect("models");
-            let text = std::fs::read_to_string(demo.join("manifest.toml")).expect("manifest");
-            let mut kept = String::new();
-            // The lines before the first table (the format), then the ACL tables.
-            let mut keep = true;
-            for line in text.lines() {
-                if line.starts_with('[') {
-                    keep = line.starts_with("[models.acl-") || line == "[combiners.acl]";
-                    if keep && line.starts_with("[models.") {
-                        let name = &line["[models.".len()..line.len() - 1];
-                        let file = format!("{name}.safetensors");
-                        std::fs::copy(demo.join(&file), dir.path().join(&file)).expect("copy");
-                    }
-                }
-                if keep {
-                    kept.push_str(line);
-                    kept.push('\n');
-                    if identity && line.starts_with("[models.") {
-                        kept.push_str("intensity = \"identity\"\n");
-                    }
+/// would triple the time and test nothing more), in a folder of their own; with `intensity`,
+/// every entry states that intensity mapping instead of the demo's own.
+fn acl_models(intensity: Option<&'static str>) -> &'static Path {
+    static DIRS: OnceLock<std::sync::Mutex<BTreeMap<Option<&str>, &'static Path>>> =
+        OnceLock::new();
+    let mut dirs = DIRS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    dirs.entry(intensity).or_insert_with(|| {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
+        let dir = tempfile::tempdir().expect("models");
+        let text = std::fs::read_to_string(demo.join("manifest.toml")).expect("manifest");
+        let mut kept = String::new();
+        // The lines before the first table (the format), then the ACL tables.
+        let mut keep = true;
+        for line in text.lines() {
+            if line.starts_with('[') {
+                keep = line.starts_with("[models.acl-") || line == "[combiners.acl]";
+                if keep && line.starts_with("[models.") {
+                    let name = &line["[models.".len()..line.len() - 1];
+                    let file = format!("{name}.safetensors");
+                    std::fs::copy(demo.join(&file), dir.path().join(&file)).expect("copy");
                 }
             }
-            assert_eq!(kept.matches("[models.acl-").count(), 3, "{kept}");
-            std::fs::write(dir.path().join("manifest.toml"), kept).expect("manifest");
-            dir
-        })
-        .path()
+            if !keep || (intensity.is_some() && line.starts_with("intensity =")) {
+                continue;
+            }
+            kept.push_str(line);
+            kept.push('\n');
+            if let (Some(intensity), true) = (intensity, line.starts_with("[models.")) {
+                kept.push_str(&format!("intensity = \"{intensity}\"\n"));
+            }
+        }
+        assert_eq!(kept.matches("[models.acl-").count(), 3, "{kept}");
+        std::fs::write(dir.path().join("manifest.toml"), kept).expect("manifest");
+        // Kept for the process's life (statics are not dropped).
+        Box::leak(Box::new(dir)).path()
+    })
 }
 
 /// The `.npy` cohort's predictions (the intensity mapping does not apply to uint8 `.npy`).
 fn npy_predictions() -> &'static Predictions {
     static PREDICTIONS: OnceLock<Predictions> = OnceLock::new();
-    PREDICTIONS.get_or_init(|| predict(&fixtures().cohort, acl_models(false), "the .npy cohort"))
+    PREDICTIONS.get_or_init(|| predict(&fixtures().cohort, acl_models(None), "the .npy cohort"))
 }
 
 /// The largest difference between `found` and the `.npy` cohort's predictions, over the
@@ -1035,7 +1039,7 @@ fn exam_without_coronal() -> &'static str {
         .expect("an exam without a coronal series")
 }
 
-/// With the manifest's intensity "identity", the models see exactly the `.npy` cohort's voxels
+/// With the manifest's intensity "identity" (as models/demo states), the models see exactly the `.npy` cohort's voxels
 /// (256×256 square pixels are copied, and the rescale gives back each uint8 value exactly), so
 /// the probabilities are the same to the CSV's 6 decimals: tolerance half a unit of the last
 /// printed digit. The exam without a coronal series has no coronal (nor combined) probability.
@@ -1043,7 +1047,11 @@ fn exam_without_coronal() -> &'static str {
 fn predict_on_the_studies_gives_the_npy_cohorts_probabilities() {
     let f = fixtures();
     let missing = exam_without_coronal();
-    let dicom = predict(&f.dir.join("dicom"), acl_models(true), "DICOM studies");
+    let dicom = predict(
+        &f.dir.join("dicom"),
+        acl_models(Some("identity")),
+        "DICOM studies",
+    );
     let max = max_difference(
         &dicom,
         "DICOM",
@@ -1060,7 +1068,11 @@ fn predict_on_the_studies_gives_the_npy_cohorts_probabilities() {
             assert_eq!(row[1].is_none(), exam == missing, "{exam}: coronal");
         }
     }
-    let nifti = predict(&f.dir.join("nifti"), acl_models(true), "NIfTI volumes");
+    let nifti = predict(
+        &f.dir.join("nifti"),
+        acl_models(Some("identity")),
+        "NIfTI volumes",
+    );
     let max = max_difference(&nifti, "NIfTI", |_, _| false, |_, _, _| {});
     eprintln!("studies: NIfTI vs .npy predictions: max difference {max:e}");
     assert!(
@@ -1069,8 +1081,8 @@ fn predict_on_the_studies_gives_the_npy_cohorts_probabilities() {
     );
 }
 
-/// With the demo manifest as it is (no intensity stated: min-max), a series whose darkest voxel
-/// is 0 and brightest 255 reaches the models unchanged, and one whose brightest is less is
+/// With the manifest's intensity "minmax" (the default when none is stated), a series whose
+/// darkest voxel is 0 and brightest 255 reaches the models unchanged, and one whose brightest is less is
 /// stretched to 255: its probabilities move (by up to 1.2e-3 with the demo ACL models when this
 /// was written). Tolerance: 0 (to the printed digits) for the unstretched planes; for the others at
 /// most 0.02, an order of magnitude above what was measured, and not all equal (the mapping is
@@ -1097,7 +1109,7 @@ fn predict_with_min_max_intensity_changes_only_the_stretched_series() {
     assert!(full_range.values().any(|&full| full) && full_range.values().any(|&full| !full));
     let dicom = predict(
         &f.dir.join("dicom"),
-        acl_models(false),
+        acl_models(Some("minmax")),
         "DICOM studies, min-max",
     );
     let (mut same, mut stretched) = (0.0f64, 0.0f64);
