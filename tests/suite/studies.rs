@@ -952,13 +952,18 @@ fn predict(data: &Path, models: &Path, what: &str) -> Predictions {
 fn acl_models(intensity: Option<&'static str>) -> &'static Path {
     static DIRS: OnceLock<std::sync::Mutex<BTreeMap<Option<&str>, &'static Path>>> =
         OnceLock::new();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let mut dirs = DIRS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     dirs.entry(intensity).or_insert_with(|| {
         let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo");
-        let dir = tempfile::tempdir().expect("models");
+        // Made afresh by each process (models/demo may have changed), then renamed into place.
+        let name = format!("study-models-{}", intensity.unwrap_or("demo"));
+        let tmp = root.join(format!("{name}.tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).expect("models");
         let text = std::fs::read_to_string(demo.join("manifest.toml")).expect("manifest");
         let mut kept = String::new();
         // The lines before the first table (the format), then the ACL tables.
@@ -969,7 +974,7 @@ fn acl_models(intensity: Option<&'static str>) -> &'static Path {
                 if keep && line.starts_with("[models.") {
                     let name = &line["[models.".len()..line.len() - 1];
                     let file = format!("{name}.safetensors");
-                    std::fs::copy(demo.join(&file), dir.path().join(&file)).expect("copy");
+                    std::fs::copy(demo.join(&file), tmp.join(&file)).expect("copy");
                 }
             }
             if !keep || (intensity.is_some() && line.starts_with("intensity =")) {
@@ -982,9 +987,14 @@ fn acl_models(intensity: Option<&'static str>) -> &'static Path {
             }
         }
         assert_eq!(kept.matches("[models.acl-").count(), 3, "{kept}");
-        std::fs::write(dir.path().join("manifest.toml"), kept).expect("manifest");
-        // Kept for the process's life (statics are not dropped).
-        Box::leak(Box::new(dir)).path()
+        std::fs::write(tmp.join("manifest.toml"), kept).expect("manifest");
+        let dir = root.join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another test process put its identical copy there first.
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Box::leak(dir.into_boxed_path())
     })
 }
 
