@@ -56,17 +56,19 @@ pub fn read_study_labels(path: &Path) -> std::io::Result<StudyLabels> {
             continue;
         }
         match parse_row(line) {
-            Ok((exam, label)) => {
-                if labels.rows.contains_key(&exam) {
-                    let first = labels.rows[&exam].1;
-                    labels.errors.push((
-                        number,
-                        format!("exam '{exam}' appears again (first on line {first}): expected each exam once"),
-                    ));
-                } else {
-                    labels.rows.insert(exam, (label, number));
+            Ok((exam, label)) => match labels.rows.entry(exam) {
+                std::collections::btree_map::Entry::Occupied(first) => {
+                    let message = format!(
+                        "exam '{}' appears again (first on line {}): expected each exam once",
+                        first.key(),
+                        first.get().1
+                    );
+                    labels.errors.push((number, message));
                 }
-            }
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert((label, number));
+                }
+            },
             Err(why) => labels.errors.push((number, why)),
         }
     }
