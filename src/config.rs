@@ -359,10 +359,10 @@ mod tests {
     #[test]
     fn a_user_layer_overrides_only_its_keys() {
         let config =
-            with_user("[view]\ncolormap = \"turbo\"\n[keys]\nquit = [\"x\"]\n").expect("valid");
+            with_user("[view]\ncolormap = \"turbo\"\n[keys]\nquit = [\"w\"]\n").expect("valid");
         assert_eq!(config.view.display.colormap, Colormap::Turbo);
         assert_eq!(config.view.display.method, Method::Contrib);
-        assert_eq!(config.keys["quit"], vec!["x".to_string()]);
+        assert_eq!(config.keys["quit"], vec!["w".to_string()]);
         assert_eq!(config.keys["next_patient"].len(), 2);
     }
 

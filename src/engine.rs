@@ -95,7 +95,7 @@ impl Engine {
     /// Queues an exam to score in the background lane (below prefetches: a newer score request
     /// displaces the waiting one) and returns its id. The answer is [`EngineEvent::Scored`].
     pub fn score(&self, request: ScoreRequest) -> Result<RequestId, Stopped> {
-        self.enqueue(Work::Score(request))
+        self.enqueue(Work::Score(Box::new(request)))
     }
 
     fn enqueue(&self, work: Work) -> Result<RequestId, Stopped> {

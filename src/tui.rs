@@ -153,6 +153,7 @@ pub fn start(
 ) -> anyhow::Result<Driver> {
     session.info.protocol = graphics.name;
     session.info.protocol_note = graphics.note;
+    session.info.raster = images::Raster::of(&graphics.picker);
     let encoded = events.clone();
     let encoder = images::Encoder::spawn(graphics.picker, move |image| {
         let _ = encoded.send(Event::Encoded(image));
@@ -168,6 +169,7 @@ pub fn start_headless(
 ) -> anyhow::Result<(Driver, Receiver<Event>)> {
     let (events, inbox) = mpsc::channel();
     session.info.protocol = protocol_name(picker.protocol_type()).to_string();
+    session.info.raster = images::Raster::of(&picker);
     let driver = assemble(session, ImageSink::Inline(picker), &events)?;
     Ok((driver, inbox))
 }

@@ -9,13 +9,14 @@ use std::sync::{Arc, Mutex};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kneecam::cam::{Explanation, Method};
 use kneecam::config::Config;
+use kneecam::data::geometry::VolumeGeometry;
 use kneecam::data::{PerTaskPlane, Plane, Task};
 use kneecam::engine::{EngineResult, Priority, RequestId, Timings};
 use kneecam::model::loaded::LoadError;
 use kneecam::model::manifest::Combiner;
 use kneecam::tui::action::Action;
 use kneecam::tui::app::{
-    App, CamKey, Case, Confusion, Effect, Filter, Info, ModelFacts, Msg, Series,
+    App, CamKey, Case, Confusion, Effect, Filter, Info, ModelFacts, Msg, Series, SeriesRef,
 };
 use kneecam::tui::{ui, Driver, Event};
 use ndarray::Array3;
@@ -28,6 +29,9 @@ mod support;
 
 #[path = "explorer/triage.rs"]
 mod triage;
+
+#[path = "explorer/cursor.rs"]
+mod cursor;
 use support::PATIENCE;
 
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
@@ -42,6 +46,7 @@ fn case(name: &str, acl: bool, probability: f32) -> Case {
         planes: PerTaskPlane::from_fn(|_, _| Some(probability)),
         failed: None,
         split: kneecam::data::Split::Valid,
+        series: Default::default(),
     }
 }
 
@@ -57,19 +62,30 @@ struct Fake {
     /// Where verdicts go (the real SQLite store, written at once); None: they are kept.
     reviews: Option<kneecam::review::sqlite::SqliteStore>,
     writes: Vec<kneecam::review::writer::WriteJob>,
+    /// What each series read says of its geometry (None: MRNet `.npy`, none).
+    geometry: Option<GeometryOf>,
 }
+
+/// The geometry a series (case, plane, series index) of `slices` slices is read with.
+type GeometryOf = fn(SeriesRef, usize) -> Result<Option<Arc<VolumeGeometry>>, String>;
 
 impl Fake {
     fn new(app: App) -> Fake {
+        Fake::with(app, 4, None)
+    }
+
+    /// `slices` per series, each read with the geometry `geometry` gives it.
+    fn with(app: App, slices: usize, geometry: Option<GeometryOf>) -> Fake {
         let mut fake = Fake {
             app,
-            slices: 4,
+            slices,
             next_id: 0,
             submitted: Vec::new(),
             cancelled: Vec::new(),
             loads: Vec::new(),
             reviews: None,
             writes: Vec::new(),
+            geometry,
         };
         fake.send(Msg::Resize(120, 40));
         fake
@@ -89,12 +105,18 @@ impl Fake {
         match effect {
             Effect::LoadSeries(wanted) => wanted
                 .into_iter()
-                .map(|(case, plane)| {
-                    self.loads.push((case, plane));
+                .map(|which| {
+                    self.loads.push((which.case, which.plane));
+                    let plain = series(self.slices);
+                    let outcome = match self.geometry {
+                        None => plain,
+                        Some(geometry) => {
+                            Series::with_geometry(plain.volume, None, geometry(which, self.slices))
+                        }
+                    };
                     Msg::SeriesLoaded {
-                        case,
-                        plane,
-                        outcome: Ok(series(self.slices)),
+                        which,
+                        outcome: Ok(outcome),
                     }
                 })
                 .collect(),
@@ -220,10 +242,7 @@ fn small_state(config: Config) -> App {
 }
 
 fn series(slices: usize) -> Series {
-    Series {
-        volume: Arc::new(Array3::zeros((slices, 16, 16))),
-        sha256: None,
-    }
+    Series::plain(Arc::new(Array3::zeros((slices, 16, 16))), None)
 }
 
 #[test]

@@ -123,8 +123,9 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
 /// The cohort folder for `spec` under `cache`, generated first if it is not complete. A cohort
 /// is generated under a temporary name and renamed, so a half-written one is never used.
 pub fn ensure_cohort(cache: &Path, spec: &CohortSpec) -> anyhow::Result<PathBuf> {
+    // "g": with geometry files (older cached cohorts have none, so they are made again).
     let name = format!(
-        "phantom-v{}-seed{}-{}",
+        "phantom-v{}g-seed{}-{}",
         phantom::FORMAT_VERSION,
         spec.seed,
         spec.cases

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::data::phantom::{self, CohortSpec};
+use crate::data::phantom::{self, CohortSpec, Format};
 use crate::data::Task;
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +25,9 @@ pub struct SynthArgs {
     /// Replace a phantom cohort that `kneecam synth` wrote into --out before.
     #[arg(long)]
     pub force: bool,
+    /// npy: MRNet's layout; dicom or nifti: a dataset of studies, one folder per exam.
+    #[arg(long, default_value_t = Format::Npy)]
+    pub format: Format,
 }
 
 pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
@@ -37,11 +40,17 @@ pub fn run(args: SynthArgs) -> anyhow::Result<ExitCode> {
     };
     let bar = crate::cli::progress_bar(u64::from(spec.cases), "exams");
     let started = Instant::now();
-    let summary = phantom::write_cohort(&args.out, &spec, args.force, || bar.inc(1))
-        .with_context(|| format!("kneecam synth --out {}", args.out.display()))?;
+    let summary =
+        phantom::write_cohort_as(&args.out, &spec, args.format, args.force, || bar.inc(1))
+            .with_context(|| format!("kneecam synth --out {}", args.out.display()))?;
     bar.finish_and_clear();
+    let layout = match args.format {
+        Format::Npy => "MRNet's .npy layout",
+        Format::Dicom => "DICOM studies",
+        Format::Nifti => "NIfTI studies",
+    };
     println!(
-        "wrote {} exams ({} train, {} valid) to {} in {:.1} s (seed {})",
+        "wrote {} exams ({} train, {} valid) to {} as {layout} in {:.1} s (seed {})",
         spec.cases,
         summary.exams[0],
         summary.exams[1],

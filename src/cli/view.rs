@@ -8,13 +8,13 @@ use crate::cam::store::{Precision, Store};
 use crate::cli::bad_input;
 use crate::config::Config;
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::{PerTaskPlane, Task};
+use crate::data::{PerTaskPlane, Plane, Task};
 use crate::engine::Loader;
 use crate::model::device::DeviceChoice;
 use crate::model::loaded::LoadedModel;
 use crate::model::manifest::Manifest;
 use crate::paths::Folders;
-use crate::tui::app::{Case, Info, ModelFacts};
+use crate::tui::app::{Case, Info, ModelFacts, SeriesInfo};
 use crate::tui::{Session, StoreSetup};
 
 pub mod reviews;
@@ -155,6 +155,12 @@ fn case_of(exam: &Exam) -> Case {
         labels: Task::ALL.map(|t| exam.labels.get(t)),
         planes: PerTaskPlane::default(),
         failed: None,
+        series: Plane::ALL.map(|plane| {
+            exam.series[plane.index()]
+                .iter()
+                .map(|series| SeriesInfo::of(series))
+                .collect()
+        }),
     }
 }
 

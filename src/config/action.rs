@@ -33,6 +33,13 @@ pub enum Action {
     PrevPositiveSlice,
     ThreePlane,
     RawBeside,
+    SetCursor,
+    ClearCursor,
+    CursorLeft,
+    CursorRight,
+    CursorUp,
+    CursorDown,
+    NextSeries,
     Export,
     Agree,
     Disagree,
@@ -45,7 +52,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name and its line in the help overlay, in help order.
-    pub const ALL: [(Action, &'static str, &'static str); 37] = [
+    pub const ALL: [(Action, &'static str, &'static str); 44] = [
         (Action::NextPatient, "next_patient", "next patient"),
         (Action::PrevPatient, "prev_patient", "previous patient"),
         (Action::NextSlice, "next_slice", "next slice"),
@@ -114,6 +121,29 @@ impl Action {
             Action::RawBeside,
             "raw_beside",
             "raw slice beside the overlay",
+        ),
+        (
+            Action::SetCursor,
+            "set_cursor",
+            "linked cursor at the slice centre",
+        ),
+        (
+            Action::ClearCursor,
+            "clear_cursor",
+            "clear the linked cursor",
+        ),
+        (Action::CursorLeft, "cursor_left", "cursor left (4 pixels)"),
+        (
+            Action::CursorRight,
+            "cursor_right",
+            "cursor right (4 pixels)",
+        ),
+        (Action::CursorUp, "cursor_up", "cursor up (4 pixels)"),
+        (Action::CursorDown, "cursor_down", "cursor down (4 pixels)"),
+        (
+            Action::NextSeries,
+            "next_series",
+            "next series of this plane (fat sat…)",
         ),
         (Action::Export, "export", "export this case's PNGs"),
         (

@@ -146,6 +146,20 @@ impl Dataset {
         if !is_mrnet && !is_flat && studies::looks_like_studies(&root) {
             return Dataset::open_studies(root, options);
         }
+        let split_dir = |s: Split| root.join(s.name());
+        let split_has_planes = |s: Split| {
+            Plane::ALL
+                .iter()
+                .any(|p| split_dir(s).join(p.name()).is_dir())
+        };
+        if is_mrnet
+            && !SPLITS.into_iter().any(split_has_planes)
+            && SPLITS
+                .into_iter()
+                .any(|s| studies::looks_like_studies(&split_dir(s)))
+        {
+            return Dataset::open_split_studies(root, options);
+        }
         let layout = if is_mrnet {
             for split in SPLITS {
                 builder.split_folder(&root, split);
@@ -195,8 +209,28 @@ impl Dataset {
         })
     }
 
+    /// `DIR/{train,valid}/<exam>/…`: each split folder a dataset of studies.
+    fn open_split_studies(root: PathBuf, options: &StudyOptions) -> Result<Dataset, DatasetError> {
+        let mut all = studies::Studies::default();
+        for split in SPLITS {
+            let folder = root.join(split.name());
+            if !folder.is_dir() {
+                continue;
+            }
+            let found = studies::open_studies(&folder, options, split);
+            all.exams.extend(found.exams);
+            all.label_sources.extend(found.label_sources);
+            all.problems.extend(found.problems);
+        }
+        Dataset::from_studies(root, all)
+    }
+
     fn open_studies(root: PathBuf, options: &StudyOptions) -> Result<Dataset, DatasetError> {
-        let found = studies::open_studies(&root, options);
+        let found = studies::open_studies(&root, options, Split::Flat);
+        Dataset::from_studies(root, found)
+    }
+
+    fn from_studies(root: PathBuf, found: studies::Studies) -> Result<Dataset, DatasetError> {
         if found.exams.is_empty() {
             return Err(DatasetError::NoExams {
                 path: root,

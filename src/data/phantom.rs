@@ -1,11 +1,18 @@
 //! The synthetic knee phantom: one analytic 3-D knee per exam, resliced into MRNet's three planes,
 //! with ground-truth lesion masks. Deterministic: a seed gives byte-identical files anywhere.
+//!
+//! A cohort is written in MRNet's layout ([`Format::Npy`]: `.npy` volumes, masks, geometry files)
+//! or as a dataset of studies ([`Format::Dicom`], [`Format::Nifti`]: one folder per exam, see
+//! [`studies`]); the same seed gives the same pixels in every format.
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use ndarray::Array3;
 use rayon::prelude::*;
 
+use crate::data::geometry::VolumeGeometry;
 use crate::data::npy::write_u8_volume;
 use crate::data::{exam_file_name, Plane, Split, Task};
 use crate::fsutil::atomic_write;
@@ -13,6 +20,7 @@ use crate::fsutil::atomic_write;
 pub mod anatomy;
 pub mod geometry;
 pub mod render;
+pub mod studies;
 /// The phantom's random generator, now [`crate::rng`]; this path still works.
 pub use crate::rng;
 
@@ -24,6 +32,46 @@ use render::{Appearance, Pose, SeriesGeometry};
 pub const FORMAT_VERSION: u32 = 2;
 /// The file that marks a folder as a kneecam phantom cohort (and records how it was made).
 pub const MARKER_FILE: &str = "phantom.toml";
+
+/// How a cohort is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// MRNet's layout: `{split}/{plane}/NNNN.npy`, masks, geometry files, headerless CSVs.
+    #[default]
+    Npy,
+    /// A dataset of DICOM studies: `{split}/NNNN/SE{n}/IM{k}`, one series per plane.
+    Dicom,
+    /// A dataset of NIfTI studies: `{split}/NNNN/{plane}.nii.gz`.
+    Nifti,
+}
+
+impl Format {
+    pub const ALL: [Format; 3] = [Format::Npy, Format::Dicom, Format::Nifti];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Npy => "npy",
+            Format::Dicom => "dicom",
+            Format::Nifti => "nifti",
+        }
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == text.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("format \"{text}\": expected npy, dicom or nifti"))
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Everything that decides one exam, before any pixel is drawn.
 #[derive(Debug, Clone)]
@@ -84,6 +132,11 @@ impl ExamPlan {
     pub fn knee_point(&self, plane: Plane, slice: usize, row: usize, col: usize) -> geometry::V3 {
         let q = self.series[plane.index()].point(slice as f64, row as f64, col as f64);
         self.pose.to_knee(q)
+    }
+
+    /// Where the voxels of `plane` lie in patient coordinates (LPS; [`render::patient_point`]).
+    pub fn geometry(&self, plane: Plane) -> VolumeGeometry {
+        self.series[plane.index()].volume_geometry()
     }
 }
 
@@ -146,36 +199,62 @@ pub struct CohortSummary {
     pub positives: [[u32; 3]; 2],
 }
 
-/// Writes the cohort in the MRNet layout, plus `masks/` and the marker file. Exams are generated
-/// in parallel; `on_exam` is called once per finished exam.
+/// Writes the cohort in the MRNet layout, plus `masks/`, `geometry/` and the marker file. Exams
+/// are generated in parallel; `on_exam` is called once per finished exam.
 pub fn write_cohort(
     out: &Path,
     spec: &CohortSpec,
     force: bool,
     on_exam: impl Fn() + Sync,
 ) -> Result<CohortSummary, PhantomError> {
+    write_cohort_as(out, spec, Format::Npy, force, on_exam)
+}
+
+/// Writes the cohort in `format` (the same pixels in each), plus the marker file.
+pub fn write_cohort_as(
+    out: &Path,
+    spec: &CohortSpec,
+    format: Format,
+    force: bool,
+    on_exam: impl Fn() + Sync,
+) -> Result<CohortSummary, PhantomError> {
     validate(spec)?;
     prepare_folder(out, force)?;
     for split in [Split::Train, Split::Valid] {
-        for plane in Plane::ALL {
-            for dir in [
-                out.join(split.name()).join(plane.name()),
-                out.join(split.name()).join("masks").join(plane.name()),
-            ] {
-                std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-            }
+        let split_dir = out.join(split.name());
+        let dirs: Vec<PathBuf> = match format {
+            Format::Npy => Plane::ALL
+                .into_iter()
+                .flat_map(|plane| {
+                    [
+                        split_dir.join(plane.name()),
+                        split_dir.join("masks").join(plane.name()),
+                        split_dir.join("geometry").join(plane.name()),
+                    ]
+                })
+                .collect(),
+            Format::Dicom | Format::Nifti => vec![split_dir],
+        };
+        for dir in dirs {
+            std::fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         }
     }
     let labels: Vec<[bool; 3]> = (0..spec.cases)
         .into_par_iter()
         .map(|id| {
-            let labels = write_exam(out, spec, id)?;
+            let labels = match format {
+                Format::Npy => write_exam(out, spec, id)?,
+                Format::Dicom | Format::Nifti => studies::write_exam(out, spec, format, id)?,
+            };
             on_exam();
             Ok(labels)
         })
         .collect::<Result<_, PhantomError>>()?;
-    write_label_csvs(out, spec, &labels)?;
-    write_marker(out, spec)?;
+    match format {
+        Format::Npy => write_label_csvs(out, spec, &labels)?,
+        Format::Dicom | Format::Nifti => studies::write_label_csvs(out, spec, &labels)?,
+    }
+    write_marker(out, spec, format)?;
     Ok(summarise(spec, &labels))
 }
 
@@ -216,6 +295,8 @@ fn prepare_folder(out: &Path, force: bool) -> Result<(), PhantomError> {
         });
     }
     // Remove the marker first: an interrupted clean-up leaves a folder --force will not touch.
+    // A split folder holds everything of its split in any format (volumes, masks, geometry,
+    // studies and their CSVs); the MRNet layout's CSVs sit beside the split folders.
     let marker = out.join(MARKER_FILE);
     std::fs::remove_file(&marker).map_err(io_error(&marker))?;
     for split in [Split::Train, Split::Valid] {
@@ -245,8 +326,26 @@ fn write_exam(out: &Path, spec: &CohortSpec, id: u32) -> Result<[bool; 3], Phant
             .join(exam_file_name(id));
         write_u8_volume(&image_path, &image).map_err(io_error(&image_path))?;
         write_u8_volume(&mask_path, &mask).map_err(io_error(&mask_path))?;
+        let geometry_path = split_dir
+            .join("geometry")
+            .join(plane.name())
+            .join(geometry_file_name(id));
+        write_geometry(&geometry_path, &plan.geometry(plane)).map_err(io_error(&geometry_path))?;
     }
     Ok(plan.labels())
+}
+
+/// `NNNN.json`: the geometry file of exam `id` (in `{split}/geometry/{plane}/`).
+pub fn geometry_file_name(id: u32) -> String {
+    format!("{id:04}.json")
+}
+
+/// A geometry file: serde_json of the [`VolumeGeometry`], as `study::read_geometry_file` reads it.
+fn write_geometry(path: &Path, geometry: &VolumeGeometry) -> std::io::Result<()> {
+    crate::fsutil::atomic_write_unsynced(path, |w| {
+        serde_json::to_writer(&mut *w, geometry).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
+    })
 }
 
 pub fn csv_name(split: Split, task: Task) -> String {
@@ -276,11 +375,18 @@ fn write_label_csvs(
     Ok(())
 }
 
-fn write_marker(out: &Path, spec: &CohortSpec) -> Result<(), PhantomError> {
+fn write_marker(out: &Path, spec: &CohortSpec, format: Format) -> Result<(), PhantomError> {
     let path = out.join(MARKER_FILE);
+    let about = match format {
+        Format::Npy => {
+            "masks/{plane}/NNNN.npy: 0 none, 1 ACL tear, 2 meniscal tear, 3 other abnormality"
+        }
+        Format::Dicom => "one DICOM study per exam, {split}/NNNN/SE{n}/IM{k}",
+        Format::Nifti => "one folder of NIfTI volumes per exam, {split}/NNNN/{plane}.nii.gz",
+    };
     let text = format!(
-        "# Made by `kneecam synth`; masks/{{plane}}/NNNN.npy: 0 none, 1 ACL tear, 2 meniscal tear, 3 other abnormality.\n\
-         format_version = {FORMAT_VERSION}\nseed = {}\ncases = {}\nvalid = {}\n",
+        "# Made by `kneecam synth`; {about}.\n\
+         format_version = {FORMAT_VERSION}\nformat = \"{format}\"\nseed = {}\ncases = {}\nvalid = {}\n",
         spec.seed, spec.cases, spec.valid
     );
     atomic_write(&path, |w| w.write_all(text.as_bytes())).map_err(io_error(&path))

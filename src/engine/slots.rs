@@ -8,7 +8,7 @@ use super::message::{CamRequest, Priority, RequestId, ScoreRequest};
 #[derive(Debug)]
 pub(crate) enum Work {
     Cam(CamRequest),
-    Score(ScoreRequest),
+    Score(Box<ScoreRequest>),
 }
 
 /// A request with its id, waiting for the worker.

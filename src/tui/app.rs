@@ -15,6 +15,7 @@ use crate::model::manifest::Combiner;
 use super::cache::Lru;
 use super::keymap::KeyMap;
 
+mod cursor;
 mod input;
 #[cfg(any(test, feature = "invariants"))]
 mod invariants;
@@ -25,11 +26,12 @@ mod review;
 mod series;
 mod slices;
 
+pub use cursor::{Cursor, CursorView, CURSOR_STEP};
 pub use list::{verdict_mark, Case, Confusion, Filter, Search, Sort};
 pub use message::{Effect, Msg};
 pub use requests::{CamKey, InFlight};
 pub use review::{Mark, NoteEditor, ReviewStart};
-pub use series::{Series, SeriesError, Volume};
+pub use series::{Series, SeriesError, SeriesInfo, SeriesRef, Volume};
 
 pub use crate::config::Display;
 
@@ -42,6 +44,8 @@ pub struct Info {
     pub protocol: String,
     /// Why graphics fell back (tmux passthrough off, say).
     pub protocol_note: Option<String>,
+    /// How images fill cells, so that a click maps to the pixel drawn there.
+    pub raster: crate::tui::images::Raster,
 }
 
 /// What the models folder says about each task and plane.
@@ -78,6 +82,10 @@ pub struct App {
     /// The slice the user chose per plane during this visit of the exam; None: the view's own
     /// choice (the top-contributing slice when known, else the middle one).
     chosen_slices: [Option<usize>; 3],
+    /// The linked 3-D cursor, on the selected exam.
+    cursor: Option<cursor::Cursor>,
+    /// The series shown per (case, plane) where it is not the dataset's choice (index 0).
+    series_shown: HashMap<(usize, Plane), usize>,
     display: Display,
     threshold: f32,
     filter: Filter,
@@ -86,10 +94,10 @@ pub struct App {
     help: bool,
     cams: Lru<CamKey, Arc<Explanation>>,
     cam_errors: HashMap<CamKey, String>,
-    /// Loaded series of the exams around the selection: (case, plane) → series or error.
-    volumes: Lru<(usize, Plane), Result<Series, SeriesError>>,
+    /// Loaded series of the exams around the selection, or why they could not be read.
+    volumes: Lru<SeriesRef, Result<Series, SeriesError>>,
     /// Series asked of the loader and not yet answered.
-    loading: Vec<(usize, Plane)>,
+    loading: Vec<SeriesRef>,
     interactive: Option<InFlight>,
     prefetch: Option<InFlight>,
     /// The exam being scored for the list, and its request once the engine took it.
@@ -109,7 +117,8 @@ pub struct App {
     quit: bool,
 }
 
-/// Loaded series kept (the selection and its two neighbours need nine).
+/// Loaded series kept (the selection and its two neighbours need nine; a series cycled away
+/// from stays while there is room).
 const VOLUME_SLOTS: usize = 12;
 
 impl App {
@@ -128,6 +137,8 @@ impl App {
             view: Vec::new(),
             selected: 0,
             chosen_slices: [None; 3],
+            cursor: None,
+            series_shown: HashMap::new(),
             display: view.display,
             threshold: view.threshold,
             filter: Filter::All,
@@ -169,11 +180,7 @@ impl App {
             Msg::Mouse(mouse) => return self.mouse(mouse),
             Msg::Action(action) => return self.act(action),
             Msg::Resize(width, height) => self.size = (width, height),
-            Msg::SeriesLoaded {
-                case,
-                plane,
-                outcome,
-            } => self.series_loaded(case, plane, outcome),
+            Msg::SeriesLoaded { which, outcome } => self.series_loaded(which, outcome),
             Msg::Submitted {
                 key,
                 priority,

@@ -59,6 +59,11 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         }
     }
 
+    /// Every entry, in no order (for checks; it changes no use).
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.entries.iter().map(|(key, (value, _, _))| (key, value))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

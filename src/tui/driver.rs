@@ -22,10 +22,10 @@ use crate::review::writer::{ReviewWriter, WriteEvent, WriteJob};
 use crate::review::ReviewError;
 
 use super::action::Action;
-use super::app::{App, CamKey, Effect, Msg, Series, SeriesError};
+use super::app::{App, CamKey, Effect, Msg, Series, SeriesError, SeriesRef};
 use super::export::{self, ExportError};
 use super::images::{self, Encoded, Encoder, Images};
-use super::loader::SeriesLoader;
+use super::loader::{self, SeriesLoader};
 use super::ui;
 
 /// Everything the explorer reacts to, from every source, on one channel.
@@ -36,8 +36,7 @@ pub enum Event {
     Engine(EngineEvent),
     Encoded(Encoded),
     SeriesLoaded {
-        case: usize,
-        plane: Plane,
+        which: SeriesRef,
         outcome: Result<Series, SeriesError>,
     },
     Exported(Result<String, ExportError>),
@@ -138,15 +137,7 @@ impl Driver {
                     None => return,
                 }
             }
-            Event::SeriesLoaded {
-                case,
-                plane,
-                outcome,
-            } => Msg::SeriesLoaded {
-                case,
-                plane,
-                outcome,
-            },
+            Event::SeriesLoaded { which, outcome } => Msg::SeriesLoaded { which, outcome },
             Event::Exported(outcome) => Msg::Exported(outcome),
             Event::Review(event) => Msg::Reviewed(event),
             Event::Terminate => Msg::Terminate,
@@ -180,7 +171,12 @@ impl Driver {
             Effect::LoadSeries(wanted) => {
                 let jobs = wanted
                     .into_iter()
-                    .map(|(case, plane)| (case, plane, self.exams.get(case).cloned()))
+                    .map(|which| {
+                        let exam = self.exams.get(which.case);
+                        let exam =
+                            exam.and_then(|e| loader::exam_for(e, which.plane, which.series));
+                        (which, exam)
+                    })
                     .collect();
                 self.series.want(jobs);
                 None
@@ -233,7 +229,7 @@ impl Driver {
     }
 
     fn cam_request(&self, key: CamKey, priority: crate::engine::Priority) -> Option<CamRequest> {
-        let volume = self.app.volume(key.case, key.plane)?;
+        let volume = self.app.volume_at(key.series_ref())?;
         Some(CamRequest {
             volume: Arc::clone(volume),
             task: key.task,
@@ -252,7 +248,7 @@ impl Driver {
     fn cache_ref(&self, key: CamKey) -> Option<CacheRef> {
         let setup = self.store.as_ref()?;
         let entry = setup.models.get(key.task, key.plane).as_ref()?;
-        let series = self.app.series(key.case, key.plane)?.as_ref().ok()?;
+        let series = self.app.series_at(key.series_ref())?.as_ref().ok()?;
         let exam_sha256 = series.sha256.as_deref()?;
         Some(CacheRef {
             store: Arc::clone(&setup.store),

@@ -32,11 +32,11 @@ impl Job {
             .into_iter()
             .map(|plane| {
                 let key = app.cam_key(case, plane, method);
-                (
-                    plane,
-                    exams.get(case).cloned(),
-                    app.cams().peek(&key).cloned(),
-                )
+                // The series shown, whose CAM this is.
+                let exam = exams
+                    .get(case)
+                    .and_then(|e| super::loader::exam_for(e, plane, key.series));
+                (plane, exam, app.cams().peek(&key).cloned())
             })
             .collect();
         Job {

@@ -1,6 +1,6 @@
-//! Terminal images: the slice with its CAM overlay composed at the pane's pixel size and
-//! encoded for the terminal's protocol, off the UI thread, cached per (exam, plane, slice,
-//! cell size, overlay settings).
+//! Terminal images: the slice with its CAM overlay composed at the pane's pixel size, the
+//! linked cursor's cross-hair drawn on it, and encoded for the terminal's protocol, off the
+//! UI thread, cached per (exam, plane, series, slice, cell size, overlay settings, cursor).
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -19,7 +19,7 @@ use crate::cam::colormap::{blend, Colormap};
 use crate::cam::Explanation;
 use crate::data::Plane;
 
-use super::app::{App, CamKey, Volume};
+use super::app::{App, CamKey, SeriesRef, Volume};
 use super::cache::Lru;
 
 /// The overlay part of an image's identity.
@@ -36,12 +36,85 @@ pub struct OverlayKey {
 pub struct ImageKey {
     pub case: usize,
     pub plane: Plane,
+    /// Which of the plane's series (see [`SeriesRef`]).
+    pub series: usize,
     pub slice: usize,
     pub cols: u16,
     pub rows: u16,
     /// None: the raw slice (overlay off, or its CAM not here yet).
     pub overlay: Option<OverlayKey>,
     pub raw_beside: bool,
+    /// The linked cursor's pixel (row, column) on this slice, marked with a cross-hair.
+    pub mark: Option<(u16, u16)>,
+}
+
+impl ImageKey {
+    pub fn series_ref(&self) -> SeriesRef {
+        SeriesRef {
+            case: self.case,
+            plane: self.plane,
+            series: self.series,
+        }
+    }
+}
+
+/// How the terminal's images fill cells: the pixels of one cell, and whether they are
+/// halfblocks (two pixels a cell, any enlargement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raster {
+    pub cell_width: u16,
+    pub cell_height: u16,
+    pub halfblocks: bool,
+}
+
+impl Default for Raster {
+    fn default() -> Raster {
+        Raster {
+            cell_width: 1,
+            cell_height: 2,
+            halfblocks: true,
+        }
+    }
+}
+
+impl Raster {
+    pub fn of(picker: &Picker) -> Raster {
+        if picker.protocol_type() == ProtocolType::Halfblocks {
+            return Raster::default();
+        }
+        let font = picker.font_size();
+        Raster {
+            cell_width: font.width.max(1),
+            cell_height: font.height.max(1),
+            halfblocks: false,
+        }
+    }
+}
+
+/// The cells an image of `pixels` (width, height) takes in a pane of `cells` (columns, rows):
+/// scaled to fit keeping the aspect, in whole cells, at least one. Encoding and the mouse
+/// both use it, so a click maps to the pixel drawn under it.
+pub fn fit(raster: Raster, cells: (u16, u16), pixels: (u32, u32)) -> (u16, u16) {
+    let (cell_w, cell_h) = (
+        u32::from(raster.cell_width.max(1)),
+        u32::from(raster.cell_height.max(1)),
+    );
+    let (cols, rows) = (u32::from(cells.0.max(1)), u32::from(cells.1.max(1)));
+    let (width, height) = (f64::from(pixels.0.max(1)), f64::from(pixels.1.max(1)));
+    let scale = f64::min(
+        f64::from(cols * cell_w) / width,
+        f64::from(rows * cell_h) / height,
+    )
+    .min(if raster.halfblocks {
+        f64::INFINITY
+    } else {
+        MAX_SCALE
+            .min(f64::from(MAX_SIDE) / width)
+            .min(f64::from(MAX_SIDE) / height)
+    });
+    let fit_cols = ((width * scale) as u32 / cell_w).clamp(1, cols);
+    let fit_rows = ((height * scale) as u32 / cell_h).clamp(1, rows);
+    (fit_cols as u16, fit_rows as u16)
 }
 
 /// One image to encode.
@@ -113,6 +186,7 @@ pub fn wanted_key(app: &App, plane: Plane, area: Rect) -> Option<ImageKey> {
     }
     let slice = app.slice(plane);
     let display = app.display();
+    let series = app.series_index(case, plane);
     let cam = app.cam_key(case, plane, display.method);
     let overlay = (display.overlay && app.cams().contains(&cam)).then_some(OverlayKey {
         cam,
@@ -123,17 +197,19 @@ pub fn wanted_key(app: &App, plane: Plane, area: Rect) -> Option<ImageKey> {
     Some(ImageKey {
         case,
         plane,
+        series,
         slice,
         cols: area.width,
         rows: area.height,
         overlay,
         raw_beside: display.raw_beside,
+        mark: app.cursor_pixel(plane),
     })
 }
 
 /// The job for `key`, from the app's loaded series and CAMs.
 pub fn job_for(app: &App, key: ImageKey, generation: u64) -> Option<ImageJob> {
-    let volume = app.volume(key.case, key.plane)?.clone();
+    let volume = app.volume_at(key.series_ref())?.clone();
     let explanation = key
         .overlay
         .and_then(|overlay| app.cams().peek(&overlay.cam).cloned());
@@ -184,40 +260,24 @@ const MAX_SCALE: f64 = 2.0;
 /// to 1000×1000).
 const MAX_SIDE: u32 = 1000;
 
-/// Composes, scales to fit the pane (keeping the aspect, smooth filter, whole cells) and
-/// encodes for `picker`'s protocol. Halfblocks are made straight from one pixel per half
-/// cell, not from a font-sized picture.
+/// Composes, scales to fit the pane (keeping the aspect, smooth filter, whole cells), marks
+/// the cursor and encodes for `picker`'s protocol. Halfblocks are made straight from one pixel
+/// per half cell, not from a font-sized picture.
 pub fn encode(picker: &Picker, job: &ImageJob) -> Result<Protocol, String> {
-    let composed = compose(job);
-    let halfblocks = picker.protocol_type() == ProtocolType::Halfblocks;
-    let (cell_w, cell_h) = if halfblocks {
-        (1, 2)
-    } else {
-        let font = picker.font_size();
-        (u32::from(font.width.max(1)), u32::from(font.height.max(1)))
-    };
-    let (cols, rows) = (u32::from(job.key.cols), u32::from(job.key.rows));
-    let (width, height) = (f64::from(composed.width()), f64::from(composed.height()));
-    let scale = f64::min(
-        f64::from(cols * cell_w) / width,
-        f64::from(rows * cell_h) / height,
-    )
-    .min(if halfblocks {
-        f64::INFINITY
-    } else {
-        MAX_SCALE
-            .min(f64::from(MAX_SIDE) / width)
-            .min(f64::from(MAX_SIDE) / height)
-    });
-    let fit_cols = ((width * scale) as u32 / cell_w).clamp(1, cols);
-    let fit_rows = ((height * scale) as u32 / cell_h).clamp(1, rows);
-    let (out_w, out_h) = (fit_cols * cell_w, fit_rows * cell_h);
-    let resized = if out_w >= composed.width() && out_h >= composed.height() {
-        enlarge_bilinear(&composed, out_w, out_h)
-    } else {
-        imageops::resize(&composed, out_w, out_h, imageops::FilterType::Triangle)
-    };
-    let size = Size::new(fit_cols as u16, fit_rows as u16);
+    let (_, h, w) = job.volume.dim();
+    let panels = if job.key.raw_beside { 2 } else { 1 };
+    let raster = Raster::of(picker);
+    let (fit_cols, fit_rows) = fit(
+        raster,
+        (job.key.cols, job.key.rows),
+        ((panels * w) as u32, h as u32),
+    );
+    let resized = render(
+        job,
+        u32::from(fit_cols) * u32::from(raster.cell_width),
+        u32::from(fit_rows) * u32::from(raster.cell_height),
+    );
+    let size = Size::new(fit_cols, fit_rows);
     let failed = |e: ratatui_image::errors::Errors| format!("encoding the image: {e}");
     match picker.protocol_type() {
         ProtocolType::Halfblocks => Halfblocks::new(DynamicImage::ImageRgb8(resized), size)
@@ -227,6 +287,64 @@ pub fn encode(picker: &Picker, job: &ImageJob) -> Result<Protocol, String> {
         _ => picker
             .new_protocol(DynamicImage::ImageRgb8(resized), size, Resize::Fit(None))
             .map_err(failed),
+    }
+}
+
+/// The composed slice scaled to `width` × `height` pixels (smooth filter), with the cursor's
+/// cross-hair drawn at its pixel in each panel.
+pub fn render(job: &ImageJob, width: u32, height: u32) -> RgbImage {
+    let composed = compose(job);
+    let (width, height) = (width.max(1), height.max(1));
+    let mut resized = if width >= composed.width() && height >= composed.height() {
+        enlarge_bilinear(&composed, width, height)
+    } else {
+        imageops::resize(&composed, width, height, imageops::FilterType::Triangle)
+    };
+    if let Some(pixel) = job.key.mark {
+        let (_, h, w) = job.volume.dim();
+        let panels = if job.key.raw_beside { 2 } else { 1 };
+        mark(&mut resized, pixel, (h, w), panels);
+    }
+    resized
+}
+
+/// The cross-hair's colour: magenta, which none of the heat colormaps (jet, turbo, inferno,
+/// gray) has, nor their blends with the gray slice.
+pub const MARK: Rgb<u8> = Rgb([255, 0, 255]);
+
+/// The geometry of the cross-hair for a panel `side` pixels across: (gap, arm, thickness).
+/// Four arms around the point, a gap at the centre so the voxel itself stays visible.
+pub fn mark_shape(side: u32) -> (i64, i64, i64) {
+    let side = i64::from(side);
+    ((side / 40).max(2), (side / 10).max(3), (side / 250).max(1))
+}
+
+/// Draws the cross-hair on `image` (of `panels` side by side, each a slice of `dim` rows ×
+/// columns) centred on slice pixel (row, column).
+fn mark(image: &mut RgbImage, (row, column): (u16, u16), dim: (usize, usize), panels: u32) {
+    let (rows, columns) = (dim.0.max(1) as f64, dim.1.max(1) as f64);
+    let panel_w = image.width() / panels;
+    let panel_h = image.height();
+    let (gap, arm, thick) = mark_shape(panel_w.min(panel_h));
+    let cy = ((f64::from(row) + 0.5) / rows * f64::from(panel_h)) as i64;
+    for panel in 0..panels {
+        let left = i64::from(panel * panel_w);
+        let cx = left + ((f64::from(column) + 0.5) / columns * f64::from(panel_w)) as i64;
+        let mut put = |x: i64, y: i64| {
+            let inside = (left..left + i64::from(panel_w)).contains(&x)
+                && (0..i64::from(panel_h)).contains(&y);
+            if inside {
+                image.put_pixel(x as u32, y as u32, MARK);
+            }
+        };
+        for along in gap..gap + arm {
+            for across in -(thick / 2)..thick - thick / 2 {
+                put(cx - along, cy + across);
+                put(cx + along, cy + across);
+                put(cx + across, cy - along);
+                put(cx + across, cy + along);
+            }
+        }
     }
 }
 
@@ -357,6 +475,7 @@ mod tests {
         }));
         let cam = CamKey {
             case: 0,
+            series: 0,
             task: Task::Acl,
             plane: Plane::Axial,
             method: Method::Cam,
@@ -375,6 +494,7 @@ mod tests {
             key: ImageKey {
                 case: 0,
                 plane: Plane::Axial,
+                series: 0,
                 slice: 1,
                 cols: 10,
                 rows: 5,
@@ -385,6 +505,7 @@ mod tests {
                     heat_floor: 0,
                 }),
                 raw_beside,
+                mark: None,
             },
             volume,
             explanation: Some(Arc::new(explanation)),
@@ -404,6 +525,47 @@ mod tests {
             &Rgb(Colormap::Jet.rgb(255)),
             "right: heat"
         );
+    }
+
+    #[test]
+    fn the_cross_hair_is_drawn_at_the_cursors_pixel_in_each_panel_with_a_gap() {
+        let mut marked = job(true, true);
+        // Row 2, column 5 of the 8×8 slice; drawn 8× larger: 128×64 for the two panels.
+        marked.key.mark = Some((2, 5));
+        let image = render(&marked, 128, 64);
+        let (gap, arm, _) = mark_shape(64);
+        let (cx, cy) = (5 * 8 + 4, 2 * 8 + 4);
+        for left in [0, 64] {
+            let at = |dx: i64, dy: i64| *image.get_pixel((left + cx + dx) as u32, (cy + dy) as u32);
+            for (dx, dy) in [(gap, 0), (-gap, 0), (0, gap), (0, -gap)] {
+                assert_eq!(at(dx, dy), MARK, "arm at {dx},{dy} (panel at {left})");
+            }
+            assert_ne!(at(0, 0), MARK, "the voxel itself stays visible");
+            assert_ne!(at(gap + arm + 1, 0), MARK, "a small cross, not a line");
+        }
+        let plain = render(&job(true, true), 128, 64);
+        assert!(plain.pixels().all(|p| *p != MARK), "no cursor, no mark");
+        // By the edge: clipped to its own panel (the right arm of the left panel stops at
+        // its edge, the up arms at the top).
+        marked.key.mark = Some((0, 7));
+        let image = render(&marked, 128, 64);
+        assert_eq!(*image.get_pixel(63, 4), MARK);
+        assert_eq!(*image.get_pixel(60, 4 + gap as u32), MARK);
+        assert_ne!(*image.get_pixel(64, 4), MARK);
+    }
+
+    #[test]
+    fn the_cross_hair_colour_is_none_of_the_colormaps() {
+        for colormap in Colormap::ALL {
+            for value in 0..=255 {
+                let [r, g, b] = colormap.rgb(value);
+                let like_mark = r >= 160 && b >= 160 && i32::from(g) + 100 < i32::from(r.min(b));
+                assert!(
+                    !like_mark,
+                    "{colormap:?} {value}: {r},{g},{b} looks like the mark"
+                );
+            }
+        }
     }
 
     #[test]

@@ -8,11 +8,20 @@ use std::thread::JoinHandle;
 use crate::data::dataset::Exam;
 use crate::data::Plane;
 
-use super::app::{Series, SeriesError};
+use super::app::{Series, SeriesError, SeriesRef};
 use super::driver::Event;
 
-/// One series to read: (case, plane, the case's exam if it has one).
-pub type SeriesJob = (usize, Plane, Option<Exam>);
+/// One series to read, with the exam reading that plane from that series (if there is one).
+pub type SeriesJob = (SeriesRef, Option<Exam>);
+
+/// `exam` with `plane` read from its `series`-th series (0: the dataset's choice, also for an
+/// exam that lists none, as `.npy` exams).
+pub fn exam_for(exam: &Exam, plane: Plane, series: usize) -> Option<Exam> {
+    match exam.with_series(plane, series) {
+        Some(exam) => Some(exam),
+        None => (series == 0).then(|| exam.clone()),
+    }
+}
 
 #[derive(Default)]
 struct Queue {
@@ -34,13 +43,9 @@ impl SeriesLoader {
         let thread = std::thread::Builder::new()
             .name("kneecam-series".into())
             .spawn(move || {
-                while let Some((case, plane, exam)) = next_job(&inbox) {
-                    let outcome = read(exam.as_ref(), plane, hash);
-                    let loaded = Event::SeriesLoaded {
-                        case,
-                        plane,
-                        outcome,
-                    };
+                while let Some((which, exam)) = next_job(&inbox) {
+                    let outcome = read(exam.as_ref(), which.plane, hash);
+                    let loaded = Event::SeriesLoaded { which, outcome };
                     if events.send(loaded).is_err() {
                         return;
                     }
@@ -87,22 +92,26 @@ fn next_job(shared: &(Mutex<Queue>, Condvar)) -> Option<SeriesJob> {
     }
 }
 
+/// Reads the volume, and where it lies (a geometry file is read here too, never on the UI
+/// thread); a geometry that cannot be read leaves the series without one, and says why.
 fn read(exam: Option<&Exam>, plane: Plane, hash: bool) -> Result<Series, SeriesError> {
     let exam = exam
         .filter(|exam| exam.path(plane).is_some())
         .ok_or(SeriesError::Missing(plane))?;
     let wrap = |err| SeriesError::Read(Arc::new(err));
-    if hash {
+    let (volume, sha256) = if hash {
         let (volume, sha256) = exam.load_hashed(plane).map_err(wrap)?;
-        Ok(Series {
-            volume: Arc::new(volume.data),
-            sha256: Some(sha256),
-        })
+        (volume, Some(sha256))
     } else {
-        let volume = exam.load(plane).map_err(wrap)?;
-        Ok(Series {
-            volume: Arc::new(volume.data),
-            sha256: None,
-        })
-    }
+        (exam.load(plane).map_err(wrap)?, None)
+    };
+    let geometry = exam.geometry(plane).map_err(|err| {
+        tracing::warn!("{} {plane}: {err}", exam.name());
+        err.to_string()
+    });
+    Ok(Series::with_geometry(
+        Arc::new(volume.data),
+        sha256,
+        geometry,
+    ))
 }

@@ -1,6 +1,6 @@
 //! Drawing: a pure function of the state. `layout` is shared with the mouse handling, so a
-//! click lands where the list was drawn.
-use ratatui::layout::{Constraint, Direction, Layout as Split, Rect};
+//! click lands where the list or a slice was drawn.
+use ratatui::layout::{Constraint, Direction, Layout as Split, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Clear, Paragraph};
@@ -9,7 +9,7 @@ use ratatui::Frame;
 use crate::data::Plane;
 
 use super::app::App;
-use super::images::Images;
+use super::images::{self, Images};
 
 mod header;
 mod help;
@@ -156,4 +156,56 @@ pub fn list_row_at(app: &App, area: Rect, column: u16, row: u16) -> Option<usize
     }
     let position = list::offset(app.selected(), rows.height) + usize::from(row - rows.y);
     (position < app.view().len()).then_some(position)
+}
+
+/// Where an image of `size` cells goes in a pane's image `area`: centred across it, from its
+/// top (as the panes draw it).
+pub fn image_rect(area: Rect, size: (u16, u16)) -> Rect {
+    Rect {
+        x: area.x + area.width.saturating_sub(size.0) / 2,
+        width: size.0.min(area.width),
+        height: size.1.min(area.height),
+        ..area
+    }
+}
+
+/// A point of a plane's shown slice: fractional row and column, pixel centres at whole numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlicePixel {
+    pub plane: Plane,
+    pub row: f64,
+    pub column: f64,
+}
+
+/// The slice pixel under a click at (column, row), if the click is on a slice's image (either
+/// panel, with the raw slice beside it). The image's place is worked out as the encoder sizes
+/// it (see [`images::fit`]) and the pane places it ([`image_rect`]).
+pub fn slice_pixel_at(app: &App, area: Rect, column: u16, row: u16) -> Option<SlicePixel> {
+    if app.help() {
+        return None;
+    }
+    let layout = layout(area, app)?;
+    let click = Position::new(column, row);
+    let pane = layout.panes.iter().find(|p| p.image.contains(click))?;
+    let volume = app.volume(app.current()?, pane.plane)?;
+    let (_, height, width) = volume.dim();
+    let panels = if app.display().raw_beside { 2 } else { 1 };
+    let size = images::fit(
+        app.info().raster,
+        (pane.image.width, pane.image.height),
+        ((panels * width) as u32, height as u32),
+    );
+    let image = image_rect(pane.image, size);
+    if !image.contains(click) || size.0 == 0 || size.1 == 0 {
+        return None;
+    }
+    // The cell's centre, in the composed image's pixels (both panels show the same slice).
+    let x = (f64::from(column - image.x) + 0.5) / f64::from(size.0) * (panels * width) as f64;
+    let y = (f64::from(row - image.y) + 0.5) / f64::from(size.1) * height as f64;
+    let within = |v: f64, n: usize| (v - 0.5).clamp(0.0, n as f64 - 1.0);
+    Some(SlicePixel {
+        plane: pane.plane,
+        row: within(y, height),
+        column: within(x % width as f64, width),
+    })
 }

@@ -318,6 +318,7 @@ fn without_a_model_call_agree_says_why_and_unsure_still_works() {
         labels: [None; 3],
         planes: Default::default(),
         failed: None,
+        series: Default::default(),
     }];
     let app = App::new(
         cases,

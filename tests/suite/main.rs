@@ -21,6 +21,7 @@ mod phantom;
 mod py_fixtures;
 mod review_cli;
 mod studies;
+mod synth_formats;
 mod terminal;
 mod terminal_restore;
 mod tmux;

@@ -146,8 +146,8 @@ fn the_same_seed_gives_byte_identical_files_and_another_seed_does_not() {
     );
     assert_eq!(
         ha.len(),
-        3 * 6 + 6 + 1,
-        "3 exams × (3 planes + 3 masks), 6 CSVs, the marker"
+        3 * 9 + 6 + 1,
+        "3 exams × (3 planes + 3 masks + 3 geometry files), 6 CSVs, the marker"
     );
     assert_eq!(ha, hb);
     assert_ne!(

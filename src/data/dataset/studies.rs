@@ -1,6 +1,7 @@
 //! A dataset of studies: `DIR/<exam>/…` (DICOM files or NIfTI volumes at any depth), labels in
 //! `DIR/{task}.csv` as `exam,label` rows. A folder holding image files itself, and no exam
-//! folders, is one study.
+//! folders, is one study. `DIR/{train,valid}/<exam>/…` (labels in each split folder) is two
+//! such folders, one per split.
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ fn study_folders(root: &Path, problems: &mut Vec<Problem>) -> Vec<(String, PathB
 }
 
 /// Opens the studies of `root`: every header read, series chosen, labels attached.
-pub(super) fn open_studies(root: &Path, options: &StudyOptions) -> Studies {
+pub(super) fn open_studies(root: &Path, options: &StudyOptions, split: Split) -> Studies {
     let mut out = Studies::default();
     let folders = study_folders(root, &mut out.problems);
     let named = unique_names(folders, &mut out.problems);
@@ -128,7 +129,7 @@ pub(super) fn open_studies(root: &Path, options: &StudyOptions) -> Studies {
         raw_names.push(raw);
         out.exams.push(Exam {
             id: index as u32,
-            split: Split::Flat,
+            split,
             labels: Labels::default(),
             planes,
             masks: Default::default(),
@@ -141,7 +142,7 @@ pub(super) fn open_studies(root: &Path, options: &StudyOptions) -> Studies {
     for (index, exam) in out.exams.iter_mut().enumerate() {
         exam.id = index as u32;
     }
-    attach_labels(root, &mut out, &raw_names);
+    attach_labels(root, &mut out, &raw_names, split);
     out
 }
 
@@ -178,7 +179,7 @@ fn unique_names(
 }
 
 /// Reads `root/{task}.csv` and puts the labels on the exams (by folder name).
-fn attach_labels(root: &Path, out: &mut Studies, names: &[String]) {
+fn attach_labels(root: &Path, out: &mut Studies, names: &[String], split: Split) {
     let index: BTreeMap<&str, usize> = names
         .iter()
         .enumerate()
@@ -233,7 +234,7 @@ fn attach_labels(root: &Path, out: &mut Studies, names: &[String]) {
             }
         }
         out.label_sources.push(LabelSource {
-            split: Split::Flat,
+            split,
             task,
             path,
             rows,

@@ -4,6 +4,7 @@ use ndarray::Array3;
 
 use super::anatomy::Knee;
 use super::geometry::{v3, Aabb, Rot, V3};
+use crate::data::geometry::{Point, VolumeGeometry};
 use crate::data::Plane;
 use crate::rng::Rng;
 
@@ -123,6 +124,30 @@ impl SeriesGeometry {
             + self.row * ((row - half) * self.pixel_mm)
             + self.normal * ((slice - mid) * self.thickness_mm)
     }
+
+    /// Where the series' voxels lie in DICOM's patient coordinates (LPS), as kneecam's datasets
+    /// state it (`geometry/{plane}/NNNN.json`, DICOM and NIfTI headers): see [`patient_point`].
+    pub fn volume_geometry(&self) -> VolumeGeometry {
+        let at = |s: usize, r: f64, c: f64| patient_point(self.point(s as f64, r, c));
+        let origin = at(0, 0.0, 0.0);
+        let step = |to: Point| [to[0] - origin[0], to[1] - origin[1], to[2] - origin[2]];
+        VolumeGeometry {
+            origins: (0..self.slices).map(|s| at(s, 0.0, 0.0)).collect(),
+            column_step: step(at(0, 0.0, 1.0)),
+            row_step: step(at(0, 1.0, 0.0)),
+            rows: SIZE,
+            columns: SIZE,
+        }
+    }
+}
+
+/// A scanner point in DICOM's patient coordinates (LPS: x to the patient's left, y posterior,
+/// z superior). The scanner frame is the knee's up to the pose (x medial for a right knee, y
+/// anterior, z superior), so y changes sign; x and z are kept. With that, every series reads as
+/// radiologists display it: axial and coronal with the patient's left on the image's right,
+/// axial anterior at the top, sagittal anterior on the left, coronal and sagittal head up.
+pub fn patient_point(q: V3) -> Point {
+    [q.x, -q.y, q.z]
 }
 
 /// How one scanner made this series look.

@@ -207,22 +207,14 @@ fn affine(path: &Path, h: &NiftiHeader) -> Result<([[f64; 3]; 3], Point), StudyE
         return Ok((m, [rows[0][3], rows[1][3], rows[2][3]]));
     }
     if h.qform_code > 0 {
-        let (mut b, mut c, mut d) = (
+        let (b, c, d) = (
             f64::from(h.quatern_b),
             f64::from(h.quatern_c),
             f64::from(h.quatern_d),
         );
-        // As nifti1_io's nifti_quatern_to_mat44: near a 180° rotation, float32 rounding leaves
-        // 1 − (b² + c² + d²) a little above 0, and its square root (1e-4 from 3e-8) would tilt
-        // the volume; below 1e-7 the rotation is taken as exactly 180° and (b, c, d) as a unit.
+        // As NIfTI's reference library: a 180° rotation's `a` is 0, not f32 rounding's residue.
         let rest = 1.0 - (b * b + c * c + d * d);
-        let a = if rest < 1e-7 {
-            let n = (b * b + c * c + d * d).sqrt();
-            (b, c, d) = (b / n, c / n, d / n);
-            0.0
-        } else {
-            rest.sqrt()
-        };
+        let a = if rest < 1e-7 { 0.0 } else { rest.sqrt() };
         let r = [
             [
                 a * a + b * b - c * c - d * d,

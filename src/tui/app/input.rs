@@ -62,6 +62,11 @@ impl App {
                 if let Some(row) = ui::list_row_at(self, area, mouse.column, mouse.row) {
                     self.message = None;
                     self.select(row);
+                } else if let Some(at) = ui::slice_pixel_at(self, area, mouse.column, mouse.row) {
+                    // A click on a slice: that plane is shown, the cursor at that pixel.
+                    self.message = None;
+                    self.plane = at.plane;
+                    self.set_cursor_at(at.plane, at.row, at.column);
                 }
                 Vec::new()
             }
@@ -113,6 +118,13 @@ impl App {
             Action::Search => self.search.editing = true,
             Action::ThreePlane => self.toggle_three_plane(),
             Action::RawBeside => self.display.raw_beside = !self.display.raw_beside,
+            Action::SetCursor => self.set_cursor_centre(),
+            Action::ClearCursor => self.clear_cursor(),
+            Action::CursorLeft => self.nudge_cursor(0.0, -1.0),
+            Action::CursorRight => self.nudge_cursor(0.0, 1.0),
+            Action::CursorUp => self.nudge_cursor(-1.0, 0.0),
+            Action::CursorDown => self.nudge_cursor(1.0, 0.0),
+            Action::NextSeries => self.next_series(),
             Action::Export => return self.export(),
             Action::Agree => return self.verdict(Some(true)),
             Action::Disagree => return self.verdict(Some(false)),

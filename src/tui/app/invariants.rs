@@ -25,7 +25,10 @@ impl App {
     /// - in flight: at most one interactive and one prefetch request, with different ids and
     ///   keys, each for an exam of the list with a model for its task and plane, and neither
     ///   already cached nor already failed; the exam being scored is one not scored yet;
-    /// - the kept series within their slots, the series being read not already kept.
+    /// - the kept series within their slots, the series being read not already kept;
+    /// - the series shown per plane is one the exam lists (the first for an exam listing none);
+    /// - the linked cursor is on the selected exam, a finite point; every plane it lies on
+    ///   shows the slice through it, and each geometry kept describes its volume's shape.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.check_reviews()?;
         let cases = self.cases.len();
@@ -195,9 +198,66 @@ impl App {
             ));
         }
 
+        self.check_series_and_cursor()?;
         self.check_in_flight()?;
         self.check_kept()?;
         self.check_plan_done()?;
+        Ok(())
+    }
+
+    fn check_series_and_cursor(&self) -> Result<(), String> {
+        for (&(case, plane), &index) in &self.series_shown {
+            let count = self.series_count(case, plane);
+            if case >= self.cases.len() || index == 0 || index >= count {
+                return Err(format!(
+                    "case {case} {plane} shows series index {index}, of {count} it has (0 is \
+                     the default and is not stored)"
+                ));
+            }
+        }
+        for (key, series) in self.volumes.iter() {
+            let Ok(series) = series else { continue };
+            if let Some(geometry) = &series.geometry {
+                let shape = (geometry.slices(), geometry.rows, geometry.columns);
+                if shape != series.volume.dim() || geometry.check().is_err() {
+                    return Err(format!(
+                        "series {key:?}: its geometry ({shape:?}) does not describe its volume \
+                         ({:?}), or cannot locate",
+                        series.volume.dim()
+                    ));
+                }
+            }
+        }
+        let Some(cursor) = self.cursor else {
+            return Ok(());
+        };
+        if Some(cursor.case) != self.current() {
+            return Err(format!(
+                "the cursor is on case {}, but case {:?} is selected",
+                cursor.case,
+                self.current()
+            ));
+        }
+        if !cursor.point.iter().all(|v| v.is_finite()) {
+            return Err(format!(
+                "the cursor {:?} is not a finite point",
+                cursor.point
+            ));
+        }
+        for plane in Plane::ALL {
+            let Some(geometry) = self.geometry(plane) else {
+                continue;
+            };
+            if let Some(voxel) = geometry.locate(cursor.point) {
+                if self.slice(plane) != voxel.slice {
+                    return Err(format!(
+                        "the cursor lies on {plane} slice {}, but slice {} is shown",
+                        voxel.slice,
+                        self.slice(plane)
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -251,12 +311,9 @@ impl App {
     /// After every update the workers have been told everything: each series wanted is
     /// being read, each lane that could work is working, scoring goes on while exams wait.
     fn check_plan_done(&self) -> Result<(), String> {
-        for case in self.neighbourhood() {
-            for plane in Plane::ALL {
-                let key = (case, plane);
-                if self.volumes.peek(&key).is_none() && !self.loading.contains(&key) {
-                    return Err(format!("series {key:?} is wanted but nobody reads it"));
-                }
+        for key in self.series_around() {
+            if self.volumes.peek(&key).is_none() && !self.loading.contains(&key) {
+                return Err(format!("series {key:?} is wanted but nobody reads it"));
             }
         }
         let interactive = self.interactive_wants();
@@ -299,6 +356,13 @@ impl App {
         if let Some(key) = self.loading.iter().find(|key| self.volumes.contains(key)) {
             return Err(format!("series {key:?} is being read but already kept"));
         }
+        if let Some(key) = self
+            .loading
+            .iter()
+            .find(|key| self.series_index(key.case, key.plane) != key.series)
+        {
+            return Err(format!("series {key:?} is being read but is not shown"));
+        }
         Ok(())
     }
 }
@@ -324,14 +388,12 @@ mod tests {
             planes: PerTaskPlane::from_fn(|_, _| Some(p)),
             failed: None,
             split: crate::data::Split::Valid,
+            series: Default::default(),
         }
     }
 
     fn series() -> Result<Series, crate::tui::app::SeriesError> {
-        Ok(Series {
-            volume: Arc::new(Array3::zeros((7, 4, 4))),
-            sha256: None,
-        })
+        Ok(Series::plain(Arc::new(Array3::zeros((7, 4, 4))), None))
     }
 
     /// Three listed exams, the selected one's series loaded (7 slices each).
@@ -369,13 +431,9 @@ mod tests {
             for effect in app.update(msg) {
                 match effect {
                     Effect::LoadSeries(wanted) => {
-                        for (case, plane) in wanted {
+                        for which in wanted {
                             let outcome = series();
-                            queue.push_back(Msg::SeriesLoaded {
-                                case,
-                                plane,
-                                outcome,
-                            });
+                            queue.push_back(Msg::SeriesLoaded { which, outcome });
                         }
                     }
                     Effect::Submit(key, priority) => queue.push_back(Msg::Submitted {
@@ -399,7 +457,7 @@ mod tests {
     #[test]
     fn check_invariants_catches_broken_states() {
         assert_eq!(loaded_app().check_invariants(), Ok(()));
-        let broken: [(&str, Breaking); 13] = [
+        let broken: [(&str, Breaking); 15] = [
             ("selected", |app| app.selected = app.view.len()),
             ("twice", |app| app.view.push(app.view[0])),
             ("not listed", |app| {
@@ -427,7 +485,9 @@ mod tests {
                 app.scored[1] = true;
                 app.scoring = Some((1, Some(RequestId(3))));
             }),
-            ("being read", |app| app.loading.push((0, Plane::Axial))),
+            ("being read", |app| {
+                app.loading.push(app.series_ref(0, Plane::Axial));
+            }),
             ("wanted no more", |app| {
                 let gone = app.cam_key(2, Plane::Axial, Method::Cam);
                 app.prefetch = Some(InFlight {
@@ -448,6 +508,15 @@ mod tests {
             }),
             ("undo history", |app| {
                 app.reviews.history.push((1, Task::Acl, "gone".into()))
+            }),
+            ("series index", |app| {
+                app.series_shown.insert((0, Plane::Axial), 1);
+            }),
+            ("the cursor is on case", |app| {
+                app.cursor = Some(crate::tui::app::Cursor {
+                    case: 2,
+                    point: [0.0; 3],
+                });
             }),
         ];
         for (word, breaking) in broken {
@@ -470,6 +539,7 @@ mod tests {
                 planes: PerTaskPlane::default(),
                 failed: None,
                 split: crate::data::Split::Valid,
+                series: Default::default(),
             })
             .collect();
         let mut app = App::new(
@@ -482,7 +552,7 @@ mod tests {
         // selection's the oldest.
         for case in [0, 2, 3, 4] {
             for plane in Plane::ALL {
-                app.series_loaded(case, plane, series());
+                app.series_loaded(app.series_ref(case, plane), series());
             }
         }
         let wanted = |app: &mut App| match app.plan_series() {
@@ -491,9 +561,10 @@ mod tests {
         };
         // The shown plane (sagittal) first.
         let planes = [Plane::Sagittal, Plane::Axial, Plane::Coronal];
-        assert_eq!(wanted(&mut app), planes.map(|p| (1, p)).to_vec());
+        let refs = planes.map(|p| app.series_ref(1, p)).to_vec();
+        assert_eq!(wanted(&mut app), refs);
         for plane in Plane::ALL {
-            app.series_loaded(1, plane, series());
+            app.series_loaded(app.series_ref(1, plane), series());
         }
         assert_eq!(wanted(&mut app), Vec::new(), "a wanted series was dropped");
         assert_eq!(app.volumes.len(), 12);

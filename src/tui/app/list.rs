@@ -14,6 +14,9 @@ pub struct Case {
     pub planes: PerTaskPlane<Option<f32>>,
     /// Why this exam could not be scored, if it could not.
     pub failed: Option<String>,
+    /// Per plane, its series as the dataset lists them (the chosen one first); empty for an
+    /// MRNet `.npy` exam, which has one series per plane.
+    pub series: [Vec<super::SeriesInfo>; 3],
 }
 
 /// A cell of the confusion matrix at the current threshold.

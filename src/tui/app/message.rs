@@ -1,14 +1,13 @@
 //! What comes into the state, and what the state asks of the outside world.
 use crossterm::event::{KeyEvent, MouseEvent};
 
-use crate::data::Plane;
 use crate::engine::{EngineResult, Priority, RequestId, ScoreResult, Stopped};
 use crate::review::writer::{WriteEvent, WriteJob};
 use crate::tui::action::Action;
 use crate::tui::export::ExportError;
 
 use super::requests::CamKey;
-use super::series::{Series, SeriesError};
+use super::series::{Series, SeriesError, SeriesRef};
 
 /// Everything that changes the explorer's state.
 #[derive(Debug)]
@@ -20,8 +19,7 @@ pub enum Msg {
     Resize(u16, u16),
     /// The loader read (or could not read) a series asked for with [`Effect::LoadSeries`].
     SeriesLoaded {
-        case: usize,
-        plane: Plane,
+        which: SeriesRef,
         outcome: Result<Series, SeriesError>,
     },
     /// What [`Effect::Submit`] became: the engine's id for it, or the engine is gone.
@@ -57,7 +55,7 @@ pub enum Msg {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Read these series (the newest list replaces what the loader has not started).
-    LoadSeries(Vec<(usize, Plane)>),
+    LoadSeries(Vec<SeriesRef>),
     /// Ask the engine for this CAM; answer with [`Msg::Submitted`].
     Submit(CamKey, Priority),
     Cancel(RequestId),

@@ -10,14 +10,29 @@ use crate::engine::{EngineError, EngineResult, Priority, RequestId, ScoreResult,
 
 use super::{App, Effect};
 
-/// One CAM the explorer wants: an exam's plane under one task's model and one method.
+/// One CAM the explorer wants: a series of an exam's plane under one task's model and one
+/// method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CamKey {
     pub case: usize,
+    /// Which of the plane's series (see [`super::SeriesRef`]): a CAM is never shown for
+    /// another series than its own.
+    pub series: usize,
     pub task: Task,
     pub plane: Plane,
     pub method: Method,
     pub normalization: Normalization,
+}
+
+impl CamKey {
+    /// The series this CAM is of.
+    pub fn series_ref(&self) -> super::SeriesRef {
+        super::SeriesRef {
+            case: self.case,
+            plane: self.plane,
+            series: self.series,
+        }
+    }
 }
 
 /// A CAM asked of the engine; its id once the engine took it.
@@ -86,7 +101,7 @@ impl App {
             .filter(|k| self.has_model(k.task, k.plane))
             // An exam whose scoring failed may still have planes that work: each CAM says
             // for itself.
-            .filter(|k| !matches!(self.series(k.case, k.plane), Some(Err(_))))
+            .filter(|k| !matches!(self.series_at(k.series_ref()), Some(Err(_))))
             .collect()
     }
 
@@ -142,7 +157,7 @@ impl App {
             self.cams.peek(key).is_none()
                 && !self.cam_errors.contains_key(key)
                 && !in_flight.contains(key)
-                && self.volume(key.case, key.plane).is_some()
+                && self.volume_at(key.series_ref()).is_some()
         })
     }
 
@@ -258,7 +273,9 @@ impl App {
 
     fn explained(&mut self, key: CamKey, explanation: Explanation) {
         let before = self.combined(key.case, key.task);
-        if let Some(case) = self.cases.get_mut(key.case) {
+        // The list, the header and the verdicts speak of the dataset's choice of series; the
+        // probability of another series is its CAM's, shown with it.
+        if let Some(case) = self.cases.get_mut(key.case).filter(|_| key.series == 0) {
             case.planes
                 .set(key.task, key.plane, Some(explanation.probability));
         }

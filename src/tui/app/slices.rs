@@ -1,4 +1,5 @@
-//! Which slice each plane shows: the user's choice during this visit of an exam, else the
+//! Which slice each plane shows: the slice through the linked cursor where it lies on the
+//! plane's series, else the user's choice during this visit of an exam, else the
 //! top-contributing slice once a CAM says which, else the middle one.
 use std::sync::Arc;
 
@@ -14,6 +15,9 @@ impl App {
         let count = self.slice_count(plane);
         if count == 0 {
             return 0;
+        }
+        if let Some(voxel) = self.cursor_voxel(plane) {
+            return voxel.slice.min(count - 1);
         }
         let slice = match self.chosen_slices[plane.index()] {
             Some(chosen) => chosen,
@@ -42,6 +46,7 @@ impl App {
     pub fn cam_key(&self, case: usize, plane: Plane, method: Method) -> CamKey {
         CamKey {
             case,
+            series: self.series_index(case, plane),
             task: self.task,
             plane,
             method,
@@ -79,6 +84,7 @@ impl App {
     /// Another exam (or task) is shown: each plane opens at the view's own slice again.
     pub(super) fn new_visit(&mut self) {
         self.chosen_slices = [None; 3];
+        self.cursor_for_visit();
     }
 
     pub(super) fn move_slice(&mut self, delta: isize) {
@@ -95,7 +101,9 @@ impl App {
         if count == 0 {
             return;
         }
-        self.chosen_slices[self.plane.index()] = Some(slice.min(count - 1));
+        let slice = slice.min(count - 1);
+        self.cursor_follows_slice(self.plane, slice);
+        self.chosen_slices[self.plane.index()] = Some(slice);
     }
 
     pub(super) fn jump_to_top(&mut self) {

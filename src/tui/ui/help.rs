@@ -1,4 +1,4 @@
-//! The `?` overlay, generated from the keymap; in two columns when one does not fit.
+//! The `?` overlay, generated from the keymap; in two or three columns when one does not fit.
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
@@ -7,14 +7,24 @@ use ratatui::Frame;
 
 use crate::tui::app::App;
 
+/// The keys' column is as wide as the widest keys, at most this.
 const KEYS_WIDTH: usize = 14;
 const ONE_COLUMN_WIDTH: u16 = 70;
 
 pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let mut entries = app.keymap().help_lines();
-    entries.push(("mouse".into(), "wheel: slices; click: select an exam"));
+    entries.push((
+        "mouse".into(),
+        "wheel: slices; click: exam, or cursor on a slice",
+    ));
+    let keys_width = entries
+        .iter()
+        .map(|(keys, _)| keys.chars().count())
+        .max()
+        .unwrap_or(0)
+        .min(KEYS_WIDTH);
     let usable_rows = usize::from(area.height.saturating_sub(3)).max(1);
-    let columns = entries.len().div_ceil(usable_rows).clamp(1, 2);
+    let columns = entries.len().div_ceil(usable_rows).clamp(1, 3);
     let rows = entries.len().div_ceil(columns);
     let width = if columns == 1 {
         ONE_COLUMN_WIDTH.min(area.width)
@@ -26,7 +36,7 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         .map(|row| {
             let spans = (0..columns)
                 .filter_map(|column| entries.get(column * rows + row))
-                .flat_map(|(keys, what)| entry(keys, what, column_width))
+                .flat_map(|(keys, what)| entry(keys, what, keys_width, column_width))
                 .collect::<Vec<_>>();
             Line::from(spans)
         })
@@ -49,9 +59,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     );
 }
 
-/// One binding, padded or cut to `width` characters.
-fn entry(keys: &str, what: &str, width: usize) -> [Span<'static>; 2] {
-    let keys = format!("{keys:>KEYS_WIDTH$}  ");
+/// One binding, padded or cut to `width` characters, its keys right-aligned in `keys_width`.
+fn entry(keys: &str, what: &str, keys_width: usize, width: usize) -> [Span<'static>; 2] {
+    let keys = format!("{keys:>keys_width$}  ");
     let room = width.saturating_sub(keys.chars().count());
     let what: String = what.chars().take(room).collect();
     [

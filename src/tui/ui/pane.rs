@@ -9,7 +9,8 @@ use ratatui::Frame;
 use ratatui_image::Image;
 
 use crate::cam::Method;
-use crate::tui::app::App;
+use crate::data::Plane;
+use crate::tui::app::{App, CursorView};
 use crate::tui::images::{self, Images};
 
 use super::PaneLayout;
@@ -22,9 +23,8 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
     } else {
         Style::default().fg(Color::Gray)
     };
-    let method = app.display().method.name();
     frame.render_widget(
-        Paragraph::new(Line::styled(format!("{plane} · {method}"), title_style)),
+        Paragraph::new(title(app, plane, title_style, pane.title.width)),
         pane.title,
     );
     if show_image {
@@ -39,6 +39,43 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
         };
         frame.render_widget(strip, pane.strip);
     }
+}
+
+/// "sagittal · contrib", then which series (when the plane has several) and where the
+/// linked cursor is when it is not on this plane's series. Where that is too wide, the method
+/// goes first (the status line says it too), then the series' description.
+fn title(app: &App, plane: Plane, style: Style, width: u16) -> Line<'static> {
+    let method = format!(" · {}", app.display().method.name());
+    let case = app.current();
+    let mut series = case
+        .and_then(|case| app.series_label(case, plane))
+        .map(|label| format!(" · {label}"))
+        .unwrap_or_default();
+    let cursor = match app.cursor_view(plane) {
+        CursorView::Outside => " · cursor outside this series",
+        CursorView::NoGeometry => " · cursor: no geometry here",
+        CursorView::Unset | CursorView::Located(_) => "",
+    };
+    let head = plane.to_string();
+    let length = |parts: &[&str]| parts.iter().map(|p| p.chars().count()).sum::<usize>();
+    let room = usize::from(width);
+    let method = if length(&[&head, &method, &series, cursor]) > room {
+        String::new()
+    } else {
+        method
+    };
+    if length(&[&head, &method, &series, cursor]) > room {
+        if let Some(case) = case {
+            let count = app.series_count(case, plane);
+            if count > 1 {
+                series = format!(" · series {}/{count}", app.series_index(case, plane) + 1);
+            }
+        }
+    }
+    Line::from(vec![
+        Span::styled(format!("{head}{method}{series}"), style),
+        Span::styled(cursor.to_string(), Style::default().fg(Color::Yellow)),
+    ])
 }
 
 fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
@@ -62,14 +99,8 @@ fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
     let wanted = images::wanted_key(app, plane, pane.image);
     match images.for_pane(wanted, plane) {
         Some(protocol) => {
-            // Centred across the pane, from its top.
             let size = protocol.size();
-            let area = Rect {
-                x: pane.image.x + pane.image.width.saturating_sub(size.width) / 2,
-                width: size.width.min(pane.image.width),
-                height: size.height.min(pane.image.height),
-                ..pane.image
-            };
+            let area = super::image_rect(pane.image, (size.width, size.height));
             frame.render_widget(Image::new(protocol), area);
         }
         None => message(frame, pane.image, "drawing…"),

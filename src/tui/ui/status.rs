@@ -74,6 +74,18 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         )),
         separator(),
         Span::raw(overlay),
+    ]);
+    if let Some(cursor) = app.cursor() {
+        let [x, y, z] = cursor.point;
+        spans.extend([
+            separator(),
+            Span::styled(
+                format!("cursor {x:.1}, {y:.1}, {z:.1} mm"),
+                Style::default().fg(Color::Magenta),
+            ),
+        ]);
+    }
+    spans.extend([
         separator(),
         worker(app),
         separator(),
