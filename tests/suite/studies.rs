@@ -1170,7 +1170,11 @@ fn dataset_summary_lists_the_series_their_choice_and_the_missing_plane() {
         "uses 'SAG T2 FS' #3".to_string(),
         "chosen over 1 other sagittal series: the most slices".to_string(),
         format!(
-            "also 'SAG T1 localiser' #11: {} slices of 256×256 (0.60×0.60 mm), DICOM, {0} files",
+            "also 'SAG T1 localiser' #11: {} slices of 256×256 (",
+            positions(second).len()
+        ),
+        format!(
+            " mm), DICOM, {} files, Explicit VR Little Endian",
             positions(second).len()
         ),
         "not chosen (the most slices)".to_string(),
