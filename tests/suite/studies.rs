@@ -603,7 +603,7 @@ fn pydicoms_mr_small_in_every_lossless_syntax_decodes_to_pydicoms_pixels() {
 }
 
 #[test]
-fn jpeg_extended_12_bit_decodes() {
+fn jpeg_extended_12_bit_is_refused_on_loading_naming_the_file() {
     let f = fixtures();
     let entry = &f.written["pydicom"]["JPGExtended_geometry"];
     let file = f.dir.join(str_of(entry, "file"));
