@@ -16,8 +16,7 @@ use tch::{Device, Tensor};
 
 use crate::py_fixtures::{self, assert_close};
 
-#[path = "../support/binary.rs"]
-mod binary;
+use crate::binary;
 
 /// argv[1]: the folder to write; argv[2]: the folder it will be renamed to.
 const FIXTURES_PY: &str = r#"

@@ -2,6 +2,8 @@
 //! binary links libtorch, and linking is much of the test build's time. Each module is what was
 //! a file of its own under tests/. The tests that measure the process (memory in engine.rs,
 //! soak.rs, store.rs) and those being reworked elsewhere stay binaries of their own.
+#[path = "../support/binary.rs"]
+mod binary;
 mod cam;
 mod caught_panic;
 mod checkpoints;
@@ -18,6 +20,7 @@ mod manifest;
 mod phantom;
 mod py_fixtures;
 mod review_cli;
+mod studies;
 mod synth_formats;
 mod terminal;
 mod terminal_restore;

@@ -21,7 +21,20 @@ pub fn python() -> &'static str {
 /// `{family}-{hash of script}`; folders of the family's older scripts are removed. Call it once
 /// per process (from a `OnceLock`).
 pub fn make(family: &str, script: &str) -> PathBuf {
-    let digest = sha2::Sha256::digest(script.as_bytes());
+    make_from(family, script, None)
+}
+
+/// As [`make`], the script also given `input` (`python -c script TMP_DIR FINAL_DIR INPUT`):
+/// `input.1`, a digest of what the input holds, is part of the folder's hash (its path is not),
+/// so the fixtures are remade when the input changes and reused while it does not.
+pub fn make_from(family: &str, script: &str, input: Option<(&Path, &str)>) -> PathBuf {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(script.as_bytes());
+    if let Some((_, key)) = input {
+        hasher.update(b"\0input\0");
+        hasher.update(key.as_bytes());
+    }
+    let digest = hasher.finalize();
     let tag: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let dir = root.join(format!("{family}-{tag}"));
@@ -46,6 +59,7 @@ pub fn make(family: &str, script: &str) -> PathBuf {
         .args(["-c", script])
         .arg(&tmp)
         .arg(&dir)
+        .args(input.map(|(path, _)| path))
         .output()
         .expect("running the venv's python");
     assert!(

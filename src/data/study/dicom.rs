@@ -53,25 +53,60 @@ fn error(path: &Path, kind: StudyErrorKind, detail: impl Into<String>) -> StudyE
     StudyError::new(path, kind, detail)
 }
 
-/// A dicom-rs read error as kneecam says it: truncated files, broken headers.
-fn read_error(path: &Path, err: &dyn std::error::Error) -> StudyError {
+/// An error and its sources, as one line.
+fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(inner) = source {
         text.push_str(&format!(": {inner}"));
         source = inner.source();
     }
-    let lower = text.to_ascii_lowercase();
-    let kind = if lower.contains("unexpected end") || lower.contains("eof") {
-        StudyErrorKind::Truncated
+    text
+}
+
+/// Whether `err` or one of its sources is an I/O error for input that ended early (std's
+/// `read_exact` says "failed to fill whole buffer").
+fn ended_early(err: &dyn std::error::Error) -> bool {
+    let mut source = err.source();
+    while let Some(inner) = source {
+        if inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::UnexpectedEof)
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    let lower = chain(err).to_ascii_lowercase();
+    ["unexpected end", "eof", "failed to fill whole buffer"]
+        .iter()
+        .any(|needle| lower.contains(needle))
+}
+
+/// A dicom-rs read error as kneecam says it: truncated files, broken headers, transfer syntaxes
+/// it does not know.
+fn read_error(path: &Path, err: &dicom_object::ReadError) -> StudyError {
+    if let dicom_object::ReadError::ReadUnrecognizedTransferSyntax { uid, .. } = err {
+        return unknown_syntax(path, uid);
+    }
+    let text = chain(err);
+    let (kind, what) = if ended_early(err) {
+        (StudyErrorKind::Truncated, "truncated DICOM file")
     } else {
-        StudyErrorKind::Decode
-    };
-    let what = match kind {
-        StudyErrorKind::Truncated => "truncated DICOM file",
-        _ => "unreadable DICOM file",
+        (StudyErrorKind::Decode, "unreadable DICOM file")
     };
     error(path, kind, format!("{what}: {text}"))
+}
+
+fn unknown_syntax(path: &Path, uid: &str) -> StudyError {
+    error(
+        path,
+        StudyErrorKind::UnsupportedTransferSyntax,
+        format!(
+            "transfer syntax {} is not supported (unknown to kneecam)",
+            uid.trim_end_matches('\0')
+        ),
+    )
 }
 
 fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
@@ -153,13 +188,7 @@ pub fn dicom_header(path: &Path) -> Result<Option<DicomHeader>, StudyError> {
                 ),
             ))
         }
-        None => {
-            return Err(error(
-                path,
-                StudyErrorKind::UnsupportedTransferSyntax,
-                format!("transfer syntax {ts_uid} is not supported (unknown to kneecam)"),
-            ))
-        }
+        None => return Err(unknown_syntax(path, &ts_uid)),
     };
     let header = header_fields(path, &obj, transfer_syntax)?;
     Ok(Some(header))
@@ -289,7 +318,7 @@ fn decode_file(path: &Path, bytes: &[u8]) -> Result<Values, StudyError> {
         error(
             path,
             StudyErrorKind::Decode,
-            format!("cannot decode the pixel data: {e}"),
+            format!("cannot decode the pixel data: {}", chain(&e)),
         )
     })?;
     let (rows, columns) = (decoded.rows() as usize, decoded.columns() as usize);
@@ -298,7 +327,7 @@ fn decode_file(path: &Path, bytes: &[u8]) -> Result<Values, StudyError> {
         error(
             path,
             StudyErrorKind::Decode,
-            format!("cannot convert the pixel data: {e}"),
+            format!("cannot convert the pixel data: {}", chain(&e)),
         )
     })?;
     let mut values = Array3::from_shape_vec((frames, rows, columns), values).map_err(|e| {
