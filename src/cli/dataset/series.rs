@@ -15,7 +15,11 @@ pub fn summary(dataset: &Dataset) -> String {
         for plane in Plane::ALL {
             let series = &exam.series[plane.index()];
             if series.is_empty() {
-                let _ = writeln!(out, "    {plane:<8}  none: the plane is unavailable");
+                let _ = writeln!(
+                    out,
+                    "    {:<8}  none: the plane is unavailable",
+                    plane.name()
+                );
             }
             for (index, s) in series.iter().enumerate() {
                 let kind = match &s.source {

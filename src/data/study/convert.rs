@@ -116,6 +116,12 @@ fn sample(slice: &ndarray::ArrayView2<'_, f32>, row: f64, column: f64) -> f32 {
 /// The stored values of a series (slices, rows, columns), as the models' input.
 pub fn convert(values: &Values, original: &VolumeGeometry, intensity: Intensity) -> Array3<u8> {
     let mapped = map_intensity(values, intensity);
+    let (row_mm, column_mm) = original.pixel_mm();
+    let square = (row_mm - column_mm).abs() <= 1e-9 * row_mm.max(column_mm);
+    if (original.rows, original.columns) == (SIDE, SIDE) && square {
+        // The grid is the stored one: each output pixel is its stored pixel.
+        return mapped.mapv(|v| v.round().clamp(0.0, 255.0) as u8);
+    }
     let grid = Grid::of(original);
     let rows: Vec<f64> = (0..SIDE).map(|i| grid.row(i)).collect();
     let columns: Vec<f64> = (0..SIDE).map(|j| grid.column(j)).collect();

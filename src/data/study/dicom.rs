@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 use super::{SliceRef, StudyError, StudyErrorKind, Values};
 use crate::data::geometry::{Point, VolumeGeometry};
 
+/// JPEG Extended (Process 2 & 4): 8-bit is decoded, 12-bit is not.
+const JPEG_EXTENDED: &str = "1.2.840.10008.1.2.4.51";
+
 /// The Media Storage SOP Class of a DICOMDIR (a folder index, not an image).
 const DICOMDIR_CLASS: &str = "1.2.840.10008.1.3.10";
 
@@ -190,6 +193,21 @@ pub fn dicom_header(path: &Path) -> Result<Option<DicomHeader>, StudyError> {
         }
         None => return Err(unknown_syntax(path, &ts_uid)),
     };
+    let bits_stored = obj
+        .get(tags::BITS_STORED)
+        .and_then(|e| e.to_int::<u16>().ok())
+        .unwrap_or(8);
+    if ts_uid == JPEG_EXTENDED && bits_stored > 8 {
+        return Err(error(
+            path,
+            StudyErrorKind::UnsupportedTransferSyntax,
+            format!(
+                "transfer syntax JPEG Extended ({ts_uid}) with {bits_stored} bits stored is not \
+                 supported: kneecam's JPEG decoder (jpeg-decoder) reads 8-bit JPEG Extended \
+                 only; 12-bit needs libjpeg, which kneecam does not build"
+            ),
+        ));
+    }
     let header = header_fields(path, &obj, transfer_syntax)?;
     Ok(Some(header))
 }
@@ -338,11 +356,32 @@ fn decode_file(path: &Path, bytes: &[u8]) -> Result<Values, StudyError> {
         )
     })?;
     if decoded.photometric_interpretation().as_str() == "MONOCHROME1" {
-        // Negated, the same way in every file of the series: the intensity mapping then puts
-        // the brightest-meaning values at 255.
-        values.mapv_inplace(|v| -v);
+        invert_monochrome1(&decoded, &mut values);
     }
     Ok(values)
+}
+
+/// MONOCHROME1 as its MONOCHROME2 equivalent: each stored value `s` becomes `lo + hi - s`
+/// within the range the stored bits allow, through each frame's rescale (the same in every
+/// file of a series, whatever its own range).
+fn invert_monochrome1(decoded: &dicom_pixeldata::DecodedPixelData<'_>, values: &mut Values) {
+    let bits = i32::from(decoded.bits_stored().clamp(1, 32));
+    let (lo, hi) = match decoded.pixel_representation() {
+        dicom_pixeldata::PixelRepresentation::Signed => {
+            (-(2f64.powi(bits - 1)), 2f64.powi(bits - 1) - 1.0)
+        }
+        dicom_pixeldata::PixelRepresentation::Unsigned => (0.0, 2f64.powi(bits) - 1.0),
+    };
+    let rescales = decoded.rescale().unwrap_or(&[]);
+    for (frame, mut plane) in values.outer_iter_mut().enumerate() {
+        let (slope, intercept) = rescales
+            .get(frame)
+            .or(rescales.first())
+            .map_or((1.0, 0.0), |r| (r.slope, r.intercept));
+        // v = slope·s + intercept, so v' = slope·(lo + hi − s) + intercept.
+        let flip = (slope * (lo + hi) + 2.0 * intercept) as f32;
+        plane.mapv_inplace(|v| flip - v);
+    }
 }
 
 /// Decodes the slices of a series, in order; with `hash`, the sha256 of their files' bytes.
