@@ -19,6 +19,7 @@ use super::Plane;
 
 mod convert;
 mod dicom;
+mod lengths;
 mod names;
 mod nifti;
 pub(crate) mod scan;

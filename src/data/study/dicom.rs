@@ -10,6 +10,7 @@ use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry
 use ndarray::{s, Array3};
 use sha2::{Digest, Sha256};
 
+use super::lengths::check_lengths;
 use super::{SliceRef, StudyError, StudyErrorKind, Values};
 use crate::data::geometry::{Point, VolumeGeometry};
 
@@ -161,6 +162,10 @@ fn required<T>(path: &Path, value: Option<T>, what: &str) -> Result<T, StudyErro
 /// Reads the header of the DICOM file at `path` (up to its pixel data) and what a series needs
 /// of it. `Ok(None)`: a DICOM file that is not an image (a DICOMDIR).
 pub fn dicom_header(path: &Path) -> Result<Option<DicomHeader>, StudyError> {
+    let io = |e: std::io::Error| error(path, StudyErrorKind::Io, format!("cannot read: {e}"));
+    let file = std::fs::File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    check_lengths(path, std::io::BufReader::new(file), len)?;
     let obj = OpenFileOptions::new()
         .read_until(tags::PIXEL_DATA)
         .open_file(path)
@@ -214,6 +219,7 @@ pub fn dicom_header(path: &Path) -> Result<Option<DicomHeader>, StudyError> {
 
 /// [`dicom_header`] on a file held in memory (`path` only names it): the fuzz target's entry.
 pub fn dicom_header_from_bytes(path: &Path, bytes: &[u8]) -> Result<DicomHeader, StudyError> {
+    check_lengths(path, std::io::Cursor::new(bytes), bytes.len() as u64)?;
     let obj = OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Always)
         .read_until(tags::PIXEL_DATA)
@@ -322,6 +328,7 @@ fn header_fields(
 /// One file's frames as stored values (Rescale Slope/Intercept applied, MONOCHROME1 inverted
 /// to read as MONOCHROME2), (frames, rows, columns).
 fn decode_file(path: &Path, bytes: &[u8]) -> Result<Values, StudyError> {
+    check_lengths(path, std::io::Cursor::new(bytes), bytes.len() as u64)?;
     let obj = OpenFileOptions::new()
         .from_reader(bytes)
         .map_err(|e| read_error(path, &e))?;
