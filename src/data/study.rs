@@ -28,7 +28,7 @@ pub use convert::{conversion_geometry, convert, SIDE};
 pub use dicom::has_dicm_preamble;
 pub use dicom::{dicom_header, DicomHeader};
 pub use names::{read_study_labels, sanitise_exam_id, StudyLabels};
-pub use nifti::{nifti_header, NiftiInfo};
+pub use nifti::{nifti_header, quaternion_rotation, NiftiInfo};
 pub use scan::{scan_path, scan_study, StudyScan};
 
 /// Whether `path` is a DICOM Part 10 file (it has the `DICM` preamble); unreadable is not.

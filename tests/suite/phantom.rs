@@ -15,7 +15,7 @@ fn synth(dir: &Path, cases: u32, valid: u32, seed: u64) {
 }
 
 /// sha256 of every file under `dir`, by relative path.
-fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
+pub(crate) fn tree_hashes(dir: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(folder) = stack.pop() {

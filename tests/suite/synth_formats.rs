@@ -13,7 +13,6 @@ use kneecam::data::study::{scan_study, Intensity, SeriesSource, StudyOptions};
 use kneecam::data::{Plane, Split, Task};
 use ndarray::{s, Array3};
 use predicates::prelude::*;
-use sha2::{Digest, Sha256};
 
 const SEED: u64 = 31;
 const SPEC: CohortSpec = CohortSpec {
@@ -40,21 +39,7 @@ fn npy_volume(root: &Path, id: u32, plane: Plane) -> Array3<u8> {
 
 /// Every file under `dir` by relative path, with its sha256.
 fn tree(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).expect("list") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("relative").display();
-                let bytes = std::fs::read(&path).expect("read");
-                out.insert(rel.to_string(), format!("{:x}", Sha256::digest(&bytes)));
-            }
-        }
-    }
-    out
+    super::phantom::tree_hashes(dir)
 }
 
 fn close(a: [f64; 3], b: [f64; 3], tolerance: f64) -> bool {

@@ -212,26 +212,8 @@ fn affine(path: &Path, h: &NiftiHeader) -> Result<([[f64; 3]; 3], Point), StudyE
             f64::from(h.quatern_c),
             f64::from(h.quatern_d),
         );
-        // As NIfTI's reference library: a 180° rotation's `a` is 0, not f32 rounding's residue.
         let rest = 1.0 - (b * b + c * c + d * d);
-        let a = if rest < 1e-7 { 0.0 } else { rest.sqrt() };
-        let r = [
-            [
-                a * a + b * b - c * c - d * d,
-                2.0 * (b * c - a * d),
-                2.0 * (b * d + a * c),
-            ],
-            [
-                2.0 * (b * c + a * d),
-                a * a + c * c - b * b - d * d,
-                2.0 * (c * d - a * b),
-            ],
-            [
-                2.0 * (b * d - a * c),
-                2.0 * (c * d + a * b),
-                a * a + d * d - b * b - c * c,
-            ],
-        ];
+        let r = quaternion_rotation(a_of(rest), b, c, d);
         let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
         let spacing = [
             f64::from(h.pixdim[1]),
@@ -253,6 +235,37 @@ fn affine(path: &Path, h: &NiftiHeader) -> Result<([[f64; 3]; 3], Point), StudyE
         "qform_code and sform_code are both 0: the volume's orientation is unknown (expected a \
          qform or an sform)",
     ))
+}
+
+/// The quaternion's `a` from 1 − b² − c² − d²: 0 below 1e-7, as NIfTI's reference library (a
+/// 180° rotation's `a` is 0, not f32 rounding's residue).
+fn a_of(rest: f64) -> f64 {
+    if rest < 1e-7 {
+        0.0
+    } else {
+        rest.sqrt()
+    }
+}
+
+/// The rotation matrix of the unit quaternion (a, b, c, d), as the NIfTI-1 header defines it.
+pub fn quaternion_rotation(a: f64, b: f64, c: f64, d: f64) -> [[f64; 3]; 3] {
+    [
+        [
+            a * a + b * b - c * c - d * d,
+            2.0 * (b * c - a * d),
+            2.0 * (b * d + a * c),
+        ],
+        [
+            2.0 * (b * c + a * d),
+            a * a + c * c - b * b - d * d,
+            2.0 * (c * d - a * b),
+        ],
+        [
+            2.0 * (b * d - a * c),
+            2.0 * (c * d + a * b),
+            a * a + d * d - b * b - c * c,
+        ],
+    ]
 }
 
 fn affine_geometry(

@@ -179,23 +179,7 @@ mod tests {
     /// The rotation matrix NIfTI builds from (b, c, d), as its reference library does.
     fn rotation([b, c, d]: [f64; 3]) -> [[f64; 3]; 3] {
         let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
-        [
-            [
-                a * a + b * b - c * c - d * d,
-                2.0 * (b * c - a * d),
-                2.0 * (b * d + a * c),
-            ],
-            [
-                2.0 * (b * c + a * d),
-                a * a + c * c - b * b - d * d,
-                2.0 * (c * d - a * b),
-            ],
-            [
-                2.0 * (b * d - a * c),
-                2.0 * (c * d + a * b),
-                a * a + d * d - c * c - b * b,
-            ],
-        ]
+        crate::data::study::quaternion_rotation(a, b, c, d)
     }
 
     #[test]
