@@ -120,9 +120,10 @@ pub fn check_lengths<R: Read + Seek>(path: &Path, reader: R, len: u64) -> Result
         Step::Io(e) => io(e),
         Step::Bad(e) => e,
     })?;
-    if syntax == DEFLATED {
+    // No group length: dicom-rs refuses the file itself. Deflated: it inflates first.
+    let Some(syntax) = syntax.filter(|s| s != DEFLATED) else {
         return Ok(());
-    }
+    };
     walk.big = syntax == EXPLICIT_BE;
     let explicit = syntax != IMPLICIT_LE;
     match data_set(&mut walk, explicit) {
@@ -151,27 +152,22 @@ impl From<StudyError> for Step {
     }
 }
 
-/// The meta group (explicit VR little endian, group 0002); gives the transfer syntax UID.
-fn meta_group<R: Read + Seek>(walk: &mut Walk<'_, R>) -> Result<String, Step> {
+/// The meta group (explicit VR little endian), read as dicom-rs reads it: a group length
+/// (0002,0000) first, then whole elements until that many bytes are read. Gives the transfer
+/// syntax UID; `None` when there is no group length (dicom-rs refuses the file before reading
+/// any value).
+fn meta_group<R: Read + Seek>(walk: &mut Walk<'_, R>) -> Result<Option<String>, Step> {
+    let (tag, length, _) = meta_element(walk)?;
+    if tag != (0x0002, 0x0000) || length != 4 {
+        return Ok(None);
+    }
+    let group_length = u64::from(walk.u32()?);
     let mut syntax = String::new();
-    loop {
-        let start = walk.pos()?;
-        let group = walk.u16()?;
-        if group != 0x0002 {
-            walk.reader.seek(SeekFrom::Start(start))?;
-            return Ok(syntax);
-        }
-        let element = walk.u16()?;
-        let mut vr = [0u8; 2];
-        walk.reader.read_exact(&mut vr)?;
-        let length = if long_vr(vr) {
-            walk.u16()?;
-            walk.u32()?
-        } else {
-            u32::from(walk.u16()?)
-        };
-        walk.fits((group, element), length)?;
-        if element == 0x0010 && length <= 128 {
+    let mut read = 0u64;
+    while read < group_length {
+        let (tag, length, header) = meta_element(walk)?;
+        walk.fits(tag, length)?;
+        if tag == (0x0002, 0x0010) && length <= 128 {
             let mut value = vec![0u8; length as usize];
             walk.reader.read_exact(&mut value)?;
             syntax = String::from_utf8_lossy(&value)
@@ -180,7 +176,22 @@ fn meta_group<R: Read + Seek>(walk: &mut Walk<'_, R>) -> Result<String, Step> {
         } else {
             walk.reader.seek(SeekFrom::Current(i64::from(length)))?;
         }
+        read += header + u64::from(length);
     }
+    Ok(Some(syntax))
+}
+
+/// One explicit VR little endian element header: tag, length, header bytes.
+fn meta_element<R: Read + Seek>(walk: &mut Walk<'_, R>) -> Result<((u16, u16), u32, u64), Step> {
+    let tag = (walk.u16()?, walk.u16()?);
+    let mut vr = [0u8; 2];
+    walk.reader.read_exact(&mut vr)?;
+    Ok(if long_vr(vr) {
+        walk.u16()?;
+        (tag, walk.u32()?, 12)
+    } else {
+        (tag, u32::from(walk.u16()?), 8)
+    })
 }
 
 /// The data set's element headers; sequences and items are walked into (their contents are
