@@ -178,7 +178,8 @@ fn cam_errors_say_each_thing_once() {
     assert_eq!(
         stderr,
         format!(
-            "kneecam: {}: is a folder, expected a .npy file\n",
+            "kneecam: {}: no DICOM series or NIfTI volume here: expected a .npy file, a DICOM \
+             series' (or study's) folder, a DICOM file or a NIfTI volume\n",
             folder.display()
         )
     );

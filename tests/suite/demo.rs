@@ -30,7 +30,7 @@ fn the_demo_generates_its_cohort_once_predicts_and_writes_the_acl_cams() {
         .stdout(predicate::str::contains("generating the demo cohort"))
         .stdout(predicate::str::contains("AUC"))
         .stdout(predicate::str::contains("exam 0002"));
-    let cohort = home.path().join("cache/demo/phantom-v2-seed2026-4");
+    let cohort = home.path().join("cache/demo/phantom-v2g-seed2026-4");
     assert!(cohort.join("phantom.toml").is_file());
     for plane in ["axial", "coronal", "sagittal"] {
         let png = home.path().join(format!("data/demo/exam-0002/{plane}.png"));
@@ -50,7 +50,7 @@ fn demo_cohort(home: &Path) -> std::path::PathBuf {
         .args(["demo", "--cases", "4"])
         .assert()
         .success();
-    home.join("cache/demo/phantom-v2-seed2026-4")
+    home.join("cache/demo/phantom-v2g-seed2026-4")
 }
 
 #[test]

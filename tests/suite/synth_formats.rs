@@ -16,13 +16,39 @@ use predicates::prelude::*;
 
 const SEED: u64 = 31;
 const SPEC: CohortSpec = CohortSpec {
-    cases: 3,
+    cases: 2,
     valid: 1,
     seed: SEED,
 };
 
 fn synth(dir: &Path, spec: &CohortSpec, format: Format) {
     write_cohort_as(dir, spec, format, false, || {}).expect("synth");
+}
+
+/// SPEC's cohort in each format, written once for the tests that only read it (in the build's
+/// temporary folder, kept for the process: a static is never dropped).
+struct Cohorts {
+    _dir: tempfile::TempDir,
+    npy: std::path::PathBuf,
+    dicom: std::path::PathBuf,
+    nifti: std::path::PathBuf,
+}
+
+fn cohorts() -> &'static Cohorts {
+    static COHORTS: std::sync::OnceLock<Cohorts> = std::sync::OnceLock::new();
+    COHORTS.get_or_init(|| {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+        let [npy, dicom, nifti] = ["npy", "dicom", "nifti"].map(|name| dir.path().join(name));
+        synth(&npy, &SPEC, Format::Npy);
+        synth(&dicom, &SPEC, Format::Dicom);
+        synth(&nifti, &SPEC, Format::Nifti);
+        Cohorts {
+            _dir: dir,
+            npy,
+            dicom,
+            nifti,
+        }
+    })
 }
 
 fn split_name(id: u32) -> &'static str {
@@ -48,11 +74,9 @@ fn close(a: [f64; 3], b: [f64; 3], tolerance: f64) -> bool {
 
 #[test]
 fn an_npy_cohorts_exams_have_the_phantoms_geometry() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    synth(dir.path(), &SPEC, Format::Npy);
-    let dataset = Dataset::open(dir.path()).expect("open");
+    let dataset = Dataset::open(&cohorts().npy).expect("open");
     assert!(dataset.problems().is_empty(), "{:?}", dataset.problems());
-    assert_eq!(dataset.exams().len(), 3);
+    assert_eq!(dataset.exams().len(), SPEC.cases as usize);
     for exam in dataset.exams() {
         let plan = ExamPlan::new(SEED, exam.id);
         for plane in Plane::ALL {
@@ -285,11 +309,9 @@ fn check_split_datasets(root: &Path, npy_root: &Path, format: Format) {
 
 #[test]
 fn dicom_and_nifti_studies_hold_the_npy_volumes_where_the_geometry_says() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let [npy, dicom, nifti] = ["npy", "dicom", "nifti"].map(|name| dir.path().join(name));
-    synth(&npy, &SPEC, Format::Npy);
-    synth(&dicom, &SPEC, Format::Dicom);
-    synth(&nifti, &SPEC, Format::Nifti);
+    let Cohorts {
+        npy, dicom, nifti, ..
+    } = cohorts();
     for (root, format) in [(&dicom, Format::Dicom), (&nifti, Format::Nifti)] {
         let (unchanged, all) = check_studies(root, &npy, format);
         eprintln!("{format}: {unchanged} of {all} series span 0–255 (min-max leaves them as is)");

@@ -263,7 +263,9 @@ pub fn single_series(
                 .map(|s| format!("{} '{}'", s.plane, s.description))
                 .collect();
             let mut message = if found.is_empty() {
-                "no usable DICOM series or NIfTI volume here".to_string()
+                "no DICOM series or NIfTI volume here: expected a .npy file, a DICOM series' (or \
+                 study's) folder, a DICOM file or a NIfTI volume"
+                    .to_string()
             } else if !any_plane {
                 format!("no {plane} series: found {}", found.join(", "))
             } else {

@@ -259,7 +259,18 @@ fn header_fields(
             ),
         ));
     }
-    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+    let frames = int(tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    if frames > crate::data::npy::MAX_SLICES as i64 {
+        return Err(error(
+            path,
+            StudyErrorKind::Unsupported,
+            format!(
+                "NumberOfFrames {frames}: more than {} slices in one file",
+                crate::data::npy::MAX_SLICES
+            ),
+        ));
+    }
+    let frames = frames as usize;
     let per_frame = obj
         .get(tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE)
         .and_then(|e| e.items());

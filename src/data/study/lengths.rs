@@ -208,7 +208,8 @@ fn data_set<R: Read + Seek>(walk: &mut Walk<'_, R>, explicit: bool) -> Result<()
             open.pop();
         }
         let tag = (walk.u16()?, walk.u16()?);
-        if tag.0 == 0xFFFE {
+        // Only these three are items and delimiters to dicom-rs; other FFFE tags are elements.
+        if tag.0 == 0xFFFE && matches!(tag.1, 0xE000 | 0xE00D | 0xE0DD) {
             let length = walk.u32()?;
             match tag.1 {
                 0xE000 if length == UNDEFINED => open.push(None),
