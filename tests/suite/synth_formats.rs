@@ -313,9 +313,9 @@ fn dicom_and_nifti_studies_hold_the_npy_volumes_where_the_geometry_says() {
         npy, dicom, nifti, ..
     } = cohorts();
     for (root, format) in [(&dicom, Format::Dicom), (&nifti, Format::Nifti)] {
-        let (unchanged, all) = check_studies(root, &npy, format);
+        let (unchanged, all) = check_studies(root, npy, format);
         eprintln!("{format}: {unchanged} of {all} series span 0–255 (min-max leaves them as is)");
-        check_split_datasets(root, &npy, format);
+        check_split_datasets(root, npy, format);
         let marker = std::fs::read_to_string(root.join("phantom.toml")).expect("marker");
         assert!(
             marker.contains(&format!("format = \"{format}\"")),
