@@ -39,6 +39,15 @@ impl Rng {
     }
 
     /// Uniform integer in [lo, hi] (inclusive).
+    /// 0..n in a Fisher–Yates order.
+    pub fn shuffled(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, self.int(0, i));
+        }
+        order
+    }
+
     pub fn int(&mut self, lo: usize, hi: usize) -> usize {
         lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
     }

@@ -138,7 +138,7 @@ pub fn train(
     };
     let (mut lr, mut best_loss, mut since_better) = (config.lr, f64::INFINITY, 0usize);
     for epoch in 1..=config.epochs {
-        let order = shuffled(train_set.len(), &mut rng);
+        let order = rng.shuffled(train_set.len());
         let mut loss_sum = 0.0;
         for (step, &i) in order.iter().enumerate() {
             if stop.load(Ordering::SeqCst) {
@@ -190,14 +190,6 @@ pub fn train(
         }
     }
     Ok(report)
-}
-
-fn shuffled(n: usize, rng: &mut Rng) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        order.swap(i, rng.int(0, i));
-    }
-    order
 }
 
 fn load_input(sample: &Sample, device: Device) -> Result<Tensor, TrainError> {

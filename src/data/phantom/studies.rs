@@ -113,7 +113,7 @@ pub(super) fn write_exam(
 /// The series numbers of the three planes (by [`Plane::index`]): 1 to 3 in a seeded order, so
 /// that a reader cannot take the plane from the number.
 fn series_numbers(seed: u64, id: u32) -> [u32; 3] {
-    let order = shuffled(&mut Rng::derive(seed, &[u64::from(id), 0x5345_5200]), 3);
+    let order = Rng::derive(seed, &[u64::from(id), 0x5345_5200]).shuffled(3);
     [0, 1, 2].map(|i| order[i] as u32 + 1)
 }
 
@@ -121,19 +121,10 @@ fn series_numbers(seed: u64, id: u32) -> [u32; 3] {
 /// file names do not follow the slice order, and readers must sort by position.
 fn file_numbers(seed: u64, id: u32, plane: Plane, slices: usize) -> Vec<u32> {
     let mut rng = Rng::derive(seed, &[u64::from(id), 0x494d_0000 + plane.index() as u64]);
-    shuffled(&mut rng, slices)
+    rng.shuffled(slices)
         .into_iter()
         .map(|k| k as u32 + 1)
         .collect()
-}
-
-/// 0..n in a Fisher–Yates order.
-fn shuffled(rng: &mut Rng, n: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        order.swap(i, rng.int(0, i));
-    }
-    order
 }
 
 /// `{split}/{task}.csv`: an `exam,label` header, then one `NNNN,0|1` row per exam of the split.

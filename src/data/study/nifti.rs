@@ -12,6 +12,9 @@ use sha2::{Digest, Sha256};
 use super::{StudyError, StudyErrorKind, Values};
 use crate::data::geometry::{cross, dot, Point, VolumeGeometry};
 
+/// A NIfTI-1 header's size, in bytes.
+const HEADER_BYTES: u64 = 348;
+
 /// What a series needs from a NIfTI header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NiftiInfo {
@@ -341,23 +344,25 @@ pub fn read_slices(
     original: &VolumeGeometry,
     hash: bool,
 ) -> Result<(Values, Option<Sha256>), StudyError> {
-    let info = nifti_header(path)?;
+    // One read of the file: its sha256, its header and its voxels all come from these bytes.
+    let bytes = std::fs::read(path)
+        .map_err(|e| StudyError::new(path, StudyErrorKind::Io, format!("cannot read: {e}")))?;
+    let digest = hash.then(|| Sha256::new().chain_update(&bytes));
+    let mut reader: Box<dyn Read + '_> = if is_gz(path) {
+        Box::new(GzDecoder::new(&bytes[..]))
+    } else {
+        Box::new(&bytes[..])
+    };
+    let header = NiftiHeader::from_reader(&mut reader)
+        .map_err(|e| bad(path, format!("not a NIfTI-1 file: {e}")))?;
+    let info = check_header(path, &header)?;
     if info.geometry.slices() != original.slices() {
         return Err(bad(path, "the file changed since the dataset was opened"));
     }
     let io = |e: std::io::Error| bad(path, format!("cannot read the voxels: {e}"));
-    let digest = if hash {
-        let mut digest = Sha256::new();
-        let bytes = std::fs::read(path)
-            .map_err(|e| StudyError::new(path, StudyErrorKind::Io, format!("cannot read: {e}")))?;
-        digest.update(&bytes);
-        Some(digest)
-    } else {
-        None
-    };
-    let mut reader = open(path)?;
+    // The header took its 348 bytes; the voxels start at vox_offset.
     std::io::copy(
-        &mut (&mut reader).take(info.vox_offset),
+        &mut (&mut reader).take(info.vox_offset - HEADER_BYTES),
         &mut std::io::sink(),
     )
     .map_err(io)?;
