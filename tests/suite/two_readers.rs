@@ -29,6 +29,13 @@ fn explorer_script(home: &Path, data: &Path, db: &Path, reader: &str) -> String 
     )
 }
 
+/// How many verdicts the database holds from `reader` (0 while it cannot be read).
+fn stored_by(db: &Path, reader: &str) -> usize {
+    SqliteStore::open_read_only(db)
+        .and_then(|store| store.verdicts(&Query::default()))
+        .map_or(0, |all| all.iter().filter(|v| v.reader == reader).count())
+}
+
 #[test]
 fn two_readers_in_two_explorers_write_to_one_database_at_once_and_lose_nothing() {
     if !have_tmux() {
@@ -94,6 +101,7 @@ fn two_readers_in_two_explorers_write_to_one_database_at_once_and_lose_nothing()
                 screen.contains("reviewed 6/8")
                     && !screen.contains("storing")
                     && !screen.contains("not stored")
+                    && stored_by(&db, reader) == 6
             },
         );
         tmux.keys(reader, "q");
@@ -167,7 +175,9 @@ fn two_readers_in_two_explorers_write_to_one_database_at_once_and_lose_nothing()
         || context("ann"),
         || {
             let screen = tmux.screen("ann");
-            screen.contains("reviewed 7/8") && !screen.contains("storing")
+            screen.contains("reviewed 7/8")
+                && !screen.contains("storing")
+                && stored_by(&db, "ann") == 7
         },
     );
     tmux.keys("ann", "q");

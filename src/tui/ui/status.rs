@@ -62,6 +62,14 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         ));
         spans.push(separator());
     }
+    // So do writes still on their way: they must not be cut off at the line's end.
+    if let (pending @ 1.., None) = app.pending_writes() {
+        spans.push(Span::styled(
+            format!("storing {pending}"),
+            Style::default().fg(Color::Cyan),
+        ));
+        spans.push(separator());
+    }
     spans.extend([
         Span::raw(app.info().device.clone()),
         separator(),
@@ -124,18 +132,12 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-/// The reader, the writes not stored yet and why, the note on the current exam.
+/// The reader and the note on the current exam.
 fn reviews(app: &App) -> Vec<Span<'static>> {
     let Some(reader) = app.reader() else {
         return Vec::new();
     };
     let mut spans = vec![Span::raw(format!("reader {reader}"))];
-    if let (pending @ 1.., None) = app.pending_writes() {
-        spans.push(Span::styled(
-            format!("storing {pending}"),
-            Style::default().fg(Color::Cyan),
-        ));
-    }
     if let Some(note) = app.current_note() {
         let note: String = note
             .chars()
