@@ -10,9 +10,11 @@ use crate::model::network::{self, GapNetwork};
 
 pub mod colormap;
 pub mod evaluation;
+pub mod floor;
 pub mod localization;
 pub mod methods;
 pub mod png;
+pub mod report;
 pub mod store;
 
 /// How the evidence for a class is turned into a map.

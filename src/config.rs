@@ -196,7 +196,7 @@ impl Config {
                     normalization: Normalization::Exam,
                     colormap: Colormap::Jet,
                     opacity: 0.5,
-                    heat_floor: 0,
+                    heat_floor: 0.0,
                     overlay: true,
                     raw_beside: false,
                     three_plane: false,
@@ -266,10 +266,12 @@ impl Config {
         display.colormap = layer.colormap.unwrap_or(display.colormap);
         set_unit(&mut display.opacity, layer.opacity, "view.opacity", bad)?;
         set_unit(&mut view.threshold, layer.threshold, "view.threshold", bad)?;
-        if let Some(floor) = layer.heat_floor {
-            display.heat_floor = in_range(floor, 0, 255)
-                .ok_or_else(|| bad("view.heat_floor", expected("0 to 255", floor)))?;
-        }
+        set_unit(
+            &mut display.heat_floor,
+            layer.heat_floor,
+            "view.heat_floor",
+            bad,
+        )?;
         display.overlay = layer.overlay.unwrap_or(display.overlay);
         display.raw_beside = layer.raw_beside.unwrap_or(display.raw_beside);
         display.three_plane = layer.three_plane.unwrap_or(display.three_plane);
@@ -377,6 +379,15 @@ mod tests {
 
         let err = with_user("[view]\nopacity = 3.0\n").expect_err("range");
         assert!(err.to_string().contains("view.opacity"), "{err}");
+
+        // The heat floor is a share (0–1) of the positive range: 40 (an old 0–255 value) is
+        // refused by its key; an integer 0 or 1 is a share.
+        let err = with_user("[view]\nheat_floor = 40\n").expect_err("range");
+        assert!(err.to_string().contains("view.heat_floor"), "{err}");
+        let floor = |text: &str| with_user(text).expect("valid").view.display.heat_floor;
+        assert_eq!(floor("[view]\nheat_floor = 0.3\n"), 0.3);
+        assert_eq!(floor("[view]\nheat_floor = 0\n"), 0.0);
+        assert_eq!(Config::defaults().view.display.heat_floor, 0.2);
 
         let err = with_user("[view]\nmethod = \"lime\"\n").expect_err("method");
         assert!(err.to_string().contains("view.method"), "{err}");

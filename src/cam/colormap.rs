@@ -152,9 +152,10 @@ pub fn blend_reference(slice: u8, heat: [u8; 3]) -> [u8; 3] {
     })
 }
 
-/// An opacity blend for the explorer: values below `threshold` leave the slice untouched.
-pub fn blend(slice: u8, value: u8, colormap: Colormap, opacity: f32, threshold: u8) -> [u8; 3] {
-    if value < threshold {
+/// An opacity blend for the explorer: values below `threshold` (see [`super::floor`]) leave
+/// the slice untouched.
+pub fn blend(slice: u8, value: u8, colormap: Colormap, opacity: f32, threshold: u16) -> [u8; 3] {
+    if u16::from(value) < threshold {
         return [slice; 3];
     }
     colormap.rgb(value).map(|h| {

@@ -86,6 +86,7 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
             &folders,
             &store,
             &args.review,
+            Default::default(),
         )?;
         return Ok(ExitCode::SUCCESS);
     }

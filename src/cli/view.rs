@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use std::sync::Arc;
 
+use crate::cam::report::EvalResults;
 use crate::cam::store::{Precision, Store};
 use crate::cli::bad_input;
 use crate::config::Config;
@@ -34,6 +35,10 @@ pub struct ViewArgs {
     /// The CAM store to read first and fill [default: cams/ in the cache folder].
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// An eval-cam report (`kneecam eval-cam --out`) of this dataset and these models: with the
+    /// ground truth shown (`M`), the shown exam's pointing-game and slice-hit results.
+    #[arg(long)]
+    pub eval_report: Option<PathBuf>,
     #[command(flatten)]
     pub review: ReviewArgs,
 }
@@ -46,6 +51,10 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let dataset = super::open::dataset_for(&args.data, &manifest, &args.models, Some(&config))?;
     let store = args.cache.clone().unwrap_or_else(|| folders.cam_store());
     super::outside_inputs("--cache", &store, Some(&args.data), Some(&args.models))?;
+    let eval = match &args.eval_report {
+        Some(path) => EvalResults::read(path).map_err(bad_input)?,
+        None => EvalResults::default(),
+    };
     explore(
         &dataset,
         &args.models,
@@ -55,6 +64,7 @@ pub fn run(args: ViewArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
         &folders,
         &store,
         &args.review,
+        eval,
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -71,6 +81,7 @@ pub fn explore(
     folders: &Folders,
     store: &Path,
     review: &ReviewArgs,
+    eval: EvalResults,
 ) -> anyhow::Result<()> {
     let exports = export_folder(&config, folders);
     let flag = "the export folder ([view] export_folder)";
@@ -82,6 +93,7 @@ pub fn explore(
     }
     let mut session = session(dataset, dir, manifest, device, config, folders, Some(store));
     session.reviews = Some(reviews);
+    session.info.eval = eval;
     crate::tui::run(session)
 }
 

@@ -23,6 +23,8 @@ pub enum Action {
     OpacityUp,
     OpacityDown,
     NextColormap,
+    NextHeatFloor,
+    GroundTruth,
     ThresholdDown,
     ThresholdUp,
     NextFilter,
@@ -52,7 +54,7 @@ pub enum Action {
 
 impl Action {
     /// Every action with its config name and its line in the help overlay, in help order.
-    pub const ALL: [(Action, &'static str, &'static str); 44] = [
+    pub const ALL: [(Action, &'static str, &'static str); 46] = [
         (Action::NextPatient, "next_patient", "next patient"),
         (Action::PrevPatient, "prev_patient", "previous patient"),
         (Action::NextSlice, "next_slice", "next slice"),
@@ -102,6 +104,16 @@ impl Action {
             Action::NextColormap,
             "next_colormap",
             "colormap (jet, turbo, inferno, gray)",
+        ),
+        (
+            Action::NextHeatFloor,
+            "next_heat_floor",
+            "heat floor: 0, 0.2, 0.4 of the positive range",
+        ),
+        (
+            Action::GroundTruth,
+            "ground_truth",
+            "outline the lesion (ground-truth masks)",
         ),
         (Action::ThresholdDown, "threshold_down", "threshold − 0.05"),
         (Action::ThresholdUp, "threshold_up", "threshold + 0.05"),

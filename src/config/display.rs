@@ -9,7 +9,9 @@ pub struct Display {
     pub normalization: Normalization,
     pub colormap: Colormap,
     pub opacity: f32,
-    pub heat_floor: u8,
+    /// The share (0–1) of the map's positive range, above its zero, below which the overlay is
+    /// transparent (0: every value coloured).
+    pub heat_floor: f32,
     pub overlay: bool,
     pub raw_beside: bool,
     pub three_plane: bool,

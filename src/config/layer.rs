@@ -33,7 +33,7 @@ pub(super) struct ViewLayer {
     pub normalization: Option<Normalization>,
     pub colormap: Option<Colormap>,
     pub opacity: Option<f64>,
-    pub heat_floor: Option<i64>,
+    pub heat_floor: Option<f64>,
     pub overlay: Option<bool>,
     pub raw_beside: Option<bool>,
     pub three_plane: Option<bool>,

@@ -25,6 +25,7 @@ mod requests;
 mod review;
 mod series;
 mod slices;
+mod truth;
 
 pub use cursor::{Cursor, CursorView, CURSOR_STEP};
 pub use list::{verdict_mark, Case, Confusion, Filter, Search, Sort};
@@ -32,6 +33,7 @@ pub use message::{Effect, Msg};
 pub use requests::{CamKey, InFlight};
 pub use review::{Mark, NoteEditor, ReviewStart};
 pub use series::{Series, SeriesError, SeriesInfo, SeriesRef, Volume};
+pub use truth::{is_lesion, GroundTruth, TruthView};
 
 pub use crate::config::Display;
 
@@ -46,6 +48,8 @@ pub struct Info {
     pub protocol_note: Option<String>,
     /// How images fill cells, so that a click maps to the pixel drawn there.
     pub raster: crate::tui::images::Raster,
+    /// eval-cam's per-exam results (`view --eval-report`), shown with the ground truth.
+    pub eval: crate::cam::report::EvalResults,
 }
 
 /// What the models folder says about each task and plane.
@@ -87,6 +91,8 @@ pub struct App {
     /// The series shown per (case, plane) where it is not the dataset's choice (index 0).
     series_shown: HashMap<(usize, Plane), usize>,
     display: Display,
+    /// Lesion outlines from the ground-truth masks (`M`).
+    truth_shown: bool,
     threshold: f32,
     filter: Filter,
     sort: Sort,
@@ -140,6 +146,7 @@ impl App {
             cursor: None,
             series_shown: HashMap::new(),
             display: view.display,
+            truth_shown: false,
             threshold: view.threshold,
             filter: Filter::All,
             sort: Sort::Id,

@@ -16,11 +16,15 @@ use ratatui_image::protocol::Protocol;
 use ratatui_image::Resize;
 
 use crate::cam::colormap::{blend, Colormap};
-use crate::cam::Explanation;
+use crate::cam::{floor, Explanation};
 use crate::data::Plane;
 
-use super::app::{App, CamKey, SeriesRef, Volume};
+use super::app::{App, CamKey, GroundTruth, SeriesRef, Volume};
 use super::cache::Lru;
+use crate::data::Task;
+
+mod outline;
+pub use outline::OUTLINE;
 
 /// The overlay part of an image's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +32,8 @@ pub struct OverlayKey {
     pub cam: CamKey,
     pub colormap: Colormap,
     pub opacity_percent: u8,
-    pub heat_floor: u8,
+    /// The heat floor in percent (see [`crate::cam::floor`]).
+    pub heat_floor_percent: u8,
 }
 
 /// Everything that decides an encoded image's pixels.
@@ -46,6 +51,8 @@ pub struct ImageKey {
     pub raw_beside: bool,
     /// The linked cursor's pixel (row, column) on this slice, marked with a cross-hair.
     pub mark: Option<(u16, u16)>,
+    /// The task whose ground-truth lesion is outlined (`M`, where the series has a mask).
+    pub outline: Option<Task>,
 }
 
 impl ImageKey {
@@ -122,6 +129,8 @@ pub struct ImageJob {
     pub key: ImageKey,
     pub volume: Volume,
     pub explanation: Option<Arc<Explanation>>,
+    /// The series' lesion mask, when the key outlines it.
+    pub truth: Option<Arc<GroundTruth>>,
     pub generation: u64,
 }
 
@@ -192,8 +201,9 @@ pub fn wanted_key(app: &App, plane: Plane, area: Rect) -> Option<ImageKey> {
         cam,
         colormap: display.colormap,
         opacity_percent: (display.opacity * 100.0).round() as u8,
-        heat_floor: display.heat_floor,
+        heat_floor_percent: (display.heat_floor * 100.0).round() as u8,
     });
+    let outline = (app.truth_shown() && app.truth(case, plane).is_some()).then_some(app.task());
     Some(ImageKey {
         case,
         plane,
@@ -204,6 +214,7 @@ pub fn wanted_key(app: &App, plane: Plane, area: Rect) -> Option<ImageKey> {
         overlay,
         raw_beside: display.raw_beside,
         mark: app.cursor_pixel(plane),
+        outline,
     })
 }
 
@@ -213,10 +224,14 @@ pub fn job_for(app: &App, key: ImageKey, generation: u64) -> Option<ImageJob> {
     let explanation = key
         .overlay
         .and_then(|overlay| app.cams().peek(&overlay.cam).cloned());
+    let truth = key
+        .outline
+        .and_then(|_| app.truth(key.case, key.plane).cloned());
     Some(ImageJob {
         key,
         volume,
         explanation,
+        truth,
         generation,
     })
 }
@@ -227,21 +242,32 @@ pub fn compose(job: &ImageJob) -> RgbImage {
     let slice = job.key.slice;
     let panels = if job.key.raw_beside { 2 } else { 1 };
     let mut canvas = RgbImage::new((panels * w) as u32, h as u32);
-    let overlay = job.key.overlay.zip(job.explanation.as_ref());
+    let overlay = job
+        .key
+        .overlay
+        .zip(job.explanation.as_ref())
+        .filter(|(_, explanation)| explanation.maps.dim() == job.volume.dim());
+    let threshold = overlay.map_or(0, |(settings, explanation)| {
+        let zero = floor::zero_level(
+            &explanation.raw,
+            slice,
+            settings.cam.method,
+            settings.cam.normalization,
+        );
+        floor::threshold(zero, f32::from(settings.heat_floor_percent) / 100.0)
+    });
     for r in 0..h {
         for c in 0..w {
             let gray = job.volume[[slice, r, c]];
             let pixel = match overlay {
-                Some((settings, explanation)) if explanation.maps.dim() == job.volume.dim() => {
-                    blend(
-                        gray,
-                        explanation.maps[[slice, r, c]],
-                        settings.colormap,
-                        f32::from(settings.opacity_percent) / 100.0,
-                        settings.heat_floor,
-                    )
-                }
-                _ => [gray; 3],
+                Some((settings, explanation)) => blend(
+                    gray,
+                    explanation.maps[[slice, r, c]],
+                    settings.colormap,
+                    f32::from(settings.opacity_percent) / 100.0,
+                    threshold,
+                ),
+                None => [gray; 3],
             };
             let x = if panels == 2 { w + c } else { c };
             canvas.put_pixel(x as u32, r as u32, Rgb(pixel));
@@ -290,8 +316,8 @@ pub fn encode(picker: &Picker, job: &ImageJob) -> Result<Protocol, String> {
     }
 }
 
-/// The composed slice scaled to `width` × `height` pixels (smooth filter), with the cursor's
-/// cross-hair drawn at its pixel in each panel.
+/// The composed slice scaled to `width` × `height` pixels (smooth filter), with the lesion's
+/// outline and the cursor's cross-hair drawn in each panel.
 pub fn render(job: &ImageJob, width: u32, height: u32) -> RgbImage {
     let composed = compose(job);
     let (width, height) = (width.max(1), height.max(1));
@@ -300,9 +326,12 @@ pub fn render(job: &ImageJob, width: u32, height: u32) -> RgbImage {
     } else {
         imageops::resize(&composed, width, height, imageops::FilterType::Triangle)
     };
+    let panels = if job.key.raw_beside { 2 } else { 1 };
+    if let (Some(task), Some(truth)) = (job.key.outline, &job.truth) {
+        outline::draw(&mut resized, &truth.mask, job.key.slice, task, panels);
+    }
     if let Some(pixel) = job.key.mark {
         let (_, h, w) = job.volume.dim();
-        let panels = if job.key.raw_beside { 2 } else { 1 };
         mark(&mut resized, pixel, (h, w), panels);
     }
     resized
@@ -502,13 +531,15 @@ mod tests {
                     cam,
                     colormap: Colormap::Jet,
                     opacity_percent: 100,
-                    heat_floor: 0,
+                    heat_floor_percent: 0,
                 }),
                 raw_beside,
                 mark: None,
+                outline: None,
             },
             volume,
             explanation: Some(Arc::new(explanation)),
+            truth: None,
             generation: 1,
         }
     }

@@ -92,8 +92,9 @@ fn next_job(shared: &(Mutex<Queue>, Condvar)) -> Option<SeriesJob> {
     }
 }
 
-/// Reads the volume, and where it lies (a geometry file is read here too, never on the UI
-/// thread); a geometry that cannot be read leaves the series without one, and says why.
+/// Reads the volume, where it lies and its lesion mask (geometry and mask files are read here
+/// too, never on the UI thread); one that cannot be read leaves the series without it, and
+/// says why.
 fn read(exam: Option<&Exam>, plane: Plane, hash: bool) -> Result<Series, SeriesError> {
     let exam = exam
         .filter(|exam| exam.path(plane).is_some())
@@ -109,9 +110,12 @@ fn read(exam: Option<&Exam>, plane: Plane, hash: bool) -> Result<Series, SeriesE
         tracing::warn!("{} {plane}: {err}", exam.name());
         err.to_string()
     });
-    Ok(Series::with_geometry(
-        Arc::new(volume.data),
-        sha256,
-        geometry,
-    ))
+    let mask = exam.load_mask(plane).map_err(|err| {
+        tracing::warn!("{} {plane} mask: {err}", exam.name());
+        err.to_string()
+    });
+    Ok(
+        Series::with_geometry(Arc::new(volume.data), sha256, geometry)
+            .with_truth(mask.map(|found| found.map(|mask| mask.data))),
+    )
 }

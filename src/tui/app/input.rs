@@ -4,6 +4,7 @@ use crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
 use ratatui::layout::Rect;
 
 use crate::cam::colormap::Colormap;
+use crate::cam::floor;
 use crate::cam::{Method, Normalization};
 use crate::data::{Plane, Task};
 use crate::tui::action::Action;
@@ -105,6 +106,11 @@ impl App {
             Action::NextColormap => {
                 self.display.colormap = next_of(&Colormap::ALL, self.display.colormap)
             }
+            Action::NextHeatFloor => {
+                self.display.heat_floor = floor::next_preset(self.display.heat_floor);
+                self.message = Some(format!("heat floor {:.1}", self.display.heat_floor));
+            }
+            Action::GroundTruth => self.toggle_truth(),
             Action::ThresholdDown => self.set_threshold(step(self.threshold, -0.05)),
             Action::ThresholdUp => self.set_threshold(step(self.threshold, 0.05)),
             Action::NextFilter => {

@@ -34,6 +34,10 @@ pub struct Series {
     pub geometry: Option<Arc<VolumeGeometry>>,
     /// Why a geometry the exam has cannot be used (unreadable, or not the volume's shape).
     pub geometry_problem: Option<String>,
+    /// The series' lesion mask, where the dataset has one.
+    pub truth: Option<Arc<super::GroundTruth>>,
+    /// Why a mask the exam has cannot be used (unreadable, or not the volume's shape).
+    pub truth_problem: Option<String>,
 }
 
 impl Series {
@@ -44,6 +48,8 @@ impl Series {
             sha256,
             geometry: None,
             geometry_problem: None,
+            truth: None,
+            truth_problem: None,
         }
     }
 
@@ -67,7 +73,30 @@ impl Series {
             sha256,
             geometry,
             geometry_problem,
+            truth: None,
+            truth_problem: None,
         }
+    }
+
+    /// The series with what the exam says of its lesion mask: kept when it has the volume's
+    /// shape; else the problem is kept instead.
+    pub fn with_truth(mut self, mask: Result<Option<ndarray::Array3<u8>>, String>) -> Series {
+        let dim = self.volume.dim();
+        match mask {
+            Ok(None) => {}
+            Ok(Some(mask)) if mask.dim() == dim => {
+                self.truth = Some(Arc::new(super::GroundTruth::new(mask)));
+            }
+            Ok(Some(mask)) => {
+                let (s, r, c) = mask.dim();
+                self.truth_problem = Some(format!(
+                    "its mask has {s} slices of {r}×{c}, the volume {} of {}×{}",
+                    dim.0, dim.1, dim.2
+                ));
+            }
+            Err(problem) => self.truth_problem = Some(problem),
+        }
+        self
     }
 }
 

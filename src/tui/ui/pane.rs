@@ -35,7 +35,7 @@ pub fn draw(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout, sh
         let strip = Strip {
             scores: &scores,
             current: app.slice(plane),
-            exact: app.contributions(plane).is_some(),
+            lesions: app.lesion_slices(plane),
         };
         frame.render_widget(strip, pane.strip);
     }
@@ -172,13 +172,16 @@ fn caption(app: &App, pane: &PaneLayout) -> Line<'static> {
     Line::from(spans)
 }
 
-/// One bar per slice: positive contributions up (red), negative down (blue), the current
-/// slice marked below. With more slices than columns, each column shows its largest score.
+/// One bar per slice across the full width: positive contributions up (red), negative down
+/// (blue), scaled to the largest; below them the current slice (▲), the slices that hold the
+/// lesion when the ground truth is known (•, the outline's green), and the first and last
+/// slice numbers at the ends. Each slice gets at least one cell while the width allows; with
+/// more slices than cells, each cell shows its slices' largest score.
 pub struct Strip<'a> {
     pub scores: &'a [f32],
     pub current: usize,
-    /// The scores are `contrib`'s exact contributions (else another method's slice means).
-    pub exact: bool,
+    /// Per slice: whether it holds the task's lesion (the series' mask), if known.
+    pub lesions: Option<&'a [bool]>,
 }
 
 const EIGHTHS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -189,41 +192,55 @@ impl Widget for Strip<'_> {
             return;
         }
         let slices = self.scores.len();
-        let columns = usize::from(area.width).min(slices * 3).max(1);
+        let last = slices.to_string();
+        // " 1 " on the left, " S " on the right (side by side, two panes' numbers stay apart),
+        // where the bars keep a cell per slice.
+        let margins = if usize::from(area.width) >= slices + last.len() + 5 {
+            (3, last.len() as u16 + 2)
+        } else {
+            (0, 0)
+        };
+        let columns = usize::from(area.width - margins.0 - margins.1).max(1);
         let scale = self
             .scores
             .iter()
             .fold(0f32, |m, s| m.max(s.abs()))
             .max(1e-12);
-        let slice_at = |column: usize| (column * slices / columns).min(slices - 1);
+        let marks = area.y + 2;
         for column in 0..columns {
-            let first = slice_at(column);
-            let last = (((column + 1) * slices).div_ceil(columns)).clamp(first + 1, slices);
-            let score = self.scores[first..last]
+            let first = (column * slices / columns).min(slices - 1);
+            let end = ((column + 1) * slices / columns).clamp(first + 1, slices);
+            let score = self.scores[first..end]
                 .iter()
                 .copied()
                 .fold(0f32, |best, s| if s.abs() > best.abs() { s } else { best });
             let level = ((score.abs() / scale) * 8.0).round() as usize;
-            let x = area.x + column as u16;
+            let x = area.x + margins.0 + column as u16;
             let (row, colour) = if score >= 0.0 {
                 (area.y, Color::Red)
             } else {
                 (area.y + 1, Color::Blue)
             };
             buf[(x, row)].set_char(EIGHTHS[level.min(8)]).set_fg(colour);
-            if (first..last).contains(&self.current) {
-                buf[(x, area.y + 2)].set_char('▲').set_fg(Color::Yellow);
+            let lesion = self
+                .lesions
+                .is_some_and(|lesions| lesions.get(first..end).is_some_and(|l| l.contains(&true)));
+            if (first..end).contains(&self.current) {
+                let colour = if lesion {
+                    Color::LightGreen
+                } else {
+                    Color::Yellow
+                };
+                buf[(x, marks)].set_char('▲').set_fg(colour);
+            } else if lesion {
+                buf[(x, marks)].set_char('•').set_fg(Color::LightGreen);
             }
         }
-        let label = if self.exact { "contrib" } else { "scores" };
-        let x = area.x + (columns as u16).min(area.width);
-        if x + (label.len() as u16) < area.x + area.width {
-            buf.set_string(
-                x + 1,
-                area.y + 2,
-                label,
-                Style::default().fg(Color::DarkGray),
-            );
+        if margins.0 > 0 {
+            let numbers = Style::default().fg(Color::DarkGray);
+            buf.set_string(area.x + 1, marks, "1", numbers);
+            let right = area.x + area.width - 1 - last.len() as u16;
+            buf.set_string(right, marks, &last, numbers);
         }
     }
 }
@@ -241,12 +258,46 @@ mod tests {
         Strip {
             scores: &[1.0, -0.5, 0.0, 0.25],
             current: 1,
-            exact: true,
+            lesions: None,
         }
         .render(area, &mut buf);
         let row = |y: u16| -> String { (0..12).map(|x| buf[(x, y)].symbol()).collect() };
-        assert_eq!(row(0), "███      ▂▂▂");
-        assert_eq!(row(1), "   ▄▄▄      ");
-        assert_eq!(row(2), "   ▲▲▲      ");
+        // " 1 " and " 4 " at the ends; 6 cells for 4 slices, at least one each.
+        assert_eq!(row(0), "   ██   ▂   ");
+        assert_eq!(row(1), "     ▄      ");
+        assert_eq!(row(2), " 1   ▲    4 ");
+    }
+
+    #[test]
+    fn strip_marks_the_lesion_slices_and_uses_the_whole_width() {
+        let area = Rect::new(0, 0, 40, 3);
+        let mut buf = Buffer::empty(area);
+        let scores: Vec<f32> = (0..30).map(|s| s as f32 / 30.0).collect();
+        let lesions: Vec<bool> = (0..30).map(|s| (10..13).contains(&s)).collect();
+        Strip {
+            scores: &scores,
+            current: 11,
+            lesions: Some(&lesions),
+        }
+        .render(area, &mut buf);
+        let row = |y: u16| -> String { (0..40).map(|x| buf[(x, y)].symbol()).collect() };
+        // 40 − " 1 " − " 30 " = 33 cells for 30 slices: every slice has a cell, the last bar
+        // ends where the number's margin starts.
+        assert!(row(2).starts_with(" 1 "), "{}", row(2));
+        assert!(row(2).ends_with(" 30 "), "{}", row(2));
+        assert_eq!(
+            buf[(35, 0)].symbol(),
+            "█",
+            "the largest bar is the last cell"
+        );
+        let marks: String = row(2).chars().filter(|c| *c == '•' || *c == '▲').collect();
+        assert!(marks.contains('▲') && marks.contains('•'), "{}", row(2));
+        let lesion_cells = (0..40)
+            .filter(|&x| buf[(x, 2)].fg == Color::LightGreen)
+            .count();
+        assert!(
+            (3..=6).contains(&lesion_cells),
+            "three slices' cells: {lesion_cells}"
+        );
     }
 }

@@ -6,7 +6,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
-use crate::tui::app::App;
+use crate::data::Task;
+use crate::tui::app::{App, TruthView};
 
 const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 
@@ -42,10 +43,15 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
     let separator = || Span::styled(" │ ", Style::default().fg(Color::DarkGray));
     let display = &app.display();
     let overlay = if display.overlay {
+        let floor = if display.heat_floor > 0.0 {
+            format!(" ≥{:.1}", display.heat_floor)
+        } else {
+            String::new()
+        };
         format!(
-            "{} {:.0}%",
+            "{} {:.0}%{floor}",
             display.colormap.name(),
-            display.opacity * 100.0
+            display.opacity * 100.0,
         )
     } else {
         "overlay off".into()
@@ -83,6 +89,9 @@ pub fn draw(frame: &mut Frame, app: &App, area: Rect) {
         separator(),
         Span::raw(overlay),
     ]);
+    if let Some(view) = app.truth_view() {
+        spans.extend([separator(), truth(app, view)]);
+    }
     if let Some(cursor) = app.cursor() {
         let [x, y, z] = cursor.point;
         spans.extend([
@@ -149,6 +158,38 @@ fn reviews(app: &App) -> Vec<Span<'static>> {
         ));
     }
     spans
+}
+
+/// `M`'s line: how many of the plane's slices hold the task's lesion, and eval-cam's result
+/// for this exam when a report was given.
+fn truth(app: &App, view: TruthView) -> Span<'static> {
+    let lesion = match app.task() {
+        Task::Acl => "ACL tear",
+        Task::Meniscus => "meniscal tear",
+        Task::Abnormal => "lesion",
+    };
+    let text = match view {
+        TruthView::Counted { slices, of, eval } => {
+            let mut text = format!("{lesion} on {slices}/{of} slices");
+            if let Some(eval) = eval {
+                let said = |hit: Option<bool>| match hit {
+                    Some(true) => "✓",
+                    Some(false) => "✗",
+                    None => "–",
+                };
+                text.push_str(&format!(
+                    " · eval-cam {}: pointing {} slice hit {}",
+                    app.display().method.name(),
+                    said(eval.pointing),
+                    said(eval.slice_hit)
+                ));
+            }
+            text
+        }
+        TruthView::Waiting => "ground truth: reading…".into(),
+        TruthView::Missing(_) => "no ground-truth mask".into(),
+    };
+    Span::styled(text, Style::default().fg(Color::LightGreen))
 }
 
 fn worker(app: &App) -> Span<'static> {
