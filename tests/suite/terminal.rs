@@ -234,14 +234,20 @@ impl Run {
         .to_string()
     }
 
-    /// Runs term-shot: start, next patient, next slice, shot `on`, overlay off, shot `off`, quit.
+    /// Runs term-shot: start, two patients on (exam 0002, ACL-positive: under the default heat
+    /// floor an exam without evidence shows grey anatomy), next slice, back to the top slice,
+    /// shot `on`, overlay off, shot `off`, quit.
     fn term_shot(&self, command: &[&str]) -> ShotRun {
         let steps = [
             format!("settle:{START_S}"),
             "shot:start".to_string(),
             "key:j".to_string(),
             format!("settle:{PATIENT_S}"),
+            "key:j".to_string(),
+            format!("settle:{PATIENT_S}"),
             "key:l".to_string(),
+            format!("settle:{SLICE_S}"),
+            "key:g".to_string(),
             format!("settle:{SLICE_S}"),
             "shot:on".to_string(),
             "key:o".to_string(),
