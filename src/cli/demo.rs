@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 
 use anyhow::Context;
 
+use crate::cam::report::EvalResults;
 use crate::cam::{self, CamSpec, Method, Normalization, Placement};
 use crate::cli::{bad_input, models};
 use crate::config::Config;
@@ -44,6 +45,9 @@ pub struct DemoArgs {
     /// A config file for the explorer (over the defaults and your config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// An eval-cam report of the demo cohort and models (as `view --eval-report`).
+    #[arg(long)]
+    pub eval_report: Option<PathBuf>,
     #[command(flatten)]
     pub review: super::view::ReviewArgs,
 }
@@ -76,6 +80,10 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let dataset = Dataset::open(&cohort).map_err(bad_input)?;
     if !args.print && std::io::stdout().is_terminal() {
         let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
+        let eval = match &args.eval_report {
+            Some(path) => EvalResults::read(path).map_err(bad_input)?,
+            None => EvalResults::default(),
+        };
         let store = folders.cam_store();
         super::view::explore(
             &dataset,
@@ -86,7 +94,7 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
             &folders,
             &store,
             &args.review,
-            Default::default(),
+            eval,
         )?;
         return Ok(ExitCode::SUCCESS);
     }
