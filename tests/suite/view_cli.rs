@@ -98,4 +98,18 @@ fn without_a_terminal_the_explorer_says_so() {
         .assert()
         .failure()
         .stderr(contains("needs a terminal"));
+    // A report that is not eval-cam's is refused before the terminal is looked at, by name.
+    let report = home.path().join("report.json");
+    std::fs::write(&report, "{\"rows\": [{\"task\": \"knee\"}]}").expect("written");
+    Command::cargo_bin("kneecam")
+        .expect("the binary")
+        .env("KNEECAM_CONFIG_DIR", home.path().join("config"))
+        .env("KNEECAM_DATA_DIR", home.path().join("data"))
+        .args(["view", "--models", "models/demo", "--data"])
+        .arg(&data)
+        .arg("--eval-report")
+        .arg(&report)
+        .assert()
+        .code(2)
+        .stderr(contains("report.json: not an eval-cam report"));
 }
