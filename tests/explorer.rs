@@ -32,6 +32,9 @@ mod triage;
 
 #[path = "explorer/cursor.rs"]
 mod cursor;
+
+#[path = "explorer/graphics.rs"]
+mod graphics;
 use support::PATIENCE;
 
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
