@@ -246,10 +246,9 @@ fn wait_for_events(driver: &mut Driver, inbox: &Receiver<Event>) {
 
 /// What decides whether the screen must be cleared before a frame: the layout, the help
 /// overlay, the size of each image drawn.
-type Screen = (Option<ui::Layout>, bool, Vec<(u16, u16)>);
+pub type Screen = (Option<ui::Layout>, bool, Vec<(u16, u16)>);
 
-/// One frame inside a synchronized update. When the layout or an image's size changes, the
-/// screen is cleared first: a terminal image stays on the glass until something covers it.
+/// One frame of the whole terminal (see [`draw_frame`]).
 fn draw(
     terminal: &mut Terminal<CrosstermBackend<io::Stdout>>,
     driver: &Driver,
@@ -257,6 +256,18 @@ fn draw(
 ) -> io::Result<()> {
     let size = terminal.size()?;
     let area = Rect::new(0, 0, size.width, size.height);
+    draw_frame(terminal, area, driver, last_layout)
+}
+
+/// One frame of `area` inside a synchronized update, every byte written through `terminal`'s
+/// writer (stdout, or a test's capture). When the layout or an image's size changes, the
+/// screen is cleared first: a terminal image stays on the glass until something covers it.
+pub fn draw_frame<W: Write>(
+    terminal: &mut Terminal<CrosstermBackend<W>>,
+    area: Rect,
+    driver: &Driver,
+    last_layout: &mut Option<Screen>,
+) -> io::Result<()> {
     let app = driver.app();
     let panes = ui::layout(area, app);
     let image_sizes = panes
@@ -268,17 +279,19 @@ fn draw(
             Some((protocol.size().width, protocol.size().height))
         });
     let layout = (panes.clone(), app.help(), image_sizes.collect());
-    execute!(io::stdout(), BeginSynchronizedUpdate)?;
+    execute!(terminal.backend_mut(), BeginSynchronizedUpdate)?;
     if last_layout.as_ref() != Some(&layout) {
         // Not `Terminal::clear`: it asks the terminal for the cursor position, and the input
         // thread would take the answer. A blank frame makes the next one redraw every cell.
-        execute!(io::stdout(), Clear(ClearType::All))?;
+        execute!(terminal.backend_mut(), Clear(ClearType::All))?;
         terminal.draw(|frame| frame.render_widget(ratatui::widgets::Clear, frame.area()))?;
         *last_layout = Some(layout);
     }
-    let drawn = terminal.draw(|frame| ui::draw(frame, driver.app(), driver.images()));
-    execute!(io::stdout(), EndSynchronizedUpdate)?;
-    drawn.map(|_| ())
+    let drawn = terminal
+        .draw(|frame| ui::draw(frame, driver.app(), driver.images()))
+        .map(|_| ());
+    execute!(terminal.backend_mut(), EndSynchronizedUpdate)?;
+    drawn
 }
 
 /// Raw mode, alternate screen, mouse. A panic that ends the process restores the terminal

@@ -35,6 +35,9 @@ mod cursor;
 
 #[path = "explorer/truth.rs"]
 mod truth;
+
+#[path = "explorer/graphics.rs"]
+mod graphics;
 use support::PATIENCE;
 
 /// libtorch is seeded and threaded per process: one real-engine test at a time.
