@@ -29,6 +29,14 @@ use wire::{Capture, Frame, Glass};
 /// The benchmark's terminal (`benches/protocols.rs`).
 const SIZE: (u16, u16) = (100, 40);
 
+/// The defaults without a heat floor: every overlay pixel coloured, so that every image sent
+/// shows the CAM's colours whatever slice it is (the floor is tested in `truth.rs`).
+fn every_pixel_coloured() -> Config {
+    let mut config = Config::defaults();
+    config.view.display.heat_floor = 0.0;
+    config
+}
+
 /// A picker that speaks `protocol` with 10×20-pixel cells (`Picker::halfblocks`'s font size;
 /// `from_fontsize` is deprecated), as `graphics.protocol` forces one.
 fn picker(protocol: ProtocolType) -> Picker {
@@ -245,7 +253,7 @@ fn explorer(
     root: &std::path::Path,
     size: (u16, u16),
 ) -> (Driver, Receiver<Event>, Wire) {
-    let session = support::session(support::demo_cohort(), Config::defaults(), root, None);
+    let session = support::session(support::demo_cohort(), every_pixel_coloured(), root, None);
     let picker = picker(protocol);
     let raster = Raster::of(&picker);
     let (driver, inbox) = support::start(session, picker, size);
@@ -401,4 +409,37 @@ fn iterm2_sends_the_composed_slice_as_a_png_and_a_flip_covers_it() {
         showing = now;
     }
     unchanged(&mut wire, &mut driver, 1);
+}
+
+#[test]
+fn kitty_an_image_under_a_cam_error_still_reaches_the_terminal() {
+    // The error is in the caption, never over the image's cells: the kitty image's one-time
+    // transmission rides in its first cell.
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut session = support::session(
+        support::demo_cohort(),
+        Config::defaults(),
+        root.path(),
+        None,
+    );
+    session.loader = Box::new(|(task, plane), _| {
+        Err(kneecam::model::loaded::LoadError::Other(format!(
+            "{task}-{plane}.safetensors: not a safetensors file"
+        )))
+    });
+    let picker = picker(ProtocolType::Kitty);
+    let raster = Raster::of(&picker);
+    let (mut driver, _inbox) = support::start(session, picker, SIZE);
+    let mut wire = Wire::new(SIZE, raster);
+    let first = wire.frame(&mut driver);
+    let on_screen = wire.glass.kitty_on_screen();
+    assert!(!on_screen.is_empty(), "the raw slice is shown");
+    for id in on_screen.keys() {
+        assert!(
+            wire.glass.kitty.contains_key(id),
+            "placeholders name image {id}, which never reached the terminal: {:?}",
+            first.graphics
+        );
+    }
 }

@@ -88,9 +88,6 @@ fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
         };
         return message(frame, pane.image, text);
     };
-    if !app.has_model(app.task(), plane) {
-        message(frame, pane.image, "no model for this task and plane");
-    }
     match app.series(case, plane) {
         None => return message(frame, pane.image, "reading the series…"),
         Some(Err(err)) => return message(frame, pane.image, &err.to_string()),
@@ -105,22 +102,20 @@ fn image(frame: &mut Frame, app: &App, images: &Images, pane: &PaneLayout) {
         }
         None => message(frame, pane.image, "drawing…"),
     }
-    let failure = match (app.cam_error(plane), &app.cases()[case].failed) {
+}
+
+/// Why the shown exam's CAM of `plane` is missing, if it failed. It goes in the caption: text
+/// over an image's cells would hide the image (sixel, iTerm2) or swallow the kitty image's
+/// one-time transmission, which rides in its first cell.
+fn failure(app: &App, plane: Plane) -> Option<String> {
+    let case = app.current()?;
+    if !app.has_model(app.task(), plane) {
+        return Some("no model for this task and plane".into());
+    }
+    match (app.cam_error(plane), &app.cases()[case].failed) {
         (Some(err), _) => Some(format!("CAM failed: {err}")),
         (None, Some(reason)) => Some(format!("cannot score this exam: {reason}")),
         (None, None) => None,
-    };
-    if let Some(text) = failure {
-        let line = Rect {
-            height: 2.min(pane.image.height),
-            ..pane.image
-        };
-        frame.render_widget(
-            Paragraph::new(text)
-                .style(Style::default().fg(Color::Red))
-                .wrap(Wrap { trim: true }),
-            line,
-        );
     }
 }
 
@@ -141,6 +136,13 @@ fn caption(app: &App, pane: &PaneLayout) -> Line<'static> {
     }
     let slice = app.slice(plane);
     let mut spans = vec![Span::raw(format!("slice {}/{count}", slice + 1))];
+    if let Some(text) = failure(app, plane) {
+        spans.push(Span::styled(
+            format!("  {text}"),
+            Style::default().fg(Color::Red),
+        ));
+        return Line::from(spans);
+    }
     if let Some(explanation) = app.contributions(plane) {
         let score = explanation.scores.get(slice).copied().unwrap_or(0.0);
         let colour = if score > 0.0 { Color::Red } else { Color::Blue };
