@@ -20,7 +20,7 @@ use kneecam::tui::action::Action;
 use kneecam::tui::{Driver, Event, Screen};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
+use ratatui::Terminal;
 use ratatui_image::picker::{Picker, ProtocolType};
 
 #[path = "../tests/support/explorer.rs"]
@@ -59,14 +59,7 @@ impl Flipper {
         picker.set_protocol_type(protocol);
         let (driver, inbox) = support::start(session, picker, SIZE);
         let area = Rect::new(0, 0, SIZE.0, SIZE.1);
-        let written = Capture::default();
-        let terminal = Terminal::with_options(
-            CrosstermBackend::new(written.clone()),
-            TerminalOptions {
-                viewport: Viewport::Fixed(area),
-            },
-        )
-        .expect("a terminal");
+        let (terminal, written) = wire::capturing_terminal(area);
         let plane = driver.app().plane();
         let forward = driver.app().slice(plane) + 1 < driver.app().slice_count(plane);
         let mut flipper = Flipper {

@@ -806,17 +806,7 @@ fn an_empty_dataset_shows_an_empty_list() {
 fn an_engine_error_is_shown_and_the_explorer_goes_on() {
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().expect("tempdir");
-    let mut session = support::session(
-        support::demo_cohort(),
-        Config::defaults(),
-        root.path(),
-        None,
-    );
-    session.loader = Box::new(|(task, plane), _| {
-        Err(LoadError::Other(format!(
-            "{task}-{plane}.safetensors: not a safetensors file"
-        )))
-    });
+    let session = support::failing_session(root.path());
     let (mut driver, inbox) = support::start(session, Picker::halfblocks(), (120, 30));
     let text = screen(&driver);
     assert!(text.contains("CAM failed"), "{text}");

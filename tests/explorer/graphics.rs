@@ -17,7 +17,7 @@ use kneecam::tui::images::{self, ImageKey, Raster};
 use kneecam::tui::{ui, Driver, Event};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
-use ratatui::{Terminal, TerminalOptions, Viewport};
+use ratatui::Terminal;
 use ratatui_image::picker::{Picker, ProtocolType};
 
 use super::{support, ENGINE, PATIENCE};
@@ -57,15 +57,7 @@ struct Wire {
 impl Wire {
     fn new((width, height): (u16, u16), raster: Raster) -> Wire {
         let area = Rect::new(0, 0, width, height);
-        // A fixed viewport: the backend never asks a real terminal for its size.
-        let written = Capture::default();
-        let terminal = Terminal::with_options(
-            CrosstermBackend::new(written.clone()),
-            TerminalOptions {
-                viewport: Viewport::Fixed(area),
-            },
-        )
-        .expect("a terminal");
+        let (terminal, written) = wire::capturing_terminal(area);
         let cell = (u32::from(raster.cell_width), u32::from(raster.cell_height));
         Wire {
             terminal,
@@ -417,17 +409,7 @@ fn kitty_an_image_under_a_cam_error_still_reaches_the_terminal() {
     // transmission rides in its first cell.
     let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let root = tempfile::tempdir().expect("tempdir");
-    let mut session = support::session(
-        support::demo_cohort(),
-        Config::defaults(),
-        root.path(),
-        None,
-    );
-    session.loader = Box::new(|(task, plane), _| {
-        Err(kneecam::model::loaded::LoadError::Other(format!(
-            "{task}-{plane}.safetensors: not a safetensors file"
-        )))
-    });
+    let session = support::failing_session(root.path());
     let picker = picker(ProtocolType::Kitty);
     let raster = Raster::of(&picker);
     let (mut driver, _inbox) = support::start(session, picker, SIZE);

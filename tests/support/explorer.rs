@@ -87,6 +87,18 @@ pub fn session(data: &Path, config: Config, root: &Path, store: Option<&Path>) -
     )
 }
 
+/// The session on the demo cohort with models that never load: every CAM fails, naming the
+/// weights file.
+pub fn failing_session(root: &Path) -> Session {
+    let mut session = session(demo_cohort(), Config::defaults(), root, None);
+    session.loader = Box::new(|(task, plane), _| {
+        Err(kneecam::model::loaded::LoadError::Other(format!(
+            "{task}-{plane}.safetensors: not a safetensors file"
+        )))
+    });
+    session
+}
+
 /// Handles events until the shown plane's image with its overlay is encoded; `seen` sees
 /// each event first.
 pub fn until_overlay(driver: &mut Driver, inbox: &Receiver<Event>, mut seen: impl FnMut(&Event)) {

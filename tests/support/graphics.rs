@@ -48,6 +48,25 @@ impl Write for Capture {
     }
 }
 
+/// A terminal of `area` whose every byte goes to the returned capture. A fixed viewport: the
+/// backend never asks a real terminal for its size.
+pub fn capturing_terminal(
+    area: ratatui::layout::Rect,
+) -> (
+    ratatui::Terminal<ratatui::backend::CrosstermBackend<Capture>>,
+    Capture,
+) {
+    let written = Capture::default();
+    let terminal = ratatui::Terminal::with_options(
+        ratatui::backend::CrosstermBackend::new(written.clone()),
+        ratatui::TerminalOptions {
+            viewport: ratatui::Viewport::Fixed(area),
+        },
+    )
+    .expect("a terminal");
+    (terminal, written)
+}
+
 /// The placeholder character of kitty's Unicode placements.
 pub const PLACEHOLDER: char = '\u{10EEEE}';
 
