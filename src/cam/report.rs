@@ -19,7 +19,6 @@ pub struct EvalMark {
 /// Every per-exam result of one report, by (exam name, task, plane, method).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EvalResults {
-    pub source: Option<PathBuf>,
     marks: HashMap<(String, Task, Plane, Method), EvalMark>,
 }
 
@@ -97,20 +96,13 @@ impl EvalResults {
                 marks.insert((exam.exam, task, plane, method), mark);
             }
         }
-        Ok(EvalResults {
-            source: Some(path.to_path_buf()),
-            marks,
-        })
+        Ok(EvalResults { marks })
     }
 
     pub fn get(&self, exam: &str, task: Task, plane: Plane, method: Method) -> Option<EvalMark> {
         self.marks
             .get(&(exam.to_string(), task, plane, method))
             .copied()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.marks.is_empty()
     }
 }
 

@@ -89,24 +89,22 @@ fn without_a_terminal_the_explorer_says_so() {
         .arg(&data)
         .assert()
         .success();
-    Command::cargo_bin("kneecam")
-        .expect("the binary")
-        .env("KNEECAM_CONFIG_DIR", home.path().join("config"))
-        .env("KNEECAM_DATA_DIR", home.path().join("data"))
-        .args(["view", "--models", "models/demo", "--data"])
-        .arg(&data)
+    let view_on = |data: &Path| {
+        let mut cmd = Command::cargo_bin("kneecam").expect("the binary");
+        cmd.env("KNEECAM_CONFIG_DIR", home.path().join("config"))
+            .env("KNEECAM_DATA_DIR", home.path().join("data"))
+            .args(["view", "--models", "models/demo", "--data"])
+            .arg(data);
+        cmd
+    };
+    view_on(&data)
         .assert()
         .failure()
         .stderr(contains("needs a terminal"));
     // A report that is not eval-cam's is refused before the terminal is looked at, by name.
     let report = home.path().join("report.json");
     std::fs::write(&report, "{\"rows\": [{\"task\": \"knee\"}]}").expect("written");
-    Command::cargo_bin("kneecam")
-        .expect("the binary")
-        .env("KNEECAM_CONFIG_DIR", home.path().join("config"))
-        .env("KNEECAM_DATA_DIR", home.path().join("data"))
-        .args(["view", "--models", "models/demo", "--data"])
-        .arg(&data)
+    view_on(&data)
         .arg("--eval-report")
         .arg(&report)
         .assert()
