@@ -1,7 +1,7 @@
 //! Bones, marrow, cartilage and the limb around them.
-use super::joint::triangle_wave;
-use super::{hit, lesion, pd, Hit, Knee};
+use super::{hit, lesion, pd, Hit, Knee, CORTEX_MM};
 use crate::data::phantom::geometry::{ellipsoid, in_ellipsoid, smoothstep, v3, V3};
+use crate::data::phantom::texture::noise;
 use crate::data::Lesion;
 
 impl Knee {
@@ -39,12 +39,34 @@ impl Knee {
         }
     }
 
-    pub(super) fn marrow(&self) -> f32 {
-        if self.fat_saturated {
+    /// Fatty marrow with a trabecular texture: fine (about 1 mm) band-limited noise.
+    pub(super) fn marrow(&self, p: V3) -> f32 {
+        let base = if self.fat_saturated {
             pd::MARROW_SATURATED
         } else {
             pd::MARROW
+        };
+        base * (1.0 + 0.22 * noise(p * 0.9 + self.texture_offset))
+    }
+
+    /// Fat with a faint lobular texture and thin dark fibrous septa.
+    fn textured_fat(&self, p: V3) -> f32 {
+        let q = p + self.texture_offset;
+        if noise(q * 0.13 + v3(7.0, 3.0, 11.0)).abs() < 0.035 {
+            return if self.fat_saturated { 0.05 } else { 0.30 };
         }
+        self.fat() * (1.0 + 0.07 * noise(q * 0.4))
+    }
+
+    /// Muscle bellies (fibres along the limb) parted by thin fascial planes of fat.
+    fn muscle(&self, p: V3) -> f32 {
+        let q = p + self.texture_offset;
+        let bellies = noise(v3(q.x * 0.075, q.y * 0.075, q.z * 0.02) + v3(3.0, 17.0, 5.0));
+        if bellies.abs() < 0.045 {
+            return self.fat();
+        }
+        let fibres = noise(v3(q.x * 0.9, q.y * 0.9, q.z * 0.12));
+        pd::MUSCLE * (1.0 + 0.08 * fibres)
     }
 
     pub(super) fn soft_tissue(&self, p: V3, depth: f64) -> f32 {
@@ -52,15 +74,15 @@ impl Knee {
             return 0.45; // skin
         }
         if depth < self.fat_thickness {
-            return self.fat();
+            return self.textured_fat(p);
         }
         // Muscle bellies above, below and behind the joint, with wavy (not boxy) borders.
-        let wave = 4.0 * triangle_wave(p.x / 28.0) + 3.0 * triangle_wave(p.y / 35.0);
+        let wave = 7.0 * noise(p * 0.03 + v3(11.0, 5.0, 23.0)) as f64;
         let muscular = p.z > 42.0 + wave || p.z < -28.0 + wave || p.y < -20.0 + 0.5 * wave;
         if muscular {
-            pd::MUSCLE
+            self.muscle(p)
         } else {
-            self.fat()
+            self.textured_fat(p)
         }
     }
 
@@ -76,14 +98,15 @@ impl Knee {
             Some(b) => {
                 let v = ellipsoid(p, b.centre, b.radii);
                 let w = (1.0 - smoothstep(0.35, 1.6, v)) as f32;
-                let intensity = self.marrow() + (pd::EDEMA - self.marrow()) * w * 0.85;
+                let marrow = self.marrow(p);
+                let intensity = marrow + (pd::EDEMA - marrow) * w * 0.85;
                 if v < 0.8 {
                     lesion(intensity, Lesion::Other)
                 } else {
                     hit(intensity)
                 }
             }
-            None => hit(self.marrow()),
+            None => hit(self.marrow(p)),
         }
     }
 
@@ -97,13 +120,21 @@ impl Knee {
         p.x * p.x * h * h + z * z * w * w < w * w * h * h
     }
 
+    /// Condyles and metaphysis, and a shaft that flares smoothly into them; the shaft's
+    /// cortex is thicker than the epiphysis'.
     pub(super) fn in_femur(&self, p: V3, shrink: f64) -> bool {
         if self.in_notch(p, shrink) {
             return false;
         }
-        let shaft_radius = if shrink > 0.0 { 10.0 } else { 14.0 };
-        if p.z > 30.0 && p.x * p.x + (p.y + 2.0).powi(2) < shaft_radius * shaft_radius {
-            return true;
+        if p.z > 20.0 {
+            let t = smoothstep(20.0, 80.0, p.z);
+            let thick = shrink * (1.0 + 1.6 * t);
+            let rx = 14.0 + 21.0 * (1.0 - t) - thick;
+            let ry = 13.0 + 9.0 * (1.0 - t) - thick;
+            let dy = p.y + 2.0 - 2.0 * (1.0 - t);
+            if p.x * p.x * ry * ry + dy * dy * rx * rx < rx * rx * ry * ry {
+                return true;
+            }
         }
         let s = v3(shrink, shrink, shrink);
         let (mc, mr) = self.femur_meta;
@@ -114,48 +145,60 @@ impl Knee {
                 .any(|&(c, r)| in_ellipsoid(p, c, r - s))
     }
 
+    /// Height of the tibial plateau at (x, y): flat plateaus and the two tibial spines.
+    pub(super) fn plateau_height(&self, x: f64, y: f64) -> f64 {
+        let spine = |cx: f64, h: f64| h * bump((x - cx) / 3.2) * bump((y + 1.0) / 8.0);
+        self.tibia_top + spine(4.5, 6.0) + spine(-4.0, 5.0)
+    }
+
+    /// The tibia: plateau with a rounded rim, metaphysis flaring smoothly into the shaft.
     pub(super) fn in_tibia(&self, p: V3, shrink: f64) -> bool {
-        let top = self.tibia_top - shrink;
-        if p.z > top {
-            return in_ellipsoid(
-                p,
-                v3(0.0, -1.0, self.tibia_top),
-                v3(7.0 - shrink, 9.0 - shrink, 5.0 - shrink),
-            );
+        if p.z > self.plateau_height(p.x, p.y) - shrink {
+            return false;
         }
-        let (rx, ry, cy) = if p.z > -22.0 {
-            (38.0, 27.0, -2.0)
-        } else if p.z > -45.0 {
-            let t = (p.z + 45.0) * (1.0 / 23.0);
-            (17.0 + 21.0 * t, 17.0 + 10.0 * t, -4.0 + 2.0 * t)
-        } else {
-            // The diaphysis has a thick cortex.
-            let r = if shrink > 0.0 { 12.0 } else { 17.0 };
-            return p.x * p.x + (p.y + 4.0).powi(2) < r * r;
-        };
-        let (a, b, dy) = (rx - shrink, ry - shrink, p.y - cy);
-        p.x * p.x * b * b + dy * dy * a * a < a * a * b * b
+        let flare = smoothstep(-50.0, -12.0, p.z);
+        let rim = ((p.z - (self.tibia_top - 5.0)) / 5.0).clamp(0.0, 1.0);
+        let round = 0.9 + 0.1 * (1.0 - rim * rim).sqrt();
+        let thick = shrink * (1.0 + 1.6 * (1.0 - flare));
+        let a = (17.0 + 21.0 * flare) * round - thick;
+        let b = (17.0 + 10.0 * flare) * round - thick;
+        let dy = p.y - (-4.0 + 2.0 * flare);
+        a > 0.0 && b > 0.0 && p.x * p.x * b * b + dy * dy * a * a < a * a * b * b
+    }
+
+    /// The patella: convex in front, behind two facets (the lateral one longer) meeting at
+    /// the median ridge.
+    pub(super) fn in_patella(&self, p: V3, shrink: f64) -> bool {
+        let (c, r) = self.patella;
+        in_ellipsoid(p, c, r - v3(shrink, shrink, shrink))
+            && p.y > self.patellar_surface(p.x) + shrink
+    }
+
+    fn patellar_surface(&self, x: f64) -> f64 {
+        let (c, r) = self.patella;
+        let ridge = c.x + 2.0;
+        let slope = if x > ridge { 0.40 } else { 0.27 };
+        c.y - 0.9 * r.y + slope * (x - ridge).abs()
     }
 
     pub(super) fn patella_at(&self, p: V3) -> Option<Hit> {
-        let (c, r) = self.patella;
-        if in_ellipsoid(p, c, r) {
-            let inner = in_ellipsoid(p, c, r - v3(1.5, 1.5, 1.5));
-            return hit(if inner { self.marrow() } else { pd::CORTEX });
+        if let Some(bone) = self.bone(p, |s| self.in_patella(p, s), CORTEX_MM) {
+            return Some(bone);
         }
-        let cartilage = in_ellipsoid(p, c, r + v3(1.0, 2.5, 1.0)) && p.y < c.y - 2.0;
-        cartilage.then_some(Hit {
-            intensity: pd::CARTILAGE,
-            lesion: Lesion::None,
-        })
+        let (c, r) = self.patella;
+        let surface = self.patellar_surface(p.x);
+        let cartilage =
+            in_ellipsoid(p, c, r + v3(1.0, 3.0, 1.0)) && p.y > surface - 2.8 && p.y < c.y;
+        cartilage.then_some(CARTILAGE)
     }
 
     pub(super) fn femoral_cartilage_at(&self, p: V3) -> Option<Hit> {
         let grow = v3(2.2, 2.2, 2.2);
-        let on_condyle = self
-            .condyles
-            .iter()
-            .any(|&(c, r)| in_ellipsoid(p, c, r + grow) && (p.z < c.z + 2.0 || p.y < c.y - 10.0));
+        let on_condyle = self.condyles.iter().any(|&(c, r)| {
+            // Articular surfaces only: none on the epicondyles' outer faces.
+            let outer = (p.x - c.x) * c.x.signum() > 0.7 * r.x;
+            in_ellipsoid(p, c, r + grow) && !outer && (p.z < c.z + 2.0 || p.y < c.y - 10.0)
+        });
         (on_condyle && !self.in_notch(p, 0.0)).then_some(CARTILAGE)
     }
 
@@ -184,6 +227,12 @@ pub(super) fn in_fibula(p: V3, shrink: f64) -> bool {
     );
     let shaft = p.z < -20.0 && (p.x + 31.0).powi(2) + (p.y + 21.0).powi(2) < (6.0 - shrink).powi(2);
     head || shaft
+}
+
+/// A smooth bump: 1 at 0, falling to 0 at ±1.
+fn bump(t: f64) -> f64 {
+    let u = (1.0 - t * t).max(0.0);
+    u * u
 }
 
 const CARTILAGE: Hit = Hit {
