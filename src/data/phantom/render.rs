@@ -216,7 +216,7 @@ pub fn scan(
 }
 
 /// One image row in knee space. Each pixel samples one random point of its voxel (in-plane
-/// and a third of the slice thickness across): with the point-spread blur that averages into
+/// and a fifth of the slice thickness across): with the point-spread blur that averages into
 /// partial-volume edges, at the cost of a single sample per pixel.
 struct Row {
     start: V3,
@@ -236,7 +236,7 @@ impl Row {
         let end = at(0.0, 0.0, (SIZE - 1) as f64);
         let step = (end - start) * (1.0 / (SIZE - 1) as f64);
         let down = at(0.0, 1.0, 0.0) - start;
-        let across = (at(1.0, 0.0, 0.0) - start) * (1.0 / 3.0);
+        let across = (at(1.0, 0.0, 0.0) - start) * (1.0 / 5.0);
         let pad = 0.5 * (step.norm() + down.norm() + across.norm());
         Row {
             start,

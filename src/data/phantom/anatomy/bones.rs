@@ -49,11 +49,15 @@ impl Knee {
         base * (1.0 + 0.22 * noise(p * 0.9 + self.texture_offset))
     }
 
-    /// Fat with a faint lobular texture and thin dark fibrous septa.
-    fn textured_fat(&self, p: V3) -> f32 {
+    /// Fat parted by thin dark fibrous septa; the subcutaneous layer also lobular.
+    fn textured_fat(&self, p: V3, lobular: bool) -> f32 {
         let q = p + self.texture_offset;
-        if noise(q * 0.13 + v3(7.0, 3.0, 11.0)).abs() < 0.035 {
+        let septa = noise(q * 0.13 + v3(7.0, 3.0, 11.0));
+        if septa.abs() < 0.035 {
             return if self.fat_saturated { 0.05 } else { 0.30 };
+        }
+        if !lobular {
+            return self.fat();
         }
         self.fat() * (1.0 + 0.07 * noise(q * 0.4))
     }
@@ -65,8 +69,8 @@ impl Knee {
         if bellies.abs() < 0.045 {
             return self.fat();
         }
-        let fibres = noise(v3(q.x * 0.9, q.y * 0.9, q.z * 0.12));
-        pd::MUSCLE * (1.0 + 0.08 * fibres)
+        // The distance from the fascia shades each belly a little (cheaper than fibres).
+        pd::MUSCLE * (0.94 + 0.12 * bellies.abs())
     }
 
     pub(super) fn soft_tissue(&self, p: V3, depth: f64) -> f32 {
@@ -74,15 +78,20 @@ impl Knee {
             return 0.45; // skin
         }
         if depth < self.fat_thickness {
-            return self.textured_fat(p);
+            return self.textured_fat(p, true);
         }
-        // Muscle bellies above, below and behind the joint, with wavy (not boxy) borders.
-        let wave = 7.0 * noise(p * 0.03 + v3(11.0, 5.0, 23.0)) as f64;
-        let muscular = p.z > 42.0 + wave || p.z < -28.0 + wave || p.y < -20.0 + 0.5 * wave;
+        // Muscle bellies above, below and behind the joint, with smooth wavy borders; the
+        // vastus medialis reaches lower on the medial side (+x).
+        let o = self.texture_offset;
+        let wave = 5.0 * smooth_wave((p.x + o.x) / 47.0 + (p.y + o.z) / 83.0)
+            + 3.5 * smooth_wave((p.y + o.y) / 31.0 - (p.x + o.z) / 59.0);
+        let above = p.z > 44.0 - 0.3 * p.x + wave;
+        let below = p.z < -24.0 - 0.15 * p.x.abs() + wave;
+        let muscular = above || below || p.y < -20.0 + 0.5 * wave;
         if muscular {
             self.muscle(p)
         } else {
-            self.textured_fat(p)
+            self.textured_fat(p, false)
         }
     }
 
@@ -227,6 +236,12 @@ pub(super) fn in_fibula(p: V3, shrink: f64) -> bool {
     );
     let shaft = p.z < -20.0 && (p.x + 31.0).powi(2) + (p.y + 21.0).powi(2) < (6.0 - shrink).powi(2);
     head || shaft
+}
+
+/// A periodic, sine-like wave in [-1, 1] with period 1 (a smoothed triangle wave: no libm).
+fn smooth_wave(x: f64) -> f64 {
+    let t = 4.0 * (x - x.floor() - 0.5).abs() - 1.0;
+    t * (1.5 - 0.5 * t * t)
 }
 
 /// A smooth bump: 1 at 0, falling to 0 at ±1.

@@ -114,7 +114,11 @@ impl Knee {
         let (d, t) = segment_distance(p, a, b);
         let length = (b - a).norm();
         let from_gap = ((t - tear.at) * length).abs() - tear.half_gap;
-        if d < radius * ACL_TEAR_SPREAD && from_gap < 0.0 {
+        // An amorphous mass, not a capsule: a ragged outline (never beyond the envelope that
+        // the mask and `structure_contains` use) and ragged ends.
+        let ragged = f64::from(noise(p * 0.3 + self.texture_offset + v3(9.0, 1.0, 4.0)));
+        let inside = d < radius * ACL_TEAR_SPREAD * (0.85 + 0.15 * ragged);
+        if inside && from_gap < 1.5 * ragged {
             return lesion(self.torn_acl(p), Lesion::AclTear);
         }
         // Within 8 mm of the gap the stumps buckle sideways and thin out.
@@ -125,14 +129,14 @@ impl Knee {
     }
 
     fn torn_acl(&self, p: V3) -> f32 {
-        if self.fat_saturated {
-            return pd::EDEMA * (0.9 + 0.1 * noise(p * 0.5 + self.texture_offset));
-        }
         let blotch = smoothstep(
             -0.25,
             0.35,
             f64::from(noise(p * 0.45 + self.texture_offset)),
         );
+        if self.fat_saturated {
+            return pd::EDEMA * (0.8 + 0.2 * blotch as f32);
+        }
         pd::TORN_ACL + pd::TORN_ACL_BLOTCH * blotch as f32
     }
 
