@@ -178,7 +178,7 @@ fn the_bytes_of_a_seed_are_pinned_across_machines() {
     );
 }
 
-const PINNED_EXAM_HASH: &str = "3cbd25a3469d7c5abd854aeff6edc43e0026b296665ec74342684ec98b509d4a";
+const PINNED_EXAM_HASH: &str = "7c2a9f8ecca839d6e9353629a3f67ee71ea8304e9bd74b2a5005095677b20913";
 
 #[test]
 fn prevalence_is_near_mrnet_on_six_hundred_exams() {

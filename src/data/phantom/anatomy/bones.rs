@@ -7,7 +7,7 @@ use crate::data::Lesion;
 impl Knee {
     /// The limb's cross-section radii (x, y) at the height and side of `p`.
     pub(super) fn limb_radii(p: V3) -> (f64, f64) {
-        let rx = 52.0 + 7.0 * smoothstep(10.0, 90.0, p.z);
+        let rx = 55.0 + 5.0 * smoothstep(10.0, 90.0, p.z);
         let ry = if p.y > 0.0 {
             52.0
         } else {
@@ -87,7 +87,11 @@ impl Knee {
             + 3.5 * smooth_wave((p.y + o.y) / 31.0 - (p.x + o.z) / 59.0);
         let above = p.z > 44.0 - 0.3 * p.x + wave;
         let below = p.z < -24.0 - 0.15 * p.x.abs() + wave;
-        let muscular = above || below || p.y < -20.0 + 0.5 * wave;
+        // Behind the joint the diamond of the popliteal fossa (fat round the vessels) parts
+        // the gastrocnemius heads below from the hamstrings above.
+        let fossa = 14.0 * (1.0 - (p.z - 10.0).abs() / 35.0) + 0.4 * wave;
+        let behind = p.y < -20.0 + 0.5 * wave && p.x.abs() > fossa;
+        let muscular = above || below || behind;
         if muscular {
             self.muscle(p)
         } else {
