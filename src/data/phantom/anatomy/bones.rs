@@ -49,17 +49,14 @@ impl Knee {
         base * (1.0 + 0.22 * noise(p * 0.9 + self.texture_offset))
     }
 
-    /// Fat parted by thin dark fibrous septa; the subcutaneous layer also lobular.
-    fn textured_fat(&self, p: V3, lobular: bool) -> f32 {
-        let q = p + self.texture_offset;
-        let septa = noise(q * 0.13 + v3(7.0, 3.0, 11.0));
+    /// Fat parted by thin dark fibrous septa, their spacing a little finer under the skin.
+    fn textured_fat(&self, p: V3, subcutaneous: bool) -> f32 {
+        let scale = if subcutaneous { 0.2 } else { 0.13 };
+        let septa = noise((p + self.texture_offset) * scale + v3(7.0, 3.0, 11.0));
         if septa.abs() < 0.035 {
             return if self.fat_saturated { 0.05 } else { 0.30 };
         }
-        if !lobular {
-            return self.fat();
-        }
-        self.fat() * (1.0 + 0.07 * noise(q * 0.4))
+        self.fat() * (0.97 + 0.06 * septa.abs())
     }
 
     /// Muscle bellies (fibres along the limb) parted by thin fascial planes of fat.
