@@ -32,18 +32,28 @@ pub fn noise(p: V3) -> f32 {
         fade((p.z - fz) as f32),
     );
     let (ix, iy, iz) = (fx as i64, fy as i64, fz as i64);
-    let at = |dx: i64, dy: i64, dz: i64| {
-        let i = ((ix + dx) & MASK) as usize
-            + PERIOD * (((iy + dy) & MASK) as usize + PERIOD * ((iz + dz) & MASK) as usize);
-        table[i]
-    };
-    let lerp = |a: f32, b: f32, t: f32| a + (b - a) * t;
-    let plane = |dz: i64| {
-        let low = lerp(at(0, 0, dz), at(1, 0, dz), u);
-        let high = lerp(at(0, 1, dz), at(1, 1, dz), u);
+    // Lattice indices computed once (not per corner): this is the phantom's hottest call.
+    let x = [(ix & MASK) as usize, ((ix + 1) & MASK) as usize];
+    let y = [
+        PERIOD * (iy & MASK) as usize,
+        PERIOD * ((iy + 1) & MASK) as usize,
+    ];
+    let z = [
+        PERIOD * PERIOD * (iz & MASK) as usize,
+        PERIOD * PERIOD * ((iz + 1) & MASK) as usize,
+    ];
+    let plane = |zi: usize| {
+        let (r0, r1) = (y[0] + zi, y[1] + zi);
+        let low = lerp(table[x[0] + r0], table[x[1] + r0], u);
+        let high = lerp(table[x[0] + r1], table[x[1] + r1], u);
         lerp(low, high, v)
     };
-    lerp(plane(0), plane(1), w)
+    lerp(plane(z[0]), plane(z[1]), w)
+}
+
+#[inline]
+fn lerp(a: f32, b: f32, t: f32) -> f32 {
+    a + (b - a) * t
 }
 
 #[cfg(test)]
