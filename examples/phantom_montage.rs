@@ -3,8 +3,10 @@
 //! most lesion voxels; lesion masks outlined (red ACL tear, yellow meniscal tear, cyan other).
 //!
 //!     cargo run --release --example phantom_montage -- [--seed S] [--id N] [--out FILE.png]
+//!         [--lesion 1|2|3]
 //!
-//! Without --id it picks the first exam of the seed with an ACL tear.
+//! Without --id it picks the first exam of the seed with an ACL tear. --lesion picks the right
+//! column's slice by the voxels of one mask code only (1 ACL, 2 meniscus, 3 other).
 use anyhow::{bail, Context};
 use image::{Rgb, RgbImage};
 use kneecam::data::phantom::ExamPlan;
@@ -14,7 +16,7 @@ use ndarray::{Array3, Axis};
 const SIZE: u32 = 256;
 
 fn main() -> anyhow::Result<()> {
-    let (seed, id, out) = parse_args()?;
+    let (seed, id, out, only) = parse_args()?;
     let id = match id {
         Some(id) => id,
         None => (0..10_000)
@@ -26,7 +28,7 @@ fn main() -> anyhow::Result<()> {
     for (row, plane) in Plane::ALL.into_iter().enumerate() {
         let (image, mask) = plan.scan(plane);
         let middle = image.dim().0 / 2;
-        let lesion = lesion_slice(&mask).unwrap_or(middle);
+        let lesion = lesion_slice(&mask, only).unwrap_or(middle);
         for (col, slice) in [middle, lesion].into_iter().enumerate() {
             paste(
                 &mut canvas,
@@ -54,8 +56,9 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_args() -> anyhow::Result<(u64, Option<u32>, String)> {
+fn parse_args() -> anyhow::Result<(u64, Option<u32>, String, Option<u8>)> {
     let (mut seed, mut id, mut out) = (0, None, "phantom-montage.png".to_string());
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args
@@ -65,16 +68,21 @@ fn parse_args() -> anyhow::Result<(u64, Option<u32>, String)> {
             "--seed" => seed = value.parse().context("--seed: expected an integer")?,
             "--id" => id = Some(value.parse().context("--id: expected an integer")?),
             "--out" => out = value,
-            _ => bail!("unknown flag {flag}: expected --seed, --id or --out"),
+            "--lesion" => only = Some(value.parse().context("--lesion: expected 1, 2 or 3")?),
+            _ => bail!("unknown flag {flag}: expected --seed, --id, --out or --lesion"),
         }
     }
-    Ok((seed, id, out))
+    Ok((seed, id, out, only))
 }
 
-fn lesion_slice(mask: &Array3<u8>) -> Option<usize> {
+fn lesion_slice(mask: &Array3<u8>, only: Option<u8>) -> Option<usize> {
     let counts: Vec<usize> = mask
         .axis_iter(Axis(0))
-        .map(|s| s.iter().filter(|&&v| v > 0).count())
+        .map(|s| {
+            s.iter()
+                .filter(|&&v| v > 0 && only.is_none_or(|o| v == o))
+                .count()
+        })
         .collect();
     let (best, &count) = counts.iter().enumerate().max_by_key(|&(_, c)| *c)?;
     (count > 0).then_some(best)

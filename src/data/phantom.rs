@@ -21,6 +21,7 @@ pub mod anatomy;
 pub mod geometry;
 pub mod render;
 pub mod studies;
+pub mod texture;
 /// The phantom's random generator, now [`crate::rng`]; this path still works.
 pub use crate::rng;
 
@@ -29,7 +30,7 @@ use anatomy::{Knee, Lesions};
 use render::{Appearance, Pose, SeriesGeometry};
 
 /// Bumped whenever the same seed would give different files.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// The file that marks a folder as a kneecam phantom cohort (and records how it was made).
 pub const MARKER_FILE: &str = "phantom.toml";
 

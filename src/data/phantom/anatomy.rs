@@ -18,7 +18,7 @@ use joint::{band, mcl_at, vessels_at, LCL, PATELLAR_TENDON, QUADRICEPS_TENDON};
 /// Proton-density-like intensities: ligaments, menisci and cortex dark; fat and fluid bright.
 mod pd {
     pub const AIR: f32 = 0.0;
-    pub const FAT: f32 = 0.80;
+    pub const FAT: f32 = 0.74;
     pub const MUSCLE: f32 = 0.33;
     pub const CORTEX: f32 = 0.06;
     pub const MARROW: f32 = 0.52;
@@ -27,10 +27,14 @@ mod pd {
     pub const ACL: f32 = 0.20;
     pub const PCL: f32 = 0.09;
     pub const TENDON: f32 = 0.07;
-    pub const FLUID: f32 = 0.97;
+    pub const FLUID: f32 = 1.0;
     pub const EDEMA: f32 = 0.95;
-    /// A torn ACL's swollen, haemorrhagic remnant: intermediate signal, unlike fat or ligament.
-    pub const TORN_ACL: f32 = 0.45;
+    /// A torn ACL's swollen, haemorrhagic remnant: intermediate signal with brighter blotches
+    /// (up to TORN_ACL + TORN_ACL_BLOTCH), unlike the dark ligament or the even fat around it.
+    pub const TORN_ACL: f32 = 0.52;
+    pub const TORN_ACL_BLOTCH: f32 = 0.45;
+    /// The thin fibrous wall of a parameniscal cyst.
+    pub const CYST_WALL: f32 = 0.22;
     /// Fat and fatty marrow under fat saturation (MRNet's axial PD and sagittal T2 series).
     pub const FAT_SATURATED: f32 = 0.10;
     pub const MARROW_SATURATED: f32 = 0.18;
@@ -131,13 +135,18 @@ pub struct Knee {
     menisci: [Meniscus; 2],
     recess: (V3, V3),
     recess_back: Option<(V3, V3)>,
+    /// Where this knee's tissue texture sits in the noise lattice.
+    texture_offset: V3,
     boxes: Vec<(Part, Aabb)>,
 }
 
+/// Cortical thickness at the epiphyses (the shafts' is thicker: see `in_femur`, `in_tibia`).
+const CORTEX_MM: f64 = 1.5;
+
 // A torn ACL is a swollen mass about twice as thick as the ligament (format version 2).
 const ACL_TEAR_SPREAD: f64 = 2.3;
-// Meniscal tears 2 mm wide, so that 256-pixel slices show them (format version 2).
-const TEAR_HALF_THICKNESS: f64 = 1.0;
+// Meniscal tears 2.4 mm wide, so that 256-pixel slices show them (format versions 2, 3).
+const TEAR_HALF_THICKNESS: f64 = 1.2;
 
 impl Knee {
     /// A knee with per-exam anatomical variation and the given lesions.
@@ -145,12 +154,12 @@ impl Knee {
         let mut j = |spread: f64| rng.range(-spread, spread);
         let condyles = [
             (
-                v3(20.0 + j(1.5), -6.0 + j(1.5), 20.0),
-                v3(15.0 + j(1.0), 25.0 + j(1.5), 19.0 + j(1.0)),
+                v3(19.0 + j(1.5), -6.0 + j(1.5), 20.0),
+                v3(13.5 + j(1.0), 25.0 + j(1.5), 19.0 + j(1.0)),
             ),
             (
-                v3(-20.0 + j(1.5), -5.0 + j(1.5), 21.0),
-                v3(14.5 + j(1.0), 24.0 + j(1.5), 18.0 + j(1.0)),
+                v3(-19.0 + j(1.5), -5.0 + j(1.5), 21.0),
+                v3(13.0 + j(1.0), 24.0 + j(1.5), 18.0 + j(1.0)),
             ),
         ];
         let patella_z = 30.0 + j(5.0);
@@ -168,19 +177,19 @@ impl Knee {
         let tibia_top = -2.5;
         let menisci = [
             Meniscus {
-                centre: (20.0 + j(1.0), -3.0 + j(1.0)),
-                radii: (16.0 + j(1.0), 21.0 + j(1.5)),
+                centre: (19.0 + j(1.0), -3.0 + j(1.0)),
+                radii: (16.5 + j(1.0), 21.0 + j(1.5)),
                 inner: 0.45 + j(0.04),
-                height: 6.0 + j(0.8),
+                height: 7.0 + j(0.8),
                 base: tibia_top + 0.3,
                 opening: std::f64::consts::PI,
                 opening_half: 0.85 + j(0.1),
             },
             Meniscus {
-                centre: (-20.0 + j(1.0), -3.0 + j(1.0)),
-                radii: (15.0 + j(1.0), 17.0 + j(1.2)),
+                centre: (-19.0 + j(1.0), -3.0 + j(1.0)),
+                radii: (15.5 + j(1.0), 17.0 + j(1.2)),
                 inner: 0.42 + j(0.04),
-                height: 5.5 + j(0.8),
+                height: 6.5 + j(0.8),
                 base: tibia_top + 0.3,
                 opening: 0.0,
                 opening_half: 0.5 + j(0.1),
@@ -214,6 +223,11 @@ impl Knee {
             menisci,
             recess,
             recess_back,
+            texture_offset: v3(
+                rng.range(0.0, 32.0),
+                rng.range(0.0, 32.0),
+                rng.range(0.0, 32.0),
+            ),
             boxes: Vec::new(),
         };
         knee.boxes = PARTS
@@ -253,8 +267,8 @@ impl Knee {
     fn sample_part(&self, part: Part, p: V3) -> Option<Hit> {
         match part {
             Part::Patella => self.patella_at(p),
-            Part::Femur => self.bone(p, |s| self.in_femur(p, s), 2.0),
-            Part::Tibia => self.bone(p, |s| self.in_tibia(p, s), 2.0),
+            Part::Femur => self.bone(p, |s| self.in_femur(p, s), CORTEX_MM),
+            Part::Tibia => self.bone(p, |s| self.in_tibia(p, s), CORTEX_MM),
             Part::Fibula => self.bone(p, |s| in_fibula(p, s), 1.5),
             Part::MedialMeniscus => self.meniscus_at(p, Side::Medial),
             Part::LateralMeniscus => self.meniscus_at(p, Side::Lateral),
@@ -292,7 +306,7 @@ impl Knee {
                         .is_some_and(|(c, r)| in_ellipsoid(p, c, r + v3(1e-6, 1e-6, 1e-6)))
             }
             Lesion::Other => {
-                let marrow = self.in_femur(p, 2.0) || self.in_tibia(p, 2.0);
+                let marrow = self.in_femur(p, CORTEX_MM) || self.in_tibia(p, CORTEX_MM);
                 marrow || self.recess_at(p).is_some()
             }
             Lesion::None => false,
@@ -321,10 +335,10 @@ mod tests {
             pd::AIR,
             "beside the knee: outside the limb"
         );
-        assert_eq!(
-            sample(&knee, v3(0.0, -2.0, 80.0)).intensity,
-            pd::MARROW,
-            "femoral shaft marrow"
+        let marrow = sample(&knee, v3(0.0, -2.0, 80.0)).intensity;
+        assert!(
+            (marrow - pd::MARROW).abs() < 0.25 * pd::MARROW,
+            "femoral shaft marrow (textured): {marrow}"
         );
         assert_eq!(
             sample(&knee, v3(0.0, -2.0 + 12.0, 80.0)).intensity,
@@ -358,24 +372,21 @@ mod tests {
         });
         let (a, b, _) = knee.acl;
         let mid = sample(&knee, (a + b) * 0.5);
-        assert_eq!(
-            mid,
-            Hit {
-                intensity: pd::TORN_ACL,
-                lesion: Lesion::AclTear
-            }
+        assert_eq!(mid.lesion, Lesion::AclTear);
+        assert!(
+            (pd::TORN_ACL..=pd::TORN_ACL + pd::TORN_ACL_BLOTCH).contains(&mid.intensity),
+            "intermediate to high signal: {}",
+            mid.intensity
         );
         knee.fat_saturated = true;
-        assert_eq!(
-            sample(&knee, (a + b) * 0.5),
-            Hit {
-                intensity: pd::EDEMA,
-                lesion: Lesion::AclTear
-            },
+        let edema = sample(&knee, (a + b) * 0.5);
+        assert_eq!(edema.lesion, Lesion::AclTear);
+        assert!(
+            edema.intensity >= 0.8 * pd::EDEMA,
             "fat-saturated: the remnant is bright edema"
         );
         knee.fat_saturated = false;
-        let intact = sample(&knee, a + (b - a) * 0.2);
+        let intact = sample(&knee, a + (b - a) * 0.02);
         assert_eq!(intact.intensity, pd::ACL);
         assert!(knee.structure_contains(Lesion::AclTear, (a + b) * 0.5));
     }

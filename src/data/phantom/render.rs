@@ -5,7 +5,7 @@ use ndarray::Array3;
 use super::anatomy::Knee;
 use super::geometry::{v3, Aabb, Rot, V3};
 use crate::data::geometry::{Point, VolumeGeometry};
-use crate::data::Plane;
+use crate::data::{Lesion, Plane};
 use crate::rng::Rng;
 
 /// In-plane size of every series, as in MRNet.
@@ -197,20 +197,61 @@ pub fn scan(
     let mut mask = Array3::<u8>::zeros((slices, SIZE, SIZE));
     for s in 0..slices {
         for r in 0..SIZE {
-            let start = pose.to_knee(geometry.point(s as f64, r as f64, 0.0));
-            let end = pose.to_knee(geometry.point(s as f64, r as f64, (SIZE - 1) as f64));
-            let parts = knee.parts_near(&Aabb::of_segment(start, end, 0.0));
-            let step = (end - start) * (1.0 / (SIZE - 1) as f64);
+            let row = Row::new(pose, geometry, s, r);
+            let parts = knee.parts_near(&Aabb::of_segment(row.start, row.end, row.pad));
             let row_offset = (s * SIZE + r) * SIZE;
             for c in 0..SIZE {
-                let hit = knee.sample(start + step * c as f64, &parts);
+                let centre = row.start + row.step * c as f64;
+                let hit = knee.sample(centre + row.dither(noise.next_u64()), &parts);
                 intensity[row_offset + c] = hit.intensity;
-                mask[[s, r, c]] = hit.lesion.code();
+                // The mask speaks for the voxel's centre, wherever its sample fell.
+                if hit.lesion != Lesion::None && knee.structure_contains(hit.lesion, centre) {
+                    mask[[s, r, c]] = hit.lesion.code();
+                }
             }
         }
     }
     let image = develop(&mut intensity, slices, look, noise);
     (image, mask)
+}
+
+/// One image row in knee space. Each pixel samples one random point of its voxel (in-plane
+/// and a fifth of the slice thickness across): with the point-spread blur that averages into
+/// partial-volume edges, at the cost of a single sample per pixel.
+struct Row {
+    start: V3,
+    end: V3,
+    step: V3,
+    down: V3,
+    across: V3,
+    pad: f64,
+}
+
+impl Row {
+    fn new(pose: &Pose, geometry: &SeriesGeometry, s: usize, r: usize) -> Self {
+        let at = |ds: f64, dr: f64, c: f64| {
+            pose.to_knee(geometry.point(s as f64 + ds, r as f64 + dr, c))
+        };
+        let start = at(0.0, 0.0, 0.0);
+        let end = at(0.0, 0.0, (SIZE - 1) as f64);
+        let step = (end - start) * (1.0 / (SIZE - 1) as f64);
+        let down = at(0.0, 1.0, 0.0) - start;
+        let across = (at(1.0, 0.0, 0.0) - start) * (1.0 / 5.0);
+        let pad = 0.5 * (step.norm() + down.norm() + across.norm());
+        Row {
+            start,
+            end,
+            step,
+            down,
+            across,
+            pad,
+        }
+    }
+
+    fn dither(&self, bits: u64) -> V3 {
+        let unit = |shift: u32| ((bits >> shift) & 0xffff) as f64 * (1.0 / 65_536.0) - 0.5;
+        self.step * unit(0) + self.down * unit(16) + self.across * unit(32)
+    }
 }
 
 /// Point-spread blur, contrast, bias field, Rician noise and the 8-bit window, slice by slice.

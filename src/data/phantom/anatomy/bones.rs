@@ -1,13 +1,13 @@
 //! Bones, marrow, cartilage and the limb around them.
-use super::joint::triangle_wave;
-use super::{hit, lesion, pd, Hit, Knee};
+use super::{hit, lesion, pd, Hit, Knee, CORTEX_MM};
 use crate::data::phantom::geometry::{ellipsoid, in_ellipsoid, smoothstep, v3, V3};
+use crate::data::phantom::texture::noise;
 use crate::data::Lesion;
 
 impl Knee {
     /// The limb's cross-section radii (x, y) at the height and side of `p`.
     pub(super) fn limb_radii(p: V3) -> (f64, f64) {
-        let rx = 52.0 + 7.0 * smoothstep(10.0, 90.0, p.z);
+        let rx = 55.0 + 5.0 * smoothstep(10.0, 90.0, p.z);
         let ry = if p.y > 0.0 {
             52.0
         } else {
@@ -39,12 +39,35 @@ impl Knee {
         }
     }
 
-    pub(super) fn marrow(&self) -> f32 {
-        if self.fat_saturated {
+    /// Fatty marrow with a trabecular texture: fine (about 1 mm) band-limited noise.
+    pub(super) fn marrow(&self, p: V3) -> f32 {
+        let base = if self.fat_saturated {
             pd::MARROW_SATURATED
         } else {
             pd::MARROW
+        };
+        base * (1.0 + 0.22 * noise(p * 0.9 + self.texture_offset))
+    }
+
+    /// Fat parted by thin dark fibrous septa, their spacing a little finer under the skin.
+    fn textured_fat(&self, p: V3, subcutaneous: bool) -> f32 {
+        let scale = if subcutaneous { 0.2 } else { 0.13 };
+        let septa = noise((p + self.texture_offset) * scale + v3(7.0, 3.0, 11.0));
+        if septa.abs() < 0.035 {
+            return if self.fat_saturated { 0.05 } else { 0.30 };
         }
+        self.fat() * (0.97 + 0.06 * septa.abs())
+    }
+
+    /// Muscle bellies (fibres along the limb) parted by thin fascial planes of fat.
+    fn muscle(&self, p: V3) -> f32 {
+        let q = p + self.texture_offset;
+        let bellies = noise(v3(q.x * 0.075, q.y * 0.075, q.z * 0.02) + v3(3.0, 17.0, 5.0));
+        if bellies.abs() < 0.045 {
+            return self.fat();
+        }
+        // The distance from the fascia shades each belly a little (cheaper than fibres).
+        pd::MUSCLE * (0.94 + 0.12 * bellies.abs())
     }
 
     pub(super) fn soft_tissue(&self, p: V3, depth: f64) -> f32 {
@@ -52,15 +75,24 @@ impl Knee {
             return 0.45; // skin
         }
         if depth < self.fat_thickness {
-            return self.fat();
+            return self.textured_fat(p, true);
         }
-        // Muscle bellies above, below and behind the joint, with wavy (not boxy) borders.
-        let wave = 4.0 * triangle_wave(p.x / 28.0) + 3.0 * triangle_wave(p.y / 35.0);
-        let muscular = p.z > 42.0 + wave || p.z < -28.0 + wave || p.y < -20.0 + 0.5 * wave;
+        // Muscle bellies above, below and behind the joint, with smooth wavy borders; the
+        // vastus medialis reaches lower on the medial side (+x).
+        let o = self.texture_offset;
+        let wave = 5.0 * smooth_wave((p.x + o.x) / 47.0 + (p.y + o.z) / 83.0)
+            + 3.5 * smooth_wave((p.y + o.y) / 31.0 - (p.x + o.z) / 59.0);
+        let above = p.z > 44.0 - 0.3 * p.x + wave;
+        let below = p.z < -24.0 - 0.15 * p.x.abs() + wave;
+        // Behind the joint the diamond of the popliteal fossa (fat round the vessels) parts
+        // the gastrocnemius heads below from the hamstrings above.
+        let fossa = 14.0 * (1.0 - (p.z - 10.0).abs() / 35.0) + 0.4 * wave;
+        let behind = p.y < -20.0 + 0.5 * wave && p.x.abs() > fossa;
+        let muscular = above || below || behind;
         if muscular {
-            pd::MUSCLE
+            self.muscle(p)
         } else {
-            self.fat()
+            self.textured_fat(p, false)
         }
     }
 
@@ -76,14 +108,15 @@ impl Knee {
             Some(b) => {
                 let v = ellipsoid(p, b.centre, b.radii);
                 let w = (1.0 - smoothstep(0.35, 1.6, v)) as f32;
-                let intensity = self.marrow() + (pd::EDEMA - self.marrow()) * w * 0.85;
+                let marrow = self.marrow(p);
+                let intensity = marrow + (pd::EDEMA - marrow) * w * 0.85;
                 if v < 0.8 {
                     lesion(intensity, Lesion::Other)
                 } else {
                     hit(intensity)
                 }
             }
-            None => hit(self.marrow()),
+            None => hit(self.marrow(p)),
         }
     }
 
@@ -97,13 +130,21 @@ impl Knee {
         p.x * p.x * h * h + z * z * w * w < w * w * h * h
     }
 
+    /// Condyles and metaphysis, and a shaft that flares smoothly into them; the shaft's
+    /// cortex is thicker than the epiphysis'.
     pub(super) fn in_femur(&self, p: V3, shrink: f64) -> bool {
         if self.in_notch(p, shrink) {
             return false;
         }
-        let shaft_radius = if shrink > 0.0 { 10.0 } else { 14.0 };
-        if p.z > 30.0 && p.x * p.x + (p.y + 2.0).powi(2) < shaft_radius * shaft_radius {
-            return true;
+        if p.z > 20.0 {
+            let t = smoothstep(20.0, 80.0, p.z);
+            let thick = shrink * (1.0 + 1.6 * t);
+            let rx = 14.0 + 21.0 * (1.0 - t) - thick;
+            let ry = 13.0 + 9.0 * (1.0 - t) - thick;
+            let dy = p.y + 2.0 - 2.0 * (1.0 - t);
+            if p.x * p.x * ry * ry + dy * dy * rx * rx < rx * rx * ry * ry {
+                return true;
+            }
         }
         let s = v3(shrink, shrink, shrink);
         let (mc, mr) = self.femur_meta;
@@ -114,48 +155,60 @@ impl Knee {
                 .any(|&(c, r)| in_ellipsoid(p, c, r - s))
     }
 
+    /// Height of the tibial plateau at (x, y): flat plateaus and the two tibial spines.
+    pub(super) fn plateau_height(&self, x: f64, y: f64) -> f64 {
+        let spine = |cx: f64, h: f64| h * bump((x - cx) / 3.2) * bump((y + 1.0) / 8.0);
+        self.tibia_top + spine(4.5, 6.0) + spine(-4.0, 5.0)
+    }
+
+    /// The tibia: plateau with a rounded rim, metaphysis flaring smoothly into the shaft.
     pub(super) fn in_tibia(&self, p: V3, shrink: f64) -> bool {
-        let top = self.tibia_top - shrink;
-        if p.z > top {
-            return in_ellipsoid(
-                p,
-                v3(0.0, -1.0, self.tibia_top),
-                v3(7.0 - shrink, 9.0 - shrink, 5.0 - shrink),
-            );
+        if p.z > self.plateau_height(p.x, p.y) - shrink {
+            return false;
         }
-        let (rx, ry, cy) = if p.z > -22.0 {
-            (38.0, 27.0, -2.0)
-        } else if p.z > -45.0 {
-            let t = (p.z + 45.0) * (1.0 / 23.0);
-            (17.0 + 21.0 * t, 17.0 + 10.0 * t, -4.0 + 2.0 * t)
-        } else {
-            // The diaphysis has a thick cortex.
-            let r = if shrink > 0.0 { 12.0 } else { 17.0 };
-            return p.x * p.x + (p.y + 4.0).powi(2) < r * r;
-        };
-        let (a, b, dy) = (rx - shrink, ry - shrink, p.y - cy);
-        p.x * p.x * b * b + dy * dy * a * a < a * a * b * b
+        let flare = smoothstep(-50.0, -12.0, p.z);
+        let rim = ((p.z - (self.tibia_top - 5.0)) / 5.0).clamp(0.0, 1.0);
+        let round = 0.9 + 0.1 * (1.0 - rim * rim).sqrt();
+        let thick = shrink * (1.0 + 1.6 * (1.0 - flare));
+        let a = (17.0 + 21.0 * flare) * round - thick;
+        let b = (17.0 + 10.0 * flare) * round - thick;
+        let dy = p.y - (-4.0 + 2.0 * flare);
+        a > 0.0 && b > 0.0 && p.x * p.x * b * b + dy * dy * a * a < a * a * b * b
+    }
+
+    /// The patella: convex in front, behind two facets (the lateral one longer) meeting at
+    /// the median ridge.
+    pub(super) fn in_patella(&self, p: V3, shrink: f64) -> bool {
+        let (c, r) = self.patella;
+        in_ellipsoid(p, c, r - v3(shrink, shrink, shrink))
+            && p.y > self.patellar_surface(p.x) + shrink
+    }
+
+    fn patellar_surface(&self, x: f64) -> f64 {
+        let (c, r) = self.patella;
+        let ridge = c.x + 2.0;
+        let slope = if x > ridge { 0.40 } else { 0.27 };
+        c.y - 0.9 * r.y + slope * (x - ridge).abs()
     }
 
     pub(super) fn patella_at(&self, p: V3) -> Option<Hit> {
-        let (c, r) = self.patella;
-        if in_ellipsoid(p, c, r) {
-            let inner = in_ellipsoid(p, c, r - v3(1.5, 1.5, 1.5));
-            return hit(if inner { self.marrow() } else { pd::CORTEX });
+        if let Some(bone) = self.bone(p, |s| self.in_patella(p, s), CORTEX_MM) {
+            return Some(bone);
         }
-        let cartilage = in_ellipsoid(p, c, r + v3(1.0, 2.5, 1.0)) && p.y < c.y - 2.0;
-        cartilage.then_some(Hit {
-            intensity: pd::CARTILAGE,
-            lesion: Lesion::None,
-        })
+        let (c, r) = self.patella;
+        let surface = self.patellar_surface(p.x);
+        let cartilage =
+            in_ellipsoid(p, c, r + v3(1.0, 3.0, 1.0)) && p.y > surface - 2.8 && p.y < c.y;
+        cartilage.then_some(CARTILAGE)
     }
 
     pub(super) fn femoral_cartilage_at(&self, p: V3) -> Option<Hit> {
         let grow = v3(2.2, 2.2, 2.2);
-        let on_condyle = self
-            .condyles
-            .iter()
-            .any(|&(c, r)| in_ellipsoid(p, c, r + grow) && (p.z < c.z + 2.0 || p.y < c.y - 10.0));
+        let on_condyle = self.condyles.iter().any(|&(c, r)| {
+            // Articular surfaces only: none on the epicondyles' outer faces.
+            let outer = (p.x - c.x) * c.x.signum() > 0.7 * r.x;
+            in_ellipsoid(p, c, r + grow) && !outer && (p.z < c.z + 2.0 || p.y < c.y - 10.0)
+        });
         (on_condyle && !self.in_notch(p, 0.0)).then_some(CARTILAGE)
     }
 
@@ -184,6 +237,18 @@ pub(super) fn in_fibula(p: V3, shrink: f64) -> bool {
     );
     let shaft = p.z < -20.0 && (p.x + 31.0).powi(2) + (p.y + 21.0).powi(2) < (6.0 - shrink).powi(2);
     head || shaft
+}
+
+/// A periodic, sine-like wave in [-1, 1] with period 1 (a smoothed triangle wave: no libm).
+fn smooth_wave(x: f64) -> f64 {
+    let t = 4.0 * (x - x.floor() - 0.5).abs() - 1.0;
+    t * (1.5 - 0.5 * t * t)
+}
+
+/// A smooth bump: 1 at 0, falling to 0 at ±1.
+fn bump(t: f64) -> f64 {
+    let u = (1.0 - t * t).max(0.0);
+    u * u
 }
 
 const CARTILAGE: Hit = Hit {

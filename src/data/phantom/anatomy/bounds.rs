@@ -14,7 +14,7 @@ impl Knee {
             },
             Part::Tibia => Aabb {
                 lo: v3(-41.0, -32.0, -400.0),
-                hi: v3(41.0, 28.0, self.tibia_top + 3.0),
+                hi: v3(41.0, 28.0, self.tibia_top + 7.0),
             },
             Part::Fibula => Aabb {
                 lo: v3(-42.0, -32.0, -400.0),
@@ -36,7 +36,7 @@ impl Knee {
                 }
             }
             Part::MeniscalCyst => match self.meniscal_cyst() {
-                Some((centre, radii)) => Aabb::around(centre, radii + v3(0.5, 0.5, 0.5)),
+                Some((centre, radii)) => Aabb::around(centre, radii + v3(1.5, 1.5, 1.5)),
                 // No cyst: a box no scan line reaches.
                 None => Aabb::around(v3(1e6, 1e6, 1e6), v3(0.0, 0.0, 0.0)),
             },
@@ -55,7 +55,8 @@ impl Knee {
             },
             Part::Acl => {
                 let (a, b, r) = self.acl;
-                Aabb::of_segment(a, b, r * ACL_TEAR_SPREAD + 0.5)
+                // The wavy stumps swing up to 2.2 mm sideways.
+                Aabb::of_segment(a, b, r * ACL_TEAR_SPREAD + 2.7)
             }
             Part::Pcl => {
                 let (a, m, b, r) = self.pcl;

@@ -2,7 +2,8 @@
 //! tendons, collateral ligaments and vessels.
 use super::{hit, lesion, pd, Hit, Knee, Meniscus, Side};
 use super::{MeniscalTear, MeniscalTearKind, ACL_TEAR_SPREAD, TEAR_HALF_THICKNESS};
-use crate::data::phantom::geometry::{in_ellipsoid, segment_distance, v3, V3};
+use crate::data::phantom::geometry::{in_ellipsoid, segment_distance, smoothstep, v3, V3};
+use crate::data::phantom::texture::noise;
 use crate::data::Lesion;
 
 pub(super) const PATELLAR_TENDON: (V3, V3) = (v3(0.0, 40.0, 14.0), v3(0.0, 30.0, -28.0));
@@ -55,6 +56,8 @@ impl Knee {
         let (centre, radii) = self.meniscal_cyst()?;
         if in_ellipsoid(p, centre, radii) {
             lesion(pd::FLUID, Lesion::MeniscalTear)
+        } else if in_ellipsoid(p, centre, radii + v3(0.9, 0.9, 0.9)) {
+            hit(pd::CYST_WALL)
         } else {
             None
         }
@@ -101,24 +104,40 @@ impl Knee {
         }
     }
 
+    /// The ACL; torn, a gap filled by a swollen remnant of intermediate-to-high signal
+    /// (blotchy haemorrhage and edema) and, beside it, lax wavy stumps.
     pub(super) fn acl_at(&self, p: V3) -> Option<Hit> {
         let (a, b, radius) = self.acl;
+        let Some(tear) = self.lesions.acl_tear else {
+            return (segment_distance(p, a, b).0 < radius).then_some(ACL);
+        };
         let (d, t) = segment_distance(p, a, b);
-        if let Some(tear) = self.lesions.acl_tear {
-            let length = (b - a).norm();
-            if d < radius * ACL_TEAR_SPREAD && ((t - tear.at) * length).abs() < tear.half_gap {
-                let remnant = if self.fat_saturated {
-                    pd::EDEMA
-                } else {
-                    pd::TORN_ACL
-                };
-                return lesion(remnant, Lesion::AclTear);
-            }
+        let length = (b - a).norm();
+        let from_gap = ((t - tear.at) * length).abs() - tear.half_gap;
+        // An amorphous mass, not a capsule: a ragged outline (never beyond the envelope that
+        // the mask and `structure_contains` use) and ragged ends.
+        let ragged = f64::from(noise(p * 0.3 + self.texture_offset + v3(9.0, 1.0, 4.0)));
+        let inside = d < radius * ACL_TEAR_SPREAD * (0.85 + 0.15 * ragged);
+        if inside && from_gap < 1.5 * ragged {
+            return lesion(self.torn_acl(p), Lesion::AclTear);
         }
-        (d < radius).then_some(Hit {
-            intensity: pd::ACL,
-            lesion: Lesion::None,
-        })
+        // Within 8 mm of the gap the stumps buckle sideways and thin out.
+        let lax = (1.0 - from_gap / 8.0).max(0.0);
+        let wave = lax * 2.2 * triangle_wave(t * length / 6.0);
+        let q = v3(p.x - wave, p.y, p.z);
+        (segment_distance(q, a, b).0 < radius * (1.0 - 0.3 * lax)).then_some(ACL)
+    }
+
+    fn torn_acl(&self, p: V3) -> f32 {
+        let blotch = smoothstep(
+            -0.25,
+            0.35,
+            f64::from(noise(p * 0.45 + self.texture_offset)),
+        );
+        if self.fat_saturated {
+            return pd::EDEMA * (0.8 + 0.2 * blotch as f32);
+        }
+        pd::TORN_ACL + pd::TORN_ACL_BLOTCH * blotch as f32
     }
 
     pub(super) fn pcl_at(&self, p: V3) -> Option<Hit> {
@@ -145,6 +164,11 @@ impl Knee {
         })
     }
 }
+
+const ACL: Hit = Hit {
+    intensity: pd::ACL,
+    lesion: Lesion::None,
+};
 
 /// A tendon: a capsule widened `widen` times along x (a flat band seen from the front).
 pub(super) fn band(p: V3, widen: f64, (a, b): (V3, V3), radius: f64) -> Option<Hit> {
