@@ -45,7 +45,8 @@ pub struct DemoArgs {
     /// A config file for the explorer (over the defaults and your config.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// An eval-cam report of the demo cohort and models (as `view --eval-report`).
+    /// An eval-cam report of the demo cohort and models (as `view --eval-report`) [default:
+    /// with the demo models, the one shipped beside them, models/demo/eval-cam-demo-cohort.json].
     #[arg(long)]
     pub eval_report: Option<PathBuf>,
     #[command(flatten)]
@@ -56,6 +57,19 @@ pub fn default_models() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models")
         .join("demo")
+}
+
+/// The eval-cam report of the demo models on the demo cohort (exam N is the same exam at any
+/// --cases, so it serves every demo cohort).
+pub const DEMO_EVAL_REPORT: &str = "eval-cam-demo-cohort.json";
+
+/// `--eval-report`, or with the demo models the report that ships with them.
+fn eval_report(args: &DemoArgs) -> Option<PathBuf> {
+    if let Some(path) = &args.eval_report {
+        return Some(path.clone());
+    }
+    let shipped = default_models().join(DEMO_EVAL_REPORT);
+    (args.models.is_none() && shipped.is_file()).then_some(shipped)
 }
 
 pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
@@ -80,8 +94,8 @@ pub fn run(args: DemoArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCo
     let dataset = Dataset::open(&cohort).map_err(bad_input)?;
     if !args.print && std::io::stdout().is_terminal() {
         let config = Config::load(&folders.config, args.config.as_deref()).map_err(bad_input)?;
-        let eval = match &args.eval_report {
-            Some(path) => EvalResults::read(path).map_err(bad_input)?,
+        let eval = match eval_report(&args) {
+            Some(path) => EvalResults::read(&path).map_err(bad_input)?,
             None => EvalResults::default(),
         };
         let store = folders.cam_store();

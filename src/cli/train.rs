@@ -50,7 +50,8 @@ pub struct TrainArgs {
     pub patience: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Start an MRNet from these weights (e.g. ImageNet AlexNet features you have).
+    /// Start from these weights: an MRNet from ImageNet AlexNet features you have, a tiny model
+    /// from one trained on another plane (the demo's coronal models start from the sagittal).
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Train without augmentation.
@@ -123,7 +124,10 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     };
     let report = match args.arch {
         ArchChoice::Tiny => {
-            let net = Tiny::new(device, 2);
+            let mut net = Tiny::new(device, 2);
+            if let Some(init) = &args.init {
+                weights::load_state_dict(&mut net.vs, init).map_err(bad_input)?;
+            }
             train(
                 &net, &net.vs, &train_set, &valid_set, &config, &best_path, &stop, on_step,
                 on_epoch,
@@ -177,7 +181,9 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         args.patience,
         args.seed,
         if args.no_augment { " --no-augment" } else { "" }
-    ));
+    ) + &args.init.as_ref().map_or(String::new(), |init| {
+        format!(" --init {}", init.display())
+    }));
     update_manifest(&args.out, |manifest| {
         // What the entry says about the series it reads is the user's, not training's: kept.
         if let Some(old) = manifest.model(args.task, args.plane) {

@@ -224,3 +224,57 @@ fn train_fit_combiner_predict_and_cam_from_the_command_line() {
         .success();
     assert!(out.join("summary.json").is_file());
 }
+
+/// `train --init` starts a tiny model from another model's weights (the demo's coronal models
+/// start from the sagittal ones): at learning rate 0 the saved model is the one it started from.
+#[test]
+fn a_tiny_model_starts_from_the_weights_init_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    dataset(&data);
+    let train_into = |out: &Path, plane: &str, extra: &[&str]| {
+        let mut cmd = Command::cargo_bin("kneecam").expect("binary");
+        cmd.env("OMP_NUM_THREADS", "1")
+            .env("KNEECAM_DATA_DIR", dir.path().join("home"))
+            .args(["--device", "cpu", "train", "--task", "acl", "--epochs", "1"])
+            .args(["--no-augment", "--plane", plane, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out)
+            .args(extra);
+        cmd.assert()
+    };
+    let first = dir.path().join("first");
+    train_into(&first, "sagittal", &["--lr", "0.003"]).success();
+    let start = first.join("acl-sagittal.safetensors");
+    let second = dir.path().join("second");
+    let init = start.to_str().expect("utf-8 path");
+    train_into(&second, "coronal", &["--lr", "0", "--init", init]).success();
+
+    let logits = |models: &Path, plane: Plane| {
+        let manifest = Manifest::load(models).expect("manifest");
+        let entry = manifest.model(Task::Acl, plane).expect("entry").clone();
+        let net = manifest::load_network(models, &entry, tch::Device::Cpu).expect("loads");
+        let x = entry
+            .preprocess
+            .input(&volume(true, &mut Rng::new(5)), tch::Device::Cpu);
+        (
+            kneecam::cam::forward(&net, &x).expect("forward").logits,
+            entry,
+        )
+    };
+    let (started_from, _) = logits(&first, Plane::Sagittal);
+    let (trained, entry) = logits(&second, Plane::Coronal);
+    assert_eq!(trained, started_from, "lr 0: the init weights unchanged");
+    let recorded = entry.trained_with.expect("trained_with");
+    assert!(recorded.contains(&format!("--init {init}")), "{recorded}");
+
+    let missing = dir.path().join("no-such.safetensors");
+    train_into(
+        &second,
+        "coronal",
+        &["--init", missing.to_str().expect("utf-8")],
+    )
+    .failure()
+    .stderr(predicate::str::contains("no-such.safetensors"));
+}

@@ -19,6 +19,9 @@ use joint::{band, mcl_at, vessels_at, LCL, PATELLAR_TENDON, QUADRICEPS_TENDON};
 mod pd {
     pub const AIR: f32 = 0.0;
     pub const FAT: f32 = 0.74;
+    /// The notch round the cruciates (synovium over fat): intermediate, so that the dark
+    /// ligaments and a torn one's bright remnant both stand out there as on real PD images.
+    pub const NOTCH: f32 = 0.42;
     pub const MUSCLE: f32 = 0.33;
     pub const CORTEX: f32 = 0.06;
     pub const MARROW: f32 = 0.52;
@@ -29,10 +32,12 @@ mod pd {
     pub const TENDON: f32 = 0.07;
     pub const FLUID: f32 = 1.0;
     pub const EDEMA: f32 = 0.95;
-    /// A torn ACL's swollen, haemorrhagic remnant: intermediate signal with brighter blotches
-    /// (up to TORN_ACL + TORN_ACL_BLOTCH), unlike the dark ligament or the even fat around it.
-    pub const TORN_ACL: f32 = 0.52;
-    pub const TORN_ACL_BLOTCH: f32 = 0.45;
+    /// A torn ACL's swollen, haemorrhagic remnant: high signal (edema and blood, above the fat
+    /// around it) with brighter blotches up to TORN_ACL + TORN_ACL_BLOTCH, where the intact
+    /// ligament is dark. Level with the fat (format 3's first cut) the coronal models never
+    /// found it.
+    pub const TORN_ACL: f32 = 0.84;
+    pub const TORN_ACL_BLOTCH: f32 = 0.30;
     /// The thin fibrous wall of a parameniscal cyst.
     pub const CYST_WALL: f32 = 0.22;
     /// Fat and fatty marrow under fat saturation (MRNet's axial PD and sagittal T2 series).
@@ -145,8 +150,8 @@ const CORTEX_MM: f64 = 1.5;
 
 // A torn ACL is a swollen mass about twice as thick as the ligament (format version 2).
 const ACL_TEAR_SPREAD: f64 = 2.3;
-// Meniscal tears 2.4 mm wide, so that 256-pixel slices show them (format versions 2, 3).
-const TEAR_HALF_THICKNESS: f64 = 1.2;
+// Meniscal tears 3 mm wide, so that half-resolution coronal slices show them (2.4 mm before).
+const TEAR_HALF_THICKNESS: f64 = 1.5;
 
 impl Knee {
     /// A knee with per-exam anatomical variation and the given lesions.

@@ -156,6 +156,18 @@ pub fn ellipsoid(p: V3, c: V3, r: V3) -> f64 {
     x * x + y * y + z * z
 }
 
+/// ⌊x⌋ for |x| < 2⁶³, exact: without SSE4.1 `f64::floor` is a libm call, and the noise and
+/// the waves call it for most voxels.
+#[inline]
+pub fn floor(x: f64) -> f64 {
+    let truncated = x as i64 as f64;
+    if truncated > x {
+        truncated - 1.0
+    } else {
+        truncated
+    }
+}
+
 /// Whether p is inside the ellipsoid (centre c, radii r); division-free, for the hot paths.
 pub fn in_ellipsoid(p: V3, c: V3, r: V3) -> bool {
     let d = p - c;

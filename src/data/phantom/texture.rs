@@ -2,7 +2,7 @@
 //! fascial planes). One fixed lattice of random values, periodic with period 32, interpolated
 //! with smoothstep weights: no libm call per sample (speed) and the same bytes everywhere
 //! (determinism); each exam shifts and scales its own view of it.
-use super::geometry::V3;
+use super::geometry::{floor, V3};
 use crate::rng::Rng;
 
 const PERIOD: usize = 32;
@@ -25,7 +25,7 @@ fn fade(t: f32) -> f32 {
 /// Value noise in about [-1, 1] at `p` (lattice units: features about one unit across).
 pub fn noise(p: V3) -> f32 {
     let table = lattice();
-    let (fx, fy, fz) = (p.x.floor(), p.y.floor(), p.z.floor());
+    let (fx, fy, fz) = (floor(p.x), floor(p.y), floor(p.z));
     let (u, v, w) = (
         fade((p.x - fx) as f32),
         fade((p.y - fy) as f32),

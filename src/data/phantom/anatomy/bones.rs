@@ -1,6 +1,6 @@
 //! Bones, marrow, cartilage and the limb around them.
-use super::{hit, lesion, pd, Hit, Knee, CORTEX_MM};
-use crate::data::phantom::geometry::{ellipsoid, in_ellipsoid, smoothstep, v3, V3};
+use super::{hit, lesion, pd, Bruise, Hit, Knee, CORTEX_MM};
+use crate::data::phantom::geometry::{ellipsoid, floor, in_ellipsoid, smoothstep, v3, V3};
 use crate::data::phantom::texture::noise;
 use crate::data::Lesion;
 
@@ -74,6 +74,9 @@ impl Knee {
         if depth < 1.2 {
             return 0.45; // skin
         }
+        if !self.fat_saturated && self.in_notch_space(p) {
+            return pd::NOTCH;
+        }
         if depth < self.fat_thickness {
             return self.textured_fat(p, true);
         }
@@ -105,19 +108,28 @@ impl Knee {
             return hit(pd::CORTEX);
         }
         match self.lesions.bruise {
-            Some(b) => {
-                let v = ellipsoid(p, b.centre, b.radii);
-                let w = (1.0 - smoothstep(0.35, 1.6, v)) as f32;
-                let marrow = self.marrow(p);
-                let intensity = marrow + (pd::EDEMA - marrow) * w * 0.85;
-                if v < 0.8 {
-                    lesion(intensity, Lesion::Other)
-                } else {
-                    hit(intensity)
-                }
-            }
-            None => hit(self.marrow(p)),
+            Some(b) if b.near(p) => self.bruised_marrow(p, &b),
+            _ => hit(self.marrow(p)),
         }
+    }
+
+    /// Not inlined: inlined, its divisions were computed for every voxel of every bone.
+    #[inline(never)]
+    fn bruised_marrow(&self, p: V3, b: &Bruise) -> Option<Hit> {
+        let v = ellipsoid(p, b.centre, b.radii);
+        let w = (1.0 - smoothstep(0.35, 1.6, v)) as f32;
+        let marrow = self.marrow(p);
+        let intensity = marrow + (pd::EDEMA - marrow) * w * 0.85;
+        if v < 0.8 {
+            lesion(intensity, Lesion::Other)
+        } else {
+            hit(intensity)
+        }
+    }
+
+    /// The space between the condyles round the cruciates (synovium and fat).
+    fn in_notch_space(&self, p: V3) -> bool {
+        p.y > -28.0 && p.z > self.tibia_top && self.in_notch(p, 0.0)
     }
 
     /// The intercondylar notch: an arched tunnel, open posteriorly, between the condyles.
@@ -241,7 +253,7 @@ pub(super) fn in_fibula(p: V3, shrink: f64) -> bool {
 
 /// A periodic, sine-like wave in [-1, 1] with period 1 (a smoothed triangle wave: no libm).
 fn smooth_wave(x: f64) -> f64 {
-    let t = 4.0 * (x - x.floor() - 0.5).abs() - 1.0;
+    let t = 4.0 * (x - floor(x) - 0.5).abs() - 1.0;
     t * (1.5 - 0.5 * t * t)
 }
 

@@ -2,7 +2,7 @@
 //! tendons, collateral ligaments and vessels.
 use super::{hit, lesion, pd, Hit, Knee, Meniscus, Side};
 use super::{MeniscalTear, MeniscalTearKind, ACL_TEAR_SPREAD, TEAR_HALF_THICKNESS};
-use crate::data::phantom::geometry::{in_ellipsoid, segment_distance, smoothstep, v3, V3};
+use crate::data::phantom::geometry::{floor, in_ellipsoid, segment_distance, smoothstep, v3, V3};
 use crate::data::phantom::texture::noise;
 use crate::data::Lesion;
 
@@ -203,7 +203,7 @@ pub(super) fn vessels_at(p: V3) -> Option<Hit> {
 
 /// A cheap periodic wave in [-1, 1] with period 1.
 pub(super) fn triangle_wave(x: f64) -> f64 {
-    4.0 * (x - x.floor() - 0.5).abs() - 1.0
+    4.0 * (x - floor(x) - 0.5).abs() - 1.0
 }
 
 /// The absolute difference of two angles, in [0, π].

@@ -41,6 +41,17 @@ pub struct Bruise {
     pub radii: V3,
 }
 
+impl Bruise {
+    /// Whether `p` may lie where the bruise shows (its ellipsoid value below 1.6): a box
+    /// test that spares marrow far from it the divisions (the phantom's hottest path).
+    pub fn near(&self, p: V3) -> bool {
+        let d = p - self.centre;
+        d.x.abs() < 1.3 * self.radii.x
+            && d.y.abs() < 1.3 * self.radii.y
+            && d.z.abs() < 1.3 * self.radii.z
+    }
+}
+
 /// The lesions of one exam; MRNet's labels follow from them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Lesions {
