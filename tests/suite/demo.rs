@@ -30,7 +30,7 @@ fn the_demo_generates_its_cohort_once_predicts_and_writes_the_acl_cams() {
         .stdout(predicate::str::contains("generating the demo cohort"))
         .stdout(predicate::str::contains("AUC"))
         .stdout(predicate::str::contains("exam 0002"));
-    let cohort = home.path().join("cache/demo/phantom-v2g-seed2026-4");
+    let cohort = home.path().join(cohort_name());
     assert!(cohort.join("phantom.toml").is_file());
     for plane in ["axial", "coronal", "sagittal"] {
         let png = home.path().join(format!("data/demo/exam-0002/{plane}.png"));
@@ -50,7 +50,7 @@ fn demo_cohort(home: &Path) -> std::path::PathBuf {
         .args(["demo", "--cases", "4"])
         .assert()
         .success();
-    home.join("cache/demo/phantom-v2g-seed2026-4")
+    home.join(cohort_name())
 }
 
 #[test]
@@ -118,4 +118,12 @@ fn eval_cam_names_an_unknown_method() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("gradcam+++"));
+}
+
+/// Where `demo --cases 4` keeps its cohort (the name carries the phantom's format version).
+fn cohort_name() -> String {
+    format!(
+        "cache/demo/phantom-v{}g-seed2026-4",
+        kneecam::data::phantom::FORMAT_VERSION
+    )
 }
