@@ -1,6 +1,7 @@
 //! Bones, marrow, cartilage and the limb around them.
+use super::joint::triangle_wave;
 use super::{hit, lesion, pd, Bruise, Hit, Knee, CORTEX_MM};
-use crate::data::phantom::geometry::{ellipsoid, floor, in_ellipsoid, smoothstep, v3, V3};
+use crate::data::phantom::geometry::{ellipsoid, in_ellipsoid, smoothstep, v3, V3};
 use crate::data::phantom::texture::noise;
 use crate::data::Lesion;
 
@@ -253,7 +254,7 @@ pub(super) fn in_fibula(p: V3, shrink: f64) -> bool {
 
 /// A periodic, sine-like wave in [-1, 1] with period 1 (a smoothed triangle wave: no libm).
 fn smooth_wave(x: f64) -> f64 {
-    let t = 4.0 * (x - floor(x) - 0.5).abs() - 1.0;
+    let t = triangle_wave(x);
     t * (1.5 - 0.5 * t * t)
 }
 
