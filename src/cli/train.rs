@@ -170,7 +170,7 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     entry.seed = Some(args.seed);
     entry.data_fingerprint = Some(fingerprint(&train_set, &valid_set));
     entry.trained_with = Some(format!(
-        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}",
+        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{init}",
         env!("CARGO_PKG_VERSION"),
         args.task,
         args.plane,
@@ -180,10 +180,11 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         config.weight_decay,
         args.patience,
         args.seed,
-        if args.no_augment { " --no-augment" } else { "" }
-    ) + &args.init.as_ref().map_or(String::new(), |init| {
-        format!(" --init {}", init.display())
-    }));
+        if args.no_augment { " --no-augment" } else { "" },
+        init = args.init.as_ref().map_or(String::new(), |init| {
+            format!(" --init {}", init.display())
+        })
+    ));
     update_manifest(&args.out, |manifest| {
         // What the entry says about the series it reads is the user's, not training's: kept.
         if let Some(old) = manifest.model(args.task, args.plane) {
