@@ -10,6 +10,7 @@ use crate::model::network::{self, GapNetwork};
 
 pub mod colormap;
 pub mod evaluation;
+pub mod export;
 pub mod floor;
 pub mod localization;
 pub mod methods;

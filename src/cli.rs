@@ -11,6 +11,7 @@ mod dataset;
 pub mod demo;
 mod doctor;
 mod eval_cam;
+mod export;
 mod image_cam;
 pub mod models;
 mod open;
@@ -50,6 +51,9 @@ pub enum Command {
     Cam(cam::CamArgs),
     /// Compute every exam's CAMs into the CAM store ahead of browsing (shardable).
     Precompute(precompute::PrecomputeArgs),
+    /// A cohort's slices and CAM overlays as PNGs, in the reference code's tree (pipelined,
+    /// resumable, shardable).
+    Export(export::ExportArgs),
     /// Probabilities per exam, task and plane, combined per task, with AUCs.
     Predict(predict::PredictArgs),
     /// Train one model (task × plane) and enter it in a models folder's manifest.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Synth(args) => synth::run(args),
         Command::Cam(args) => cam::run(args, cli.device),
         Command::Precompute(args) => precompute::run(args, cli.device),
+        Command::Export(args) => export::run(args, cli.device),
         Command::Predict(args) => predict::run(args, cli.device),
         Command::Train(args) => train::run(args, cli.device),
         Command::FitCombiner(args) => train::fit_combiner(args, cli.device),

@@ -1,7 +1,8 @@
 //! `kneecam precompute` through the binary on a small phantom cohort with the demo models:
 //! every entry written, a second run reuses them, a corrupt entry is replaced, shards split
 //! the work without overlap, two processes can fill one store at once, and `predict` gives
-//! the same numbers from the store as from the models.
+//! the same numbers from the store as from the models. `export` (precompute/export.rs) shares
+//! the cohort.
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -12,6 +13,9 @@ use predicates::str::contains;
 #[path = "support/binary.rs"]
 mod binary;
 use binary::kneecam;
+
+#[path = "precompute/export.rs"]
+mod export;
 
 const EXAMS: usize = 4;
 /// 3 planes × 3 tasks × 4 methods per exam.

@@ -98,10 +98,10 @@ impl Shard {
 }
 
 /// One plane's series, read (and hashed) ahead of the device.
-struct Series {
-    exam: usize,
-    plane: Plane,
-    loaded: Result<(Volume, String), String>,
+pub(super) struct Series {
+    pub exam: usize,
+    pub plane: Plane,
+    pub loaded: Result<(Volume, String), String>,
 }
 
 /// What a run did, entries counted per (exam, plane, task, method).
@@ -257,7 +257,7 @@ fn process(
 }
 
 /// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
-fn report(bar: &indicatif::ProgressBar, line: String) {
+pub(super) fn report(bar: &indicatif::ProgressBar, line: String) {
     let line = super::printable(&line);
     if bar.is_hidden() {
         eprintln!("{line}");
@@ -282,7 +282,7 @@ pub fn parse_methods(text: &str) -> anyhow::Result<Vec<Method>> {
 
 /// Reads each exam's planes on a thread of its own, `READ_AHEAD` exams ahead, so the device
 /// never waits for the disk.
-fn read_ahead(
+pub(super) fn read_ahead(
     exams: Vec<Exam>,
     planes: Vec<Plane>,
     stop: Arc<AtomicBool>,
@@ -312,7 +312,7 @@ fn read_ahead(
 }
 
 /// The manifest's models, loaded on first use and kept.
-struct Models {
+pub(super) struct Models {
     dir: PathBuf,
     manifest: Manifest,
     device: tch::Device,
@@ -320,7 +320,7 @@ struct Models {
 }
 
 impl Models {
-    fn new(dir: PathBuf, manifest: Manifest, device: tch::Device) -> Models {
+    pub(super) fn new(dir: PathBuf, manifest: Manifest, device: tch::Device) -> Models {
         Models {
             dir,
             manifest,
@@ -392,7 +392,7 @@ impl Models {
         Ok(tally)
     }
 
-    fn model(&mut self, task: Task, plane: Plane) -> anyhow::Result<&LoadedModel> {
+    pub(super) fn model(&mut self, task: Task, plane: Plane) -> anyhow::Result<&LoadedModel> {
         let (dir, manifest, device) = (&self.dir, &self.manifest, self.device);
         self.loaded
             .get_or_load((task, plane), |(task, plane)| {
@@ -405,7 +405,10 @@ impl Models {
 /// The forward passes of several series: one batch of all their slices when the network
 /// treats slices independently and the inputs share a size, else one pass each. The features of each series are its slices' share of
 /// the batch, and its logits come from its own slices only.
-fn forward_batch(model: &LoadedModel, volumes: &[&Volume]) -> anyhow::Result<Vec<cam::Forward>> {
+pub(super) fn forward_batch(
+    model: &LoadedModel,
+    volumes: &[&Volume],
+) -> anyhow::Result<Vec<cam::Forward>> {
     let device = model.network.classifier().0.device();
     let inputs: Vec<tch::Tensor> = volumes
         .iter()

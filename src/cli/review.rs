@@ -48,7 +48,7 @@ pub fn run(command: ReviewCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// `--reviews`, else the data folder's reviews.sqlite.
-fn reviews_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(super) fn reviews_path(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     match given {
         Some(path) => Ok(path),
         None => Ok(crate::paths::Folders::locate()
