@@ -8,7 +8,10 @@ Measures (medians of --repeats runs, after a warm-up):
   2. the forward pass + CAM compute: kneecam's own timings (summary.json) against PyTorch eager
      with the reference's forward hook and NumPy CAM;
   3. Grad-CAM: kneecam's `--method gradcam` (forward + CAM) against pytorch-grad-cam's GradCAM
-     on the same model (forward, backward, maps resized to the slice).
+     on the same model (forward, backward, maps resized to the slice);
+  4. with --cohort N (default 20): the reference code's cohort loop against `kneecam export`
+     (cohort.py), once from an empty CAM store and once from the store that run filled;
+     --only-cohort skips 1-3.
 """
 import argparse
 import json
@@ -25,6 +28,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mrnet_cam  # noqa: E402
+import cohort  # noqa: E402
 
 
 def median_ms(fn, repeats):
@@ -134,10 +138,22 @@ def main():
     parser.add_argument("--slices", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--cohort", type=int, default=20, help="exams in the cohort export (0: none)")
+    parser.add_argument("--only-cohort", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
+    rows, fidelity = [], None
+    if args.cohort > 0:
+        rows, fidelity = cohort.compare_cohort(args.kneecam, os.path.join(args.out, "cohort"),
+                                               args.cohort, args.threads)
+    if not args.only_cohort:
+        rows = single_exam_rows(args) + rows
+    print_report(args, rows, fidelity)
+
+
+def single_exam_rows(args):
     weights, exam_path, exam = make_inputs(args.out, args.slices)
     model = mrnet_cam.load_model(weights)
     x = mrnet_cam.to_input(exam)
@@ -164,16 +180,19 @@ def main():
     _, kc_gradcam, _ = kneecam_runs(
         args.kneecam, weights, exam_path, args.out, "gradcam", False, args.repeats, args.threads
     )
-    rows = [
-        ("PNG export of the exam (kneecam: whole process)", py["export"], kc_export, 3.0),
+    print(f"(PyTorch eager forward alone: {py['forward']:.1f} ms)")
+    return [
+        ("PNG export of the exam (kneecam: whole process)", py["export"], kc_export, None),
         ("PNG export, work only (no process start, no model load)", py["export"], kc_work, None),
         ("forward + CAM compute (Python warm)", py["forward_cam"], kc_cam, 0.95),
         ("forward + CAM compute, first in a fresh process", py["cold_forward_cam"], kc_cam, None),
         ("Grad-CAM (pytorch-grad-cam vs kneecam)", py["gradcam"], kc_gradcam, 2.0),
     ]
-    print(f"AlexNet MRNet, {args.slices} slices 256x256, CPU, {args.threads} threads, "
-          f"torch {torch.__version__}, medians of {args.repeats}")
-    print(f"(PyTorch eager forward alone: {py['forward']:.1f} ms)")
+
+
+def print_report(args, rows, fidelity):
+    print(f"AlexNet MRNet, {args.slices} slices 256x256 (cohort: 20-40), CPU, {args.threads} "
+          f"threads, torch {torch.__version__}, medians of {args.repeats} (cohort: one run)")
     print("| what | Python (ms) | kneecam (ms) | speed-up | target |")
     print("|---|---|---|---|---|")
     report = []
@@ -186,8 +205,12 @@ def main():
         print(f"| {name} | {python_ms:.1f} | {kneecam_ms:.1f} | {speedup:.2f}x | {goal} |")
         report.append(dict(what=name, python_ms=python_ms, kneecam_ms=kneecam_ms,
                            speedup=speedup, target=target))
+    if fidelity is not None:
+        print(f"cohort tree: same files as the reference loop's: {fidelity['same_file_tree']}; "
+              f"slice PNGs identical: {fidelity['slice_pngs_identical']}; overlays differ by at "
+              f"most {fidelity['overlay_max_difference']} per channel (CAM resize and rounding)")
     with open(os.path.join(args.out, "report.json"), "w") as f:
-        json.dump(dict(rows=report, python_forward_ms=py["forward"], slices=args.slices,
+        json.dump(dict(rows=report, cohort_fidelity=fidelity, slices=args.slices,
                        threads=args.threads), f, indent=2)
 
 

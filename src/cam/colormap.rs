@@ -1,6 +1,9 @@
 //! Colormaps for heatmap overlays: JET (the reference code's, via OpenCV), turbo, inferno, gray.
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
+
+mod opencv_jet;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,7 +36,7 @@ impl Colormap {
     pub fn rgb(self, value: u8) -> [u8; 3] {
         let t = f64::from(value) / 255.0;
         let [r, g, b] = match self {
-            Colormap::Jet => jet(t),
+            Colormap::Jet => return opencv_jet::OPENCV_JET[usize::from(value)],
             Colormap::Turbo => turbo(t),
             Colormap::Inferno => inferno(t),
             Colormap::Gray => [t, t, t],
@@ -63,7 +66,8 @@ impl fmt::Display for Colormap {
     }
 }
 
-/// OpenCV's COLORMAP_JET: piecewise linear, dark blue → blue → cyan → yellow → red → dark red.
+/// OpenCV's COLORMAP_JET in closed form: piecewise linear, dark blue → blue → cyan → yellow → red → dark red.
+#[cfg(test)]
 fn jet(t: f64) -> [f64; 3] {
     let ramp = |centre: f64| (1.5 - (4.0 * t - centre).abs()).clamp(0.0, 1.0);
     [ramp(3.0), ramp(2.0), ramp(1.0)]
@@ -143,12 +147,27 @@ fn inferno(t: f64) -> [f64; 3] {
     [channel(0), channel(1), channel(2)]
 }
 
-/// The reference code's overlay: heatmap·0.3 + slice·0.5 (OpenCV `addWeighted`-style, clamped).
+/// The reference code's overlay: `np.uint8(heatmap * 0.3 + img * 0.5)`, in float64 and
+/// truncated as NumPy does (the sum never exceeds 255).
 pub fn blend_reference(slice: u8, heat: [u8; 3]) -> [u8; 3] {
-    heat.map(|h| {
-        (f64::from(h) * 0.3 + f64::from(slice) * 0.5)
-            .round()
-            .min(255.0) as u8
+    heat.map(|h| reference_channel(h, slice))
+}
+
+fn reference_channel(heat: u8, slice: u8) -> u8 {
+    (f64::from(heat) * 0.3 + f64::from(slice) * 0.5) as u8
+}
+
+/// `blend_reference` of one channel as a table, `[heat][slice]`, for whole images.
+pub fn reference_blend_table() -> &'static [[u8; 256]; 256] {
+    static TABLE: OnceLock<Box<[[u8; 256]; 256]>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = Box::new([[0u8; 256]; 256]);
+        for (heat, row) in table.iter_mut().enumerate() {
+            for (slice, value) in row.iter_mut().enumerate() {
+                *value = reference_channel(heat as u8, slice as u8);
+            }
+        }
+        table
     })
 }
 
@@ -174,6 +193,17 @@ mod tests {
         assert_eq!(Colormap::Jet.rgb(0), [0, 0, 128]);
         assert_eq!(Colormap::Jet.rgb(128)[1], 255);
         assert_eq!(Colormap::Jet.rgb(255), [128, 0, 0]);
+    }
+
+    #[test]
+    fn opencvs_jet_table_is_the_piecewise_linear_jet_within_one() {
+        for value in 0..=255u8 {
+            let formula = jet(f64::from(value) / 255.0).map(|c| (c * 255.0).round() as i16);
+            let table = Colormap::Jet.rgb(value).map(i16::from);
+            for (a, b) in formula.iter().zip(table) {
+                assert!((a - b).abs() <= 1, "{value}: {formula:?} against {table:?}");
+            }
+        }
     }
 
     #[test]
@@ -207,7 +237,11 @@ mod tests {
 
     #[test]
     fn blends() {
-        assert_eq!(blend_reference(100, [255, 0, 10]), [127, 50, 53]);
+        // 126.5 and 53.000…04 truncate, as NumPy's uint8 cast does.
+        assert_eq!(blend_reference(100, [255, 0, 10]), [126, 50, 53]);
+        let table = reference_blend_table();
+        assert_eq!(table[255][100], 126);
+        assert_eq!(table[255][255], 204);
         assert_eq!(blend(90, 10, Colormap::Gray, 0.5, 20), [90, 90, 90]);
         assert_eq!(blend(90, 200, Colormap::Gray, 0.5, 20), [145, 145, 145]);
     }

@@ -94,7 +94,13 @@ fn write_into(
     colormap: Colormap,
     record: Option<&SeriesRecord>,
 ) -> std::io::Result<()> {
-    super::png::write_pngs(folder, volume, maps, colormap)?;
+    super::png::write_pngs(
+        folder,
+        volume,
+        maps,
+        colormap,
+        super::png::Files::IntoFreshFolder,
+    )?;
     if let Some(record) = record {
         let path = folder.join(RECORD_FILE);
         let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;

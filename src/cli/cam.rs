@@ -194,7 +194,13 @@ pub fn run(args: CamArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCod
     let t = Instant::now();
     write_arrays(&args.out, &explanation)?;
     if args.png {
-        crate::cam::png::write_pngs(&args.out, &volume.data, &explanation.maps, args.colormap)?;
+        crate::cam::png::write_pngs(
+            &args.out,
+            &volume.data,
+            &explanation.maps,
+            args.colormap,
+            crate::cam::png::Files::Atomic,
+        )?;
     }
     timings.write = ms(t);
     let summary = Summary {

@@ -123,8 +123,14 @@ fn write_planes(job: &Job, tmp: &Path) -> Result<(Vec<String>, Vec<String>), Exp
         let volume = exam.load(*plane)?;
         let folder = tmp.join(plane.name());
         // Its errors name the file already.
-        crate::cam::png::write_pngs(&folder, &volume.data, &explanation.maps, job.colormap)
-            .map_err(ExportError::Png)?;
+        crate::cam::png::write_pngs(
+            &folder,
+            &volume.data,
+            &explanation.maps,
+            job.colormap,
+            crate::cam::png::Files::IntoFreshFolder,
+        )
+        .map_err(ExportError::Png)?;
         done.push(plane.to_string());
     }
     if done.is_empty() {
