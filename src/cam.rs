@@ -15,6 +15,7 @@ pub mod floor;
 pub mod localization;
 pub mod methods;
 pub mod png;
+pub mod reference;
 pub mod report;
 pub mod store;
 

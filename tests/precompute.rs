@@ -16,6 +16,8 @@ use binary::kneecam;
 
 #[path = "precompute/export.rs"]
 mod export;
+#[path = "precompute/reference.rs"]
+mod reference;
 
 const EXAMS: usize = 4;
 /// 3 planes × 3 tasks × 4 methods per exam.

@@ -5,6 +5,10 @@ a whole process, then again from the CAM store the first run filled.
 
 Used by compare.py (`--cohort N`); the data and models are made here: N exams of 20-40 slices in
 MRNet's layout, and three random-weight AlexNet MRNets with the reference code's key names.
+
+Run as a script it is the fidelity check that tests/precompute/reference.rs runs: both trees on a
+small cohort, every file compared, a JSON summary on stdout.
+  cohort.py --kneecam BIN --out DIR [--exams 3] [--threads 2]
 """
 import os
 import shutil
@@ -92,28 +96,51 @@ def kneecam_export(kneecam, data, models, out, cache, threads):
     return time.perf_counter() - start
 
 
-def same_tree(a, b):
+def compare_every_file(reference, kneecam):
+    """Every PNG of the reference tree against kneecam's: same names, sizes and modes; slices
+    pixel for pixel; overlays' largest per-channel difference, how many values differ and how
+    many overlays differ anywhere by more than 1."""
+    from PIL import Image
+
     def files(root):
         return sorted(os.path.relpath(os.path.join(d, f), root)
                       for d, _, names in os.walk(root) for f in names)
-    return files(a) == files(b)
+    names = files(reference)
+    summary = dict(same_file_tree=names == files(kneecam), files=len(names), same_sizes=True,
+                   slice_pngs_identical=True, overlay_max_difference=0,
+                   overlay_values_differing=0, overlay_values=0, overlays=0,
+                   overlays_beyond_1=0)
+    for rel in names:
+        path = os.path.join(kneecam, rel)
+        if not os.path.exists(path):
+            continue
+        a, b = Image.open(os.path.join(reference, rel)), Image.open(path)
+        if (a.size, a.mode) != (b.size, b.mode):
+            summary["same_sizes"] = False
+            continue
+        pa, pb = np.asarray(a).astype(int), np.asarray(b).astype(int)
+        if os.sep + "slices" + os.sep in rel:
+            summary["slice_pngs_identical"] &= bool(np.array_equal(pa, pb))
+        else:
+            difference = np.abs(pa - pb)
+            summary["overlays"] += 1
+            summary["overlays_beyond_1"] += int(difference.max() > 1)
+            summary["overlay_max_difference"] = max(summary["overlay_max_difference"],
+                                                    int(difference.max()))
+            summary["overlay_values_differing"] += int((difference > 0).sum())
+            summary["overlay_values"] += int(difference.size)
+    return summary
 
 
-def overlay_difference(a, b, ids):
-    """Slices: identical or not; overlays: the largest per-channel difference, over a sample."""
-    from PIL import Image
-    slices_equal, worst = True, 0
-    for plane in PLANES:
-        for case in ids[:3]:
-            for i in (0, 5, 10):
-                rel = os.path.join(plane, f"{case:04d}")
-                sa = np.asarray(Image.open(os.path.join(a, rel, "slices", f"{i}.png")))
-                sb = np.asarray(Image.open(os.path.join(b, rel, "slices", f"{i}.png")))
-                slices_equal &= bool(np.array_equal(sa, sb))
-                ca = np.asarray(Image.open(os.path.join(a, rel, "cams", f"{i}.png"))).astype(int)
-                cb = np.asarray(Image.open(os.path.join(b, rel, "cams", f"{i}.png"))).astype(int)
-                worst = max(worst, int(np.abs(ca - cb).max()))
-    return slices_equal, worst
+def check(kneecam, out, exams, threads):
+    """The fidelity check: a small cohort through both pipelines, every file compared."""
+    data, models, weights, ids = make_cohort(out, exams)
+    shutil.rmtree(os.path.join(out, "store"), ignore_errors=True)
+    torch.set_num_threads(threads)
+    reference_loop(data, weights, ids, os.path.join(out, "CAMS-python"))
+    kneecam_export(kneecam, data, models, os.path.join(out, "CAMS-kneecam"),
+                   os.path.join(out, "store"), threads)
+    return compare_every_file(os.path.join(out, "CAMS-python"), os.path.join(out, "CAMS-kneecam"))
 
 
 def compare_cohort(kneecam, out, exams, threads):
@@ -126,9 +153,8 @@ def compare_cohort(kneecam, out, exams, threads):
                             threads)
     stored_s = kneecam_export(kneecam, data, models, os.path.join(out, "CAMS-kneecam-stored"),
                               cache, threads)
-    same = same_tree(os.path.join(out, "CAMS-python"), os.path.join(out, "CAMS-kneecam"))
-    slices_equal, worst = overlay_difference(os.path.join(out, "CAMS-python"),
-                                             os.path.join(out, "CAMS-kneecam"), ids)
+    fidelity = compare_every_file(os.path.join(out, "CAMS-python"),
+                                  os.path.join(out, "CAMS-kneecam"))
     series = exams * len(PLANES)
     rows = [
         (f"cohort export, {exams} exams x 3 planes (kneecam: whole process)",
@@ -136,6 +162,17 @@ def compare_cohort(kneecam, out, exams, threads):
         ("cohort export from a filled CAM store (kneecam: whole process)",
          python_s * 1e3, stored_s * 1e3, 10.0),
     ]
-    fidelity = dict(same_file_tree=same, slice_pngs_identical=slices_equal,
-                    overlay_max_difference=worst, series=series)
+    fidelity["series"] = series
     return rows, fidelity
+
+
+if __name__ == "__main__":
+    import argparse
+    import json
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kneecam", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--exams", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    print(json.dumps(check(args.kneecam, args.out, args.exams, args.threads)))

@@ -208,7 +208,9 @@ def print_report(args, rows, fidelity):
     if fidelity is not None:
         print(f"cohort tree: same files as the reference loop's: {fidelity['same_file_tree']}; "
               f"slice PNGs identical: {fidelity['slice_pngs_identical']}; overlays differ by at "
-              f"most {fidelity['overlay_max_difference']} per channel (CAM resize and rounding)")
+              f"most {fidelity['overlay_max_difference']} per channel "
+              f"({fidelity['overlay_values_differing']} of {fidelity['overlay_values']} values "
+              f"differ; all {fidelity['files']} files compared)")
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(dict(rows=report, cohort_fidelity=fidelity, slices=args.slices,
                        threads=args.threads), f, indent=2)

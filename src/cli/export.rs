@@ -17,13 +17,14 @@ use super::precompute::{forward_batch, read_ahead, report, Models, Series, Shard
 use crate::cam::colormap::Colormap;
 use crate::cam::export::{self as files, Layout, SeriesRecord};
 use crate::cam::store::{CacheKey, Entry, Precision, Store};
-use crate::cam::{self, CamSpec, Explanation, Method, Normalization, Placement};
+use crate::cam::{self, reference, CamSpec, Explanation, Method, Normalization, Placement};
 use crate::cli::bad_input;
 use crate::config::SplitChoice;
 use crate::data::dataset::Exam;
 use crate::data::{npy::Volume, Plane, Task};
 use crate::model::device::DeviceChoice;
 use crate::model::manifest::Manifest;
+use crate::model::network::top_class;
 use crate::paths::Folders;
 
 /// Series encoded ahead of the writer (each holds its slices and maps).
@@ -58,6 +59,11 @@ pub struct ExportArgs {
     /// [default: slice for --layout reference, exam for kneecam].
     #[arg(long)]
     pub normalize: Option<Normalization>,
+    /// The class whose evidence is drawn: the model's top class for each series (the reference
+    /// code's) or the task's positive class [default: top for --layout reference, positive
+    /// for kneecam].
+    #[arg(long, value_enum)]
+    pub class: Option<ClassChoice>,
     #[arg(long, default_value = "jet")]
     pub colormap: Colormap,
     #[arg(long, value_enum, default_value = "reference")]
@@ -85,6 +91,12 @@ pub enum Which {
     Fp,
     Tn,
     Reviewed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClassChoice {
+    Top,
+    Positive,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -131,6 +143,9 @@ struct Job {
     run_planes: Vec<Plane>,
     method: Method,
     normalization: Normalization,
+    class: ClassChoice,
+    /// The reference code's per-slice maps, bit for bit ([`reference::slice_maps`]).
+    reference_maps: bool,
     colormap: Colormap,
     layout: Layout,
 }
@@ -191,7 +206,14 @@ pub fn run(args: ExportArgs, device_choice: DeviceChoice) -> anyhow::Result<Exit
     let (todo, done): (Vec<Exam>, Vec<Exam>) = chosen
         .into_iter()
         .partition(|e| !is_complete(&args, &job, e));
-    let store = Store::new(&root, Precision::F16);
+    // The reference maps truncate to 8 bits at feature resolution, where float16's 3 digits
+    // would move one cell in several hundred by a step.
+    let precision = if job.reference_maps {
+        Precision::F32
+    } else {
+        Precision::F16
+    };
+    let store = Store::new(&root, precision);
     store
         .check_writable()
         .with_context(|| format!("the CAM store {} cannot be written", root.display()))?;
@@ -320,6 +342,10 @@ fn plan(args: &ExportArgs, manifest: &Manifest) -> anyhow::Result<Job> {
         Layout::Reference => Normalization::Slice,
         Layout::Kneecam => Normalization::Exam,
     });
+    let class = args.class.unwrap_or(match layout {
+        Layout::Reference => ClassChoice::Top,
+        Layout::Kneecam => ClassChoice::Positive,
+    });
     Ok(Job {
         task,
         which: args.which,
@@ -327,6 +353,8 @@ fn plan(args: &ExportArgs, manifest: &Manifest) -> anyhow::Result<Job> {
         run_planes,
         method: args.method,
         normalization,
+        class,
+        reference_maps: layout == Layout::Reference && normalization == Normalization::Slice,
         colormap: args.colormap,
         layout,
     })
@@ -414,7 +442,7 @@ fn explain_exam(
             .unwrap_or_default();
         explained.push(Explained {
             plane: series.plane,
-            explanation: entry.explain(job.method, job.normalization),
+            explanation: explain(job, &entry),
             volume,
             model_sha256,
         });
@@ -443,7 +471,22 @@ fn mean(probabilities: &[Option<f32>; 3]) -> Option<f32> {
     (!known.is_empty()).then(|| known.iter().sum::<f32>() / known.len() as f32)
 }
 
-/// The store's entry for this series, else one computed now and stored (`true`: computed).
+/// The entry's explanation as the job draws it.
+fn explain(job: &Job, entry: &Entry) -> Explanation {
+    let mut explanation = entry.explain(job.method, job.normalization);
+    if job.reference_maps {
+        let shown = match job.method {
+            Method::GradCam | Method::GradCamPlusPlus => entry.raw.mapv(|v| v.max(0.0)),
+            Method::Cam | Method::Contrib => entry.raw.clone(),
+        };
+        explanation.maps = reference::slice_maps(&shown, entry.placement);
+    }
+    explanation
+}
+
+/// The store's entry for this series and the job's class, else one computed now and stored
+/// (`true`: computed). The positive class's entry is looked up (and always stored) first: its
+/// logits say which class is top.
 fn entry_for(
     context: &ExamContext,
     models: &mut Models,
@@ -456,11 +499,30 @@ fn entry_for(
         .manifest
         .model(job.task, plane)
         .context("no model for this plane")?;
-    let key = CacheKey::for_model(model_entry, sha, job.method);
-    match context.store.get(&key) {
-        Ok(Some(entry)) => return Ok((entry, false)),
-        Ok(None) => {}
-        Err(err) => tracing::warn!("{err}; recomputing"),
+    let positive = CacheKey::for_model(model_entry, sha, job.method);
+    let wanted = |logits: &[f32]| match job.class {
+        ClassChoice::Positive => positive.class,
+        ClassChoice::Top => top_class(logits),
+    };
+    let stored = |key: &CacheKey| match context.store.get(key) {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::warn!("{err}; recomputing");
+            None
+        }
+    };
+    if let Some(entry) = stored(&positive) {
+        let class = wanted(&entry.logits);
+        if class == positive.class {
+            return Ok((entry, false));
+        }
+        let key = CacheKey {
+            class,
+            ..positive.clone()
+        };
+        if let Some(entry) = stored(&key) {
+            return Ok((entry, false));
+        }
     }
     let model = models.model(job.task, plane)?;
     let pass = forward_batch(model, &[volume])?
@@ -471,17 +533,29 @@ fn entry_for(
         window: model.preprocess.window(height, width),
         slice: (height, width),
     };
-    let spec = CamSpec {
-        method: job.method,
-        class: Some(model_entry.positive_class()),
-        normalization: Normalization::Exam,
+    let entry_of = |class: usize| -> anyhow::Result<Entry> {
+        let spec = CamSpec {
+            method: job.method,
+            class: Some(class),
+            normalization: Normalization::Exam,
+        };
+        let explained = cam::explain_forward(&model.network, &pass, &spec, placement)?;
+        let entry = Entry::from_explanation(&explained, placement);
+        let key = CacheKey {
+            class,
+            ..positive.clone()
+        };
+        if let Err(err) = context.store.put(&key, &entry) {
+            tracing::warn!("{err}; the export goes on without storing it");
+        }
+        Ok(entry)
     };
-    let explained = cam::explain_forward(&model.network, &pass, &spec, placement)?;
-    let entry = Entry::from_explanation(&explained, placement);
-    if let Err(err) = context.store.put(&key, &entry) {
-        tracing::warn!("{err}; the export goes on without storing it");
+    let class = wanted(&pass.logits);
+    let entry = entry_of(positive.class)?;
+    if class == positive.class {
+        return Ok((entry, true));
     }
-    Ok((entry, true))
+    Ok((entry_of(class)?, true))
 }
 
 fn write_jobs(

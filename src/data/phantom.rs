@@ -30,7 +30,7 @@ use anatomy::{Knee, Lesions};
 use render::{Appearance, Pose, SeriesGeometry};
 
 /// Bumped whenever the same seed would give different files.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 /// The file that marks a folder as a kneecam phantom cohort (and records how it was made).
 pub const MARKER_FILE: &str = "phantom.toml";
 

@@ -55,7 +55,7 @@ impl Knee {
     pub(super) fn meniscal_cyst_at(&self, p: V3) -> Option<Hit> {
         let (centre, radii) = self.meniscal_cyst()?;
         if in_ellipsoid(p, centre, radii) {
-            lesion(pd::FLUID, Lesion::MeniscalTear)
+            lesion(self.lesion_fluid(), Lesion::MeniscalTear)
         } else if in_ellipsoid(p, centre, radii + v3(0.9, 0.9, 0.9)) {
             hit(pd::CYST_WALL)
         } else {
@@ -71,7 +71,7 @@ impl Knee {
             .filter(|t| t.side == side)
             .is_some_and(|t| self.in_meniscal_tear(&t, rho, angle, fraction));
         if torn {
-            lesion(pd::FLUID, Lesion::MeniscalTear)
+            lesion(self.lesion_fluid(), Lesion::MeniscalTear)
         } else {
             hit(pd::MENISCUS)
         }
@@ -129,15 +129,24 @@ impl Knee {
     }
 
     fn torn_acl(&self, p: V3) -> f32 {
+        if !self.fat_saturated {
+            return pd::LESION_FLUID_PD;
+        }
         let blotch = smoothstep(
             -0.25,
             0.35,
             f64::from(noise(p * 0.45 + self.texture_offset)),
         );
+        pd::EDEMA * (0.8 + 0.2 * blotch as f32)
+    }
+
+    /// A meniscal tear's fluid: the joint's fluid under fat saturation, brighter on PD.
+    fn lesion_fluid(&self) -> f32 {
         if self.fat_saturated {
-            return pd::EDEMA * (0.8 + 0.2 * blotch as f32);
+            pd::FLUID
+        } else {
+            pd::LESION_FLUID_PD
         }
-        pd::TORN_ACL + pd::TORN_ACL_BLOTCH * blotch as f32
     }
 
     pub(super) fn pcl_at(&self, p: V3) -> Option<Hit> {
