@@ -16,7 +16,7 @@ use crate::model::manifest::{sha256_file, Arch, Combiner, Manifest, ModelEntry};
 use crate::model::mrnet::Mrnet;
 use crate::model::preprocess::Preprocess;
 use crate::model::tiny::Tiny;
-use crate::model::train::{samples, train, Sample, TrainConfig};
+use crate::model::train::{samples, train, Sample, Selection, TrainConfig};
 use crate::model::weights;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,6 +29,12 @@ pub enum ArchChoice {
 pub enum WeightInit {
     Default,
     Kaiming,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SelectChoice {
+    Auc,
+    Loss,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +70,10 @@ pub struct TrainArgs {
     /// PyTorch's) or He normal (`kaiming`; what the demo's coronal models need).
     #[arg(long, value_enum, default_value = "default")]
     pub weight_init: WeightInit,
+    /// Which epoch is kept: the first with the best validation AUC, or the one with the lowest
+    /// validation loss (which keeps improving after the AUC reaches 1).
+    #[arg(long, value_enum, default_value = "auc")]
+    pub select: SelectChoice,
     /// Train without augmentation.
     #[arg(long)]
     pub no_augment: bool,
@@ -108,6 +118,10 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         seed: args.seed,
         augment: !args.no_augment,
         device,
+        select: match args.select {
+            SelectChoice::Auc => Selection::Auc,
+            SelectChoice::Loss => Selection::Loss,
+        },
     };
     tch::manual_seed(args.seed as i64);
     let stop = Arc::new(AtomicBool::new(false));
@@ -188,7 +202,7 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     entry.seed = Some(args.seed);
     entry.data_fingerprint = Some(fingerprint(&train_set, &valid_set));
     entry.trained_with = Some(format!(
-        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{}{init}",
+        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{}{}{init}",
         env!("CARGO_PKG_VERSION"),
         args.task,
         args.plane,
@@ -200,6 +214,7 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         args.seed,
         if args.no_augment { " --no-augment" } else { "" },
         if args.weight_init == WeightInit::Kaiming { " --weight-init kaiming" } else { "" },
+        if args.select == SelectChoice::Loss { " --select loss" } else { "" },
         init = args.init.as_ref().map_or(String::new(), |init| {
             format!(" --init {}", init.display())
         })

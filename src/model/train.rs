@@ -27,6 +27,18 @@ pub struct TrainConfig {
     pub seed: u64,
     pub augment: bool,
     pub device: Device,
+    /// Which epoch's weights are kept.
+    pub select: Selection,
+}
+
+/// The epoch whose weights training keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Selection {
+    /// The first epoch with the highest validation AUC.
+    #[default]
+    Auc,
+    /// The epoch with the lowest validation loss.
+    Loss,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +149,7 @@ pub fn train(
         interrupted: false,
     };
     let (mut lr, mut best_loss, mut since_better) = (config.lr, f64::INFINITY, 0usize);
+    let mut kept_loss = f64::INFINITY;
     for epoch in 1..=config.epochs {
         let order = rng.shuffled(train_set.len());
         let mut loss_sum = 0.0;
@@ -159,11 +172,15 @@ pub fn train(
             on_step(step + 1, value);
         }
         let (valid_loss, valid_auc) = evaluate(net, valid_set, pos_weight, config.device)?;
-        let better_auc = valid_auc.is_some_and(|a| report.best_auc.is_none_or(|b| a > b));
-        if better_auc || report.best_epoch.is_none() {
+        let better = match config.select {
+            Selection::Auc => valid_auc.is_some_and(|a| report.best_auc.is_none_or(|b| a > b)),
+            Selection::Loss => valid_loss < kept_loss,
+        };
+        if better || report.best_epoch.is_none() {
             save(vs, best_path)?;
             report.best_epoch = Some(epoch);
             report.best_auc = valid_auc;
+            kept_loss = valid_loss;
         }
         let epoch_report = EpochReport {
             epoch,
@@ -171,7 +188,7 @@ pub fn train(
             valid_loss,
             valid_auc,
             lr,
-            improved: better_auc,
+            improved: better,
         };
         on_epoch(&epoch_report);
         report.history.push(epoch_report);

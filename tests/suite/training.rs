@@ -9,7 +9,7 @@ use kneecam::data::npy::write_u8_volume;
 use kneecam::data::{Plane, Split, Task};
 use kneecam::model::manifest::{self, Manifest};
 use kneecam::model::tiny::Tiny;
-use kneecam::model::train::{samples, train, TrainConfig};
+use kneecam::model::train::{samples, train, Selection, TrainConfig};
 use kneecam::rng::Rng;
 use ndarray::Array3;
 use predicates::prelude::*;
@@ -64,6 +64,7 @@ fn config(epochs: usize) -> TrainConfig {
         seed: 1,
         augment: false,
         device: tch::Device::Cpu,
+        select: Selection::Auc,
     }
 }
 
@@ -96,6 +97,53 @@ fn a_short_training_run_lowers_the_loss_and_saves_the_best_epoch() {
     assert!(last < first * 0.8, "train loss {first} → {last}");
     assert!(best.is_file());
     assert!(report.best_auc.is_some_and(|a| a > 0.5), "{report:?}");
+}
+
+/// `Selection::Loss` keeps the epoch with the lowest validation loss, `Auc` the first with the
+/// highest validation AUC; each is the epoch the report names.
+#[test]
+fn the_kept_epoch_is_the_one_the_selection_names() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    dataset(dir.path());
+    let data = Dataset::open(dir.path()).expect("open");
+    let (train_set, valid_set) = (
+        samples(&data, Split::Train, Task::Acl, Plane::Sagittal),
+        samples(&data, Split::Valid, Task::Acl, Plane::Sagittal),
+    );
+    for select in [Selection::Auc, Selection::Loss] {
+        let net = seeded_tiny(3);
+        let best = dir.path().join("best.safetensors");
+        let report = train(
+            &net,
+            &net.vs,
+            &train_set,
+            &valid_set,
+            &TrainConfig {
+                select,
+                ..config(6)
+            },
+            &best,
+            &AtomicBool::new(false),
+            |_, _| {},
+            |_| {},
+        )
+        .expect("train");
+        let history = &report.history;
+        let expected = match select {
+            Selection::Loss => history
+                .iter()
+                .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
+                .map(|e| e.epoch),
+            Selection::Auc => history
+                .iter()
+                .filter(|e| {
+                    e.valid_auc == history.iter().filter_map(|e| e.valid_auc).reduce(f64::max)
+                })
+                .map(|e| e.epoch)
+                .next(),
+        };
+        assert_eq!(report.best_epoch, expected, "{select:?}: {history:?}");
+    }
 }
 
 #[test]
@@ -246,7 +294,12 @@ fn a_tiny_model_starts_from_the_weights_init_names() {
         cmd.assert()
     };
     let first = dir.path().join("first");
-    train_into(&first, "sagittal", &["--lr", "0.003", "--weight-init", "kaiming"]).success();
+    train_into(
+        &first,
+        "sagittal",
+        &["--lr", "0.003", "--weight-init", "kaiming"],
+    )
+    .success();
     let start = first.join("acl-sagittal.safetensors");
     let second = dir.path().join("second");
     let init = start.to_str().expect("utf-8 path");
@@ -284,7 +337,9 @@ fn a_tiny_model_starts_from_the_weights_init_names() {
         &["--arch", "mrnet", "--weight-init", "kaiming"],
     )
     .code(2)
-    .stderr(predicate::str::contains("--weight-init kaiming is for --arch tiny"));
+    .stderr(predicate::str::contains(
+        "--weight-init kaiming is for --arch tiny",
+    ));
 
     let missing = dir.path().join("no-such.safetensors");
     train_into(
