@@ -1,4 +1,5 @@
-//! One exam (S = 32, 256×256) on the CPU: the forward pass alone vs forward + each CAM method.
+//! One exam (S = 32, 256×256) on the CPU: the forward pass alone (dense convolutions, and as
+//! loaded models run: oneDNN-prepacked) vs forward + each CAM method.
 //! Targets: cam and contrib add ≤ 5 % to the forward, gradcam and gradcam++ ≤ 15 % (their
 //! gradient goes through the pooling-and-linear head only).
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -11,7 +12,12 @@ use tch::Device;
 
 fn bench(c: &mut Criterion) {
     tch::manual_seed(0);
-    let net = Mrnet::new(Device::Cpu, 2);
+    let dense = Mrnet::new(Device::Cpu, 2);
+    tch::manual_seed(0);
+    let mut net = Mrnet::new(Device::Cpu, 2);
+    // As every loaded model: the convolutions in oneDNN's layout ("forward only, dense" is
+    // without).
+    net.prepack_for_cpu();
     let volume = Array3::from_shape_fn((32, 256, 256), |(s, r, col)| {
         ((s * 7 + r * 3 + col) % 256) as u8
     });
@@ -21,6 +27,16 @@ fn bench(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("cam (S=32, 256x256, CPU)");
     group.sample_size(10);
+    group.bench_function("forward only, dense", |b| {
+        b.iter(|| {
+            let x = Preprocess::Raw.input(&volume, Device::Cpu);
+            tch::no_grad(|| {
+                let a = dense.features(&x).expect("forward");
+                let (w, bias) = dense.classifier();
+                Vec::<f32>::try_from(head(&a, w, bias)).expect("logits")
+            })
+        })
+    });
     group.bench_function("forward only", |b| {
         b.iter(|| {
             let x = Preprocess::Raw.input(&volume, Device::Cpu);

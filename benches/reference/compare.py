@@ -119,6 +119,33 @@ def cold_forward_cam(weights, exam_path, threads, repeats):
     return statistics.median(times)
 
 
+SCRIPT = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import cv2, numpy as np, torch
+import mrnet_cam
+torch.set_num_threads(int(sys.argv[5]))
+cv2.setNumThreads(int(sys.argv[5]))
+mrnet_cam.export_patient(mrnet_cam.load_model(sys.argv[2]), np.load(sys.argv[3]), sys.argv[4])
+"""
+
+
+def python_script_export(weights, exam_path, out, threads, repeats):
+    """The reference export as a script run from the shell: interpreter start, imports, model
+    load and the export, timed from outside as kneecam's whole process is."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    dest = os.path.join(out, "python-script-export")
+    times = []
+    for run in range(repeats + 1):
+        shutil.rmtree(dest, ignore_errors=True)
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", SCRIPT, here, weights, exam_path, dest,
+                        str(threads)], check=True)
+        if run > 0:  # the first run warms the page cache
+            times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
 def gradcam_python(model, exam, repeats):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -174,6 +201,8 @@ def single_exam_rows(args):
         "gradcam": gradcam_python(model, exam, args.repeats),
     }
     py["cold_forward_cam"] = cold_forward_cam(weights, exam_path, args.threads, args.repeats)
+    py["script_export"] = python_script_export(weights, exam_path, args.out, args.threads,
+                                               args.repeats)
     kc_export, kc_cam, kc_work = kneecam_runs(
         args.kneecam, weights, exam_path, args.out, "cam", True, args.repeats, args.threads
     )
@@ -184,6 +213,8 @@ def single_exam_rows(args):
     return [
         ("PNG export of the exam (kneecam: whole process)", py["export"], kc_export, None),
         ("PNG export, work only (no process start, no model load)", py["export"], kc_work, None),
+        ("PNG export, whole process vs the reference as a script from the shell",
+         py["script_export"], kc_export, None),
         ("forward + CAM compute (Python warm)", py["forward_cam"], kc_cam, 0.95),
         ("forward + CAM compute, first in a fresh process", py["cold_forward_cam"], kc_cam, None),
         ("Grad-CAM (pytorch-grad-cam vs kneecam)", py["gradcam"], kc_gradcam, 2.0),

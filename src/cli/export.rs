@@ -17,7 +17,7 @@ use super::precompute::{forward_batch, read_ahead, report, Models, Series, Shard
 use crate::cam::colormap::Colormap;
 use crate::cam::export::{self as files, Layout, SeriesRecord};
 use crate::cam::store::{CacheKey, Entry, Precision, Store};
-use crate::cam::{self, reference, CamSpec, Explanation, Method, Normalization, Placement};
+use crate::cam::{self, reference, Explanation, Method, Normalization, Placement};
 use crate::cli::bad_input;
 use crate::config::SplitChoice;
 use crate::data::dataset::Exam;
@@ -534,12 +534,7 @@ fn entry_for(
         slice: (height, width),
     };
     let entry_of = |class: usize| -> anyhow::Result<Entry> {
-        let spec = CamSpec {
-            method: job.method,
-            class: Some(class),
-            normalization: Normalization::Exam,
-        };
-        let explained = cam::explain_forward(&model.network, &pass, &spec, placement)?;
+        let explained = cam::explain_forward_raw(&model.network, &pass, job.method, Some(class))?;
         let entry = Entry::from_explanation(&explained, placement);
         let key = CacheKey {
             class,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::cam::store::{CacheKey, Entry, Precision, Store};
-use crate::cam::{self, CamSpec, Method, Normalization, Placement};
+use crate::cam::{self, Method, Placement};
 use crate::cli::bad_input;
 use crate::config::SplitChoice;
 use crate::data::dataset::Exam;
@@ -376,12 +376,8 @@ impl Models {
                 slice: (height, width),
             };
             for &method in missing {
-                let spec = CamSpec {
-                    method,
-                    class: Some(class),
-                    normalization: Normalization::Exam,
-                };
-                let explained = cam::explain_forward(&model.network, pass, &spec, placement)?;
+                let explained =
+                    cam::explain_forward_raw(&model.network, pass, method, Some(class))?;
                 store.put(
                     &key(sha, method),
                     &Entry::from_explanation(&explained, placement),

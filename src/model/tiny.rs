@@ -97,17 +97,52 @@ impl Tiny {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    Average,
+    Max,
+}
+
+/// `avg_pool2d` or `max_pool2d` with a 2×2 window and stride 2 (floor mode). Without gradients,
+/// the same values from the four strided quarter views, combined element-wise in the order
+/// libtorch's kernels use (sum row by row, then ÷ 4; maximum): its CPU pooling kernels, which
+/// loop per output and track indices, were a fifth of `precompute`'s time with the demo models.
+/// Training keeps the pooling ops and their gradients.
+fn pool_2x2(h: &Tensor, pool: Pool) -> Result<Tensor, tch::TchError> {
+    let size = h.size();
+    if h.requires_grad() || size.len() != 4 {
+        return match pool {
+            Pool::Average => h.f_avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>),
+            Pool::Max => h.f_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false),
+        };
+    }
+    let (rows, cols) = (2 * (size[2] / 2), 2 * (size[3] / 2));
+    let quarter = |row: i64, col: i64| -> Result<Tensor, tch::TchError> {
+        h.f_slice(2, row, rows, 2)?.f_slice(3, col, cols, 2)
+    };
+    let (a, b, c, d) = (
+        quarter(0, 0)?,
+        quarter(0, 1)?,
+        quarter(1, 0)?,
+        quarter(1, 1)?,
+    );
+    match pool {
+        Pool::Average => ((a.f_add(&b)?).f_add(&c)?.f_add(&d)?).f_div_scalar(4.0),
+        Pool::Max => a.f_maximum(&b)?.f_maximum(&c)?.f_maximum(&d),
+    }
+}
+
 impl GapNetwork for Tiny {
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
         // The three input channels are copies of one MR slice: average them. Standardising
         // over the whole series makes the net indifferent to scanner gain and window.
         let gray = x.f_mean_dim([1i64].as_slice(), true, Kind::Float)?;
-        let gray = gray.f_avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>)?;
+        let gray = pool_2x2(&gray, Pool::Average)?;
         let mut h = (&gray - gray.mean(Kind::Float)) / (gray.std(true) + 1e-3);
         for (conv, &(.., pooled)) in self.convs.iter().zip(CONVS.iter()) {
             h = conv.forward(&h).relu();
             if pooled {
-                h = h.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+                h = pool_2x2(&h, Pool::Max)?;
             }
         }
         Ok(h)
@@ -143,6 +178,20 @@ mod tests {
             assert!(std > 2.0 * before, "wider than the default's {before}");
             let bias = conv.bs.as_ref().expect("bias");
             assert_eq!(bias.abs().sum(Kind::Float).double_value(&[]), 0.0);
+        }
+    }
+
+    #[test]
+    fn the_inference_pooling_equals_libtorchs_pooling() {
+        tch::manual_seed(1);
+        for (rows, cols) in [(8, 8), (7, 9), (64, 64)] {
+            let x = Tensor::randn([3, 4, rows, cols], (Kind::Float, Device::Cpu));
+            let max = tch::no_grad(|| pool_2x2(&x, Pool::Max)).expect("max");
+            let libtorch_max = x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false);
+            assert!(max.equal(&libtorch_max), "max {rows}×{cols}");
+            let average = tch::no_grad(|| pool_2x2(&x, Pool::Average)).expect("average");
+            let libtorch_average = x.avg_pool2d([2, 2], [2, 2], [0, 0], false, true, None::<i64>);
+            assert!(average.equal(&libtorch_average), "average {rows}×{cols}");
         }
     }
 

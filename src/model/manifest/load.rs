@@ -91,6 +91,7 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
             let state = read_checked_state(&path, entry.classes)?;
             let mut net = Mrnet::new(device, entry.classes);
             state.copy_into(&mut net.vs)?;
+            net.prepack_for_cpu();
             Ok(Network::Mrnet(net))
         }
         Arch::Tiny => {
@@ -136,6 +137,7 @@ pub fn load_weights_file(
     })?;
     let mut net = Mrnet::new(device, classes);
     state.copy_into(&mut net.vs)?;
+    net.prepack_for_cpu();
     let family = state.family();
     let preprocess = preprocess.unwrap_or(family.preprocess());
     let entry = ModelEntry::new(path, Arch::Mrnet, classes, preprocess, sha256);
