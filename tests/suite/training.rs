@@ -273,9 +273,9 @@ fn train_fit_combiner_predict_and_cam_from_the_command_line() {
     assert!(out.join("summary.json").is_file());
 }
 
-/// `train --init` starts a tiny model from another model's weights: at learning rate 0 the saved
-/// model is the one it started from. `--weight-init kaiming` (the demo's coronal models) is
-/// recorded, and refused for MRNet.
+/// `train --init` starts a tiny model from another model's weights (the demo's coronal models
+/// start from other planes' and tasks'): at learning rate 0 the saved model is the one it started
+/// from. The manifest records `--init` and `--select`.
 #[test]
 fn a_tiny_model_starts_from_the_weights_init_names() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -294,12 +294,7 @@ fn a_tiny_model_starts_from_the_weights_init_names() {
         cmd.assert()
     };
     let first = dir.path().join("first");
-    train_into(
-        &first,
-        "sagittal",
-        &["--lr", "0.003", "--weight-init", "kaiming"],
-    )
-    .success();
+    train_into(&first, "sagittal", &["--lr", "0.003", "--select", "loss"]).success();
     let start = first.join("acl-sagittal.safetensors");
     let second = dir.path().join("second");
     let init = start.to_str().expect("utf-8 path");
@@ -327,19 +322,7 @@ fn a_tiny_model_starts_from_the_weights_init_names() {
         .model(Task::Acl, Plane::Sagittal)
         .and_then(|m| m.trained_with.clone())
         .expect("trained_with");
-    assert!(
-        first_recorded.contains("--weight-init kaiming"),
-        "{first_recorded}"
-    );
-    train_into(
-        &dir.path().join("mrnet"),
-        "sagittal",
-        &["--arch", "mrnet", "--weight-init", "kaiming"],
-    )
-    .code(2)
-    .stderr(predicate::str::contains(
-        "--weight-init kaiming is for --arch tiny",
-    ));
+    assert!(first_recorded.contains("--select loss"), "{first_recorded}");
 
     let missing = dir.path().join("no-such.safetensors");
     train_into(
