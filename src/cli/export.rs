@@ -473,15 +473,22 @@ fn mean(probabilities: &[Option<f32>; 3]) -> Option<f32> {
 
 /// The entry's explanation as the job draws it.
 fn explain(job: &Job, entry: &Entry) -> Explanation {
-    let mut explanation = entry.explain(job.method, job.normalization);
-    if job.reference_maps {
-        let shown = match job.method {
-            Method::GradCam | Method::GradCamPlusPlus => entry.raw.mapv(|v| v.max(0.0)),
-            Method::Cam | Method::Contrib => entry.raw.clone(),
-        };
-        explanation.maps = reference::slice_maps(&shown, entry.placement);
+    if !job.reference_maps {
+        return entry.explain(job.method, job.normalization);
     }
-    explanation
+    let shown = match job.method {
+        Method::GradCam | Method::GradCamPlusPlus => entry.raw.mapv(|v| v.max(0.0)),
+        Method::Cam | Method::Contrib => entry.raw.clone(),
+    };
+    Explanation {
+        logits: entry.logits.clone(),
+        probability: entry.probability,
+        class: entry.class,
+        maps: reference::slice_maps(&shown, entry.placement),
+        raw: entry.raw.clone(),
+        scores: entry.scores.clone(),
+        bias: entry.bias,
+    }
 }
 
 /// The store's entry for this series and the job's class, else one computed now and stored

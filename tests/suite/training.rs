@@ -9,7 +9,7 @@ use kneecam::data::npy::write_u8_volume;
 use kneecam::data::{Plane, Split, Task};
 use kneecam::model::manifest::{self, Manifest};
 use kneecam::model::tiny::Tiny;
-use kneecam::model::train::{samples, train, Selection, TrainConfig};
+use kneecam::model::train::{samples, train, Sample, Selection, TrainConfig};
 use kneecam::rng::Rng;
 use ndarray::Array3;
 use predicates::prelude::*;
@@ -68,15 +68,20 @@ fn config(epochs: usize) -> TrainConfig {
     }
 }
 
+/// The small dataset written into `dir`, as acl-sagittal's train and valid samples.
+fn acl_sagittal_sets(dir: &Path) -> (Vec<Sample>, Vec<Sample>) {
+    dataset(dir);
+    let data = Dataset::open(dir).expect("open");
+    (
+        samples(&data, Split::Train, Task::Acl, Plane::Sagittal),
+        samples(&data, Split::Valid, Task::Acl, Plane::Sagittal),
+    )
+}
+
 #[test]
 fn a_short_training_run_lowers_the_loss_and_saves_the_best_epoch() {
     let dir = tempfile::tempdir().expect("temp dir");
-    dataset(dir.path());
-    let data = Dataset::open(dir.path()).expect("open");
-    let (train_set, valid_set) = (
-        samples(&data, Split::Train, Task::Acl, Plane::Sagittal),
-        samples(&data, Split::Valid, Task::Acl, Plane::Sagittal),
-    );
+    let (train_set, valid_set) = acl_sagittal_sets(dir.path());
     assert_eq!((train_set.len(), valid_set.len()), (16, 8));
     let net = seeded_tiny(1);
     let best = dir.path().join("best.safetensors");
@@ -104,12 +109,7 @@ fn a_short_training_run_lowers_the_loss_and_saves_the_best_epoch() {
 #[test]
 fn the_kept_epoch_is_the_one_the_selection_names() {
     let dir = tempfile::tempdir().expect("temp dir");
-    dataset(dir.path());
-    let data = Dataset::open(dir.path()).expect("open");
-    let (train_set, valid_set) = (
-        samples(&data, Split::Train, Task::Acl, Plane::Sagittal),
-        samples(&data, Split::Valid, Task::Acl, Plane::Sagittal),
-    );
+    let (train_set, valid_set) = acl_sagittal_sets(dir.path());
     for select in [Selection::Auc, Selection::Loss] {
         let net = seeded_tiny(3);
         let best = dir.path().join("best.safetensors");
