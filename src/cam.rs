@@ -224,32 +224,34 @@ pub fn explain_forward(
     spec: &CamSpec,
     placement: Placement,
 ) -> Result<Explanation, CamError> {
-    let (mut explanation, raw) = explain_raw(net, pass, spec.method, spec.class)?;
+    let (entry, raw) = raw_entry(net, pass, spec.method, spec.class, placement)?;
     let maps =
         tch::no_grad(|| methods::display_maps(&raw, spec.method, spec.normalization, placement));
-    explanation.maps = to_array3_u8(&maps)?;
-    Ok(explanation)
+    Ok(entry.with_maps(to_array3_u8(&maps)?))
 }
 
-/// As [`explain_forward`] without the display maps (`maps` is empty): what the CAM store
-/// keeps, and all that `precompute` and `export` need from a forward pass (the maps to show are
-/// made from the stored raw maps). Upsampling every slice's map to the slice size was most of
-/// `precompute`'s time with the small demo models.
-pub fn explain_forward_raw(
+/// What the CAM store keeps of a forward pass for `method` and `class` (the top class when
+/// None): the raw maps, scores and logits, without display maps, which `precompute` and
+/// `export` make from the stored raw maps when they need them. Upsampling every slice's map
+/// to the slice size was most of `precompute`'s time with the small demo models.
+pub fn store_entry(
     net: &dyn GapNetwork,
     pass: &Forward,
     method: Method,
     class: Option<usize>,
-) -> Result<Explanation, CamError> {
-    Ok(explain_raw(net, pass, method, class)?.0)
+    placement: Placement,
+) -> Result<store::Entry, CamError> {
+    Ok(raw_entry(net, pass, method, class, placement)?.0)
 }
 
-fn explain_raw(
+/// The store entry and its raw maps still on the device.
+fn raw_entry(
     net: &dyn GapNetwork,
     pass: &Forward,
     method: Method,
     class: Option<usize>,
-) -> Result<(Explanation, Tensor), CamError> {
+    placement: Placement,
+) -> Result<(store::Entry, Tensor), CamError> {
     let logits = &pass.logits;
     let class = class.unwrap_or_else(|| network::top_class(logits));
     if class >= logits.len() {
@@ -261,16 +263,16 @@ fn explain_raw(
     let (_, bias) = net.classifier();
     let raw = methods::raw_maps(method, net, &pass.features, class as i64)?;
     let scores = tch::no_grad(|| raw.mean_dim([1i64, 2].as_slice(), false, Kind::Float));
-    let explanation = Explanation {
+    let entry = store::Entry {
         probability: network::positive_probability(logits),
         logits: logits.clone(),
         class,
         raw: to_array3_f32(&raw)?,
         scores: Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu))?,
-        maps: Array3::zeros((0, 0, 0)),
         bias: bias.f_double_value(&[class as i64])? as f32,
+        placement,
     };
-    Ok((explanation, raw))
+    Ok((entry, raw))
 }
 
 /// One forward pass over x[S, 3, H, W] and the CAM of `spec`.

@@ -205,14 +205,21 @@ impl Entry {
         });
         let (slice_h, slice_w) = self.placement.slice;
         let values = Vec::<u8>::try_from(maps.flatten(0, -1)).unwrap_or_default();
+        self.clone().with_maps(
+            Array3::from_shape_vec((s, slice_h, slice_w), values)
+                .unwrap_or_else(|_| Array3::zeros((s, slice_h, slice_w))),
+        )
+    }
+
+    /// The explanation this entry gives with display maps `maps` (S, H, W).
+    pub fn with_maps(self, maps: Array3<u8>) -> Explanation {
         Explanation {
-            logits: self.logits.clone(),
+            logits: self.logits,
             probability: self.probability,
             class: self.class,
-            raw: self.raw.clone(),
-            scores: self.scores.clone(),
-            maps: Array3::from_shape_vec((s, slice_h, slice_w), values)
-                .unwrap_or_else(|_| Array3::zeros((s, slice_h, slice_w))),
+            raw: self.raw,
+            scores: self.scores,
+            maps,
             bias: self.bias,
         }
     }

@@ -480,15 +480,9 @@ fn explain(job: &Job, entry: &Entry) -> Explanation {
         Method::GradCam | Method::GradCamPlusPlus => entry.raw.mapv(|v| v.max(0.0)),
         Method::Cam | Method::Contrib => entry.raw.clone(),
     };
-    Explanation {
-        logits: entry.logits.clone(),
-        probability: entry.probability,
-        class: entry.class,
-        maps: reference::slice_maps(&shown, entry.placement),
-        raw: entry.raw.clone(),
-        scores: entry.scores.clone(),
-        bias: entry.bias,
-    }
+    entry
+        .clone()
+        .with_maps(reference::slice_maps(&shown, entry.placement))
 }
 
 /// The store's entry for this series and the job's class, else one computed now and stored
@@ -507,6 +501,10 @@ fn entry_for(
         .model(job.task, plane)
         .context("no model for this plane")?;
     let positive = CacheKey::for_model(model_entry, sha, job.method);
+    let key_for = |class: usize| CacheKey {
+        class,
+        ..positive.clone()
+    };
     let wanted = |logits: &[f32]| match job.class {
         ClassChoice::Positive => positive.class,
         ClassChoice::Top => top_class(logits),
@@ -523,11 +521,7 @@ fn entry_for(
         if class == positive.class {
             return Ok((entry, false));
         }
-        let key = CacheKey {
-            class,
-            ..positive.clone()
-        };
-        if let Some(entry) = stored(&key) {
+        if let Some(entry) = stored(&key_for(class)) {
             return Ok((entry, false));
         }
     }
@@ -541,13 +535,8 @@ fn entry_for(
         slice: (height, width),
     };
     let entry_of = |class: usize| -> anyhow::Result<Entry> {
-        let explained = cam::explain_forward_raw(&model.network, &pass, job.method, Some(class))?;
-        let entry = Entry::from_explanation(&explained, placement);
-        let key = CacheKey {
-            class,
-            ..positive.clone()
-        };
-        if let Err(err) = context.store.put(&key, &entry) {
+        let entry = cam::store_entry(&model.network, &pass, job.method, Some(class), placement)?;
+        if let Err(err) = context.store.put(&key_for(class), &entry) {
             tracing::warn!("{err}; the export goes on without storing it");
         }
         Ok(entry)

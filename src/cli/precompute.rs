@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::cam::store::{CacheKey, Entry, Precision, Store};
+use crate::cam::store::{CacheKey, Precision, Store};
 use crate::cam::{self, Method, Placement};
 use crate::cli::bad_input;
 use crate::config::SplitChoice;
@@ -376,12 +376,8 @@ impl Models {
                 slice: (height, width),
             };
             for &method in missing {
-                let explained =
-                    cam::explain_forward_raw(&model.network, pass, method, Some(class))?;
-                store.put(
-                    &key(sha, method),
-                    &Entry::from_explanation(&explained, placement),
-                )?;
+                let entry = cam::store_entry(&model.network, pass, method, Some(class), placement)?;
+                store.put(&key(sha, method), &entry)?;
                 tally.computed += 1;
             }
         }

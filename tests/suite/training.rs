@@ -9,7 +9,9 @@ use kneecam::data::npy::write_u8_volume;
 use kneecam::data::{Plane, Split, Task};
 use kneecam::model::manifest::{self, Manifest};
 use kneecam::model::tiny::Tiny;
-use kneecam::model::train::{samples, train, Sample, Selection, TrainConfig};
+use kneecam::model::train::{
+    samples, train, Sample, Selection, TrainConfig, TrainError, TrainReport,
+};
 use kneecam::rng::Rng;
 use ndarray::Array3;
 use predicates::prelude::*;
@@ -68,6 +70,28 @@ fn config(epochs: usize) -> TrainConfig {
     }
 }
 
+/// `train` without progress callbacks or a stop request.
+fn train_quietly(
+    net: &Tiny,
+    train_set: &[Sample],
+    valid_set: &[Sample],
+    config: &TrainConfig,
+    best: &Path,
+) -> Result<TrainReport, TrainError> {
+    let no_stop = AtomicBool::new(false);
+    train(
+        net,
+        &net.vs,
+        train_set,
+        valid_set,
+        config,
+        best,
+        &no_stop,
+        |_, _| {},
+        |_| {},
+    )
+}
+
 /// The small dataset written into `dir`, as acl-sagittal's train and valid samples.
 fn acl_sagittal_sets(dir: &Path) -> (Vec<Sample>, Vec<Sample>) {
     dataset(dir);
@@ -85,18 +109,7 @@ fn a_short_training_run_lowers_the_loss_and_saves_the_best_epoch() {
     assert_eq!((train_set.len(), valid_set.len()), (16, 8));
     let net = seeded_tiny(1);
     let best = dir.path().join("best.safetensors");
-    let report = train(
-        &net,
-        &net.vs,
-        &train_set,
-        &valid_set,
-        &config(8),
-        &best,
-        &AtomicBool::new(false),
-        |_, _| {},
-        |_| {},
-    )
-    .expect("train");
+    let report = train_quietly(&net, &train_set, &valid_set, &config(8), &best).expect("train");
     let first = report.history.first().expect("an epoch").train_loss;
     let last = report.history.last().expect("an epoch").train_loss;
     assert!(last < first * 0.8, "train loss {first} → {last}");
@@ -113,9 +126,8 @@ fn the_kept_epoch_is_the_one_the_selection_names() {
     for select in [Selection::Auc, Selection::Loss] {
         let net = seeded_tiny(3);
         let best = dir.path().join("best.safetensors");
-        let report = train(
+        let report = train_quietly(
             &net,
-            &net.vs,
             &train_set,
             &valid_set,
             &TrainConfig {
@@ -123,9 +135,6 @@ fn the_kept_epoch_is_the_one_the_selection_names() {
                 ..config(6)
             },
             &best,
-            &AtomicBool::new(false),
-            |_, _| {},
-            |_| {},
         )
         .expect("train");
         let history = &report.history;
@@ -134,13 +143,13 @@ fn the_kept_epoch_is_the_one_the_selection_names() {
                 .iter()
                 .min_by(|a, b| a.valid_loss.total_cmp(&b.valid_loss))
                 .map(|e| e.epoch),
-            Selection::Auc => history
-                .iter()
-                .filter(|e| {
-                    e.valid_auc == history.iter().filter_map(|e| e.valid_auc).reduce(f64::max)
-                })
-                .map(|e| e.epoch)
-                .next(),
+            Selection::Auc => {
+                let best_auc = history.iter().filter_map(|e| e.valid_auc).reduce(f64::max);
+                history
+                    .iter()
+                    .find(|e| e.valid_auc == best_auc)
+                    .map(|e| e.epoch)
+            }
         };
         assert_eq!(report.best_epoch, expected, "{select:?}: {history:?}");
     }
@@ -149,24 +158,15 @@ fn the_kept_epoch_is_the_one_the_selection_names() {
 #[test]
 fn training_refuses_a_split_without_both_classes() {
     let dir = tempfile::tempdir().expect("temp dir");
-    dataset(dir.path());
-    let data = Dataset::open(dir.path()).expect("open");
-    let only_negatives: Vec<_> = samples(&data, Split::Train, Task::Acl, Plane::Sagittal)
-        .into_iter()
-        .filter(|s| !s.label)
-        .collect();
-    let valid_set = samples(&data, Split::Valid, Task::Acl, Plane::Sagittal);
+    let (train_set, valid_set) = acl_sagittal_sets(dir.path());
+    let only_negatives: Vec<_> = train_set.into_iter().filter(|s| !s.label).collect();
     let net = seeded_tiny(2);
-    let err = train(
+    let err = train_quietly(
         &net,
-        &net.vs,
         &only_negatives,
         &valid_set,
         &config(1),
         &dir.path().join("x.safetensors"),
-        &AtomicBool::new(false),
-        |_, _| {},
-        |_| {},
     )
     .expect_err("no positives");
     assert!(

@@ -89,10 +89,7 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
     match entry.arch {
         Arch::Mrnet => {
             let state = read_checked_state(&path, entry.classes)?;
-            let mut net = Mrnet::new(device, entry.classes);
-            state.copy_into(&mut net.vs)?;
-            net.prepack_for_cpu();
-            Ok(Network::Mrnet(net))
+            Ok(Network::Mrnet(mrnet_from(&state, entry.classes, device)?))
         }
         Arch::Tiny => {
             let state = read_checked_state(&path, entry.classes)?;
@@ -118,6 +115,18 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
     }
 }
 
+/// An MRNet with `state`'s weights, its convolutions prepacked for CPU inference.
+fn mrnet_from(
+    state: &weights::StateDict,
+    classes: i64,
+    device: Device,
+) -> Result<Mrnet, ModelError> {
+    let mut net = Mrnet::new(device, classes);
+    state.copy_into(&mut net.vs)?;
+    net.prepack_for_cpu();
+    Ok(net)
+}
+
 /// A bare weights file, without a manifest: MRNet weights in any accepted format, its outputs
 /// read from the classifier's shape, preprocessed as `preprocess` says or else as the code that
 /// wrote its key family trained (see [`weights::KeyFamily::preprocess`]). Returns the network,
@@ -135,9 +144,7 @@ pub fn load_weights_file(
     let classes = state.classes().ok_or_else(|| ModelError::NoClassifier {
         path: path.to_path_buf(),
     })?;
-    let mut net = Mrnet::new(device, classes);
-    state.copy_into(&mut net.vs)?;
-    net.prepack_for_cpu();
+    let net = mrnet_from(&state, classes, device)?;
     let family = state.family();
     let preprocess = preprocess.unwrap_or(family.preprocess());
     let entry = ModelEntry::new(path, Arch::Mrnet, classes, preprocess, sha256);
