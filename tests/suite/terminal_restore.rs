@@ -97,15 +97,32 @@ impl Pane {
     }
 
     fn wait_for(&self, what: &str, mut ready: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(90);
         while !ready() {
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; stderr: {}",
-                std::fs::read_to_string(self.home.path().join("stderr")).unwrap_or_default()
+                "timed out waiting for {what}; {}",
+                self.diagnosis()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// What a timed-out wait saw: the screen, the pane's size, the exit status if the
+    /// explorer ended, its stderr and the end of its log.
+    fn diagnosis(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.home.path().join(name));
+        let log = read("data/logs/kneecam.log").unwrap_or_default();
+        let log_tail: Vec<&str> = log.lines().rev().take(30).collect();
+        format!(
+            "pane {}; alternate screen {}; rc {:?}; stderr: {}\nscreen:\n{}\nlog (newest first):\n{}",
+            self.format("#{pane_width}x#{pane_height}"),
+            self.format("#{alternate_on}"),
+            read("rc").ok(),
+            read("stderr").unwrap_or_default(),
+            self.capture(),
+            log_tail.join("\n")
+        )
     }
 
     /// Waits until the explorer has drawn its first frame (the list header is on screen).
@@ -293,7 +310,9 @@ fn resizes_while_images_encode_then_an_ssh_drop_restore_the_terminal() {
         let sizes = [(120, 40), (61, 17), (30, 5), (200, 60), (90, 30), (100, 31)];
         for round in 0..30 {
             let (x, y) = sizes[round % sizes.len()];
-            pane.send_keys(if round % 3 == 0 { "Down" } else { "l" });
+            // `j`, not `Down`: one byte, so a loaded machine cannot split an escape sequence
+            // into Esc, `[` (threshold down) and `B` between the explorer's reads.
+            pane.send_keys(if round % 3 == 0 { "j" } else { "l" });
             Command::new("tmux")
                 .arg("-S")
                 .arg(&pane.socket)
