@@ -244,6 +244,26 @@ pub fn store_entry(
     Ok(raw_entry(net, pass, method, class, placement)?.0)
 }
 
+/// [`store_entry`] for several methods of one class: what they share (the logit's gradient)
+/// computed once.
+pub fn store_entries(
+    net: &dyn GapNetwork,
+    pass: &Forward,
+    methods: &[Method],
+    class: Option<usize>,
+    placement: Placement,
+) -> Result<Vec<store::Entry>, CamError> {
+    let class = checked_class(pass, class)?;
+    let attribution = methods::Attribution::new(net, &pass.features, class as i64);
+    methods
+        .iter()
+        .map(|&method| {
+            let raw = attribution.raw_maps(method)?;
+            entry_of(net, pass, class, &raw, placement)
+        })
+        .collect()
+}
+
 /// The store entry and its raw maps still on the device.
 fn raw_entry(
     net: &dyn GapNetwork,
@@ -252,6 +272,13 @@ fn raw_entry(
     class: Option<usize>,
     placement: Placement,
 ) -> Result<(store::Entry, Tensor), CamError> {
+    let class = checked_class(pass, class)?;
+    let raw = methods::raw_maps(method, net, &pass.features, class as i64)?;
+    Ok((entry_of(net, pass, class, &raw, placement)?, raw))
+}
+
+/// `class`, or the top class when None, if the pass has it.
+fn checked_class(pass: &Forward, class: Option<usize>) -> Result<usize, CamError> {
     let logits = &pass.logits;
     let class = class.unwrap_or_else(|| network::top_class(logits));
     if class >= logits.len() {
@@ -260,19 +287,28 @@ fn raw_entry(
             classes: logits.len(),
         });
     }
+    Ok(class)
+}
+
+/// The store entry of raw maps `raw` of `class` from `pass`.
+fn entry_of(
+    net: &dyn GapNetwork,
+    pass: &Forward,
+    class: usize,
+    raw: &Tensor,
+    placement: Placement,
+) -> Result<store::Entry, CamError> {
     let (_, bias) = net.classifier();
-    let raw = methods::raw_maps(method, net, &pass.features, class as i64)?;
     let scores = tch::no_grad(|| raw.mean_dim([1i64, 2].as_slice(), false, Kind::Float));
-    let entry = store::Entry {
-        probability: network::positive_probability(logits),
-        logits: logits.clone(),
+    Ok(store::Entry {
+        probability: network::positive_probability(&pass.logits),
+        logits: pass.logits.clone(),
         class,
-        raw: to_array3_f32(&raw)?,
+        raw: to_array3_f32(raw)?,
         scores: Vec::<f32>::try_from(scores.to_device(tch::Device::Cpu))?,
         bias: bias.f_double_value(&[class as i64])? as f32,
         placement,
-    };
-    Ok((entry, raw))
+    })
 }
 
 /// One forward pass over x[S, 3, H, W] and the CAM of `spec`.

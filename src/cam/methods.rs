@@ -11,36 +11,70 @@ pub fn raw_maps(
     features: &Tensor,
     class: i64,
 ) -> Result<Tensor, tch::TchError> {
-    let (weight, _) = net.classifier();
-    let w = weight.get(class);
-    match method {
-        Method::Cam => Ok(tch::no_grad(|| {
-            Tensor::einsum("c,schw->shw", &[&w, features], None::<&[i64]>)
-        })),
-        Method::Contrib => Ok(tch::no_grad(|| {
-            let winners = winning_slices(features);
-            let per_slice_weight = winners * w.unsqueeze(0);
-            Tensor::einsum(
-                "sc,schw->shw",
-                &[&per_slice_weight, features],
-                None::<&[i64]>,
-            )
-        })),
-        Method::GradCam | Method::GradCamPlusPlus => {
-            let grads = logit_gradient(net, features, class)?;
-            Ok(tch::no_grad(|| {
-                let channel_weights = if method == Method::GradCam {
-                    grads.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
-                } else {
-                    gradcam_plus_plus_weights(features, &grads)
-                };
+    Attribution::new(net, features, class).raw_maps(method)
+}
+
+/// One forward pass's features and a class, from which every method's raw maps come: the
+/// logit's gradient, which Grad-CAM and Grad-CAM++ share, is computed once, on first need.
+pub struct Attribution<'a> {
+    net: &'a dyn GapNetwork,
+    features: &'a Tensor,
+    class: i64,
+    gradient: std::cell::OnceCell<Tensor>,
+}
+
+impl<'a> Attribution<'a> {
+    pub fn new(net: &'a dyn GapNetwork, features: &'a Tensor, class: i64) -> Attribution<'a> {
+        Attribution {
+            net,
+            features,
+            class,
+            gradient: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// `method`'s raw maps [S, h, w] at feature resolution.
+    pub fn raw_maps(&self, method: Method) -> Result<Tensor, tch::TchError> {
+        let (weight, _) = self.net.classifier();
+        let w = weight.get(self.class);
+        let features = self.features;
+        match method {
+            Method::Cam => Ok(tch::no_grad(|| {
+                Tensor::einsum("c,schw->shw", &[&w, features], None::<&[i64]>)
+            })),
+            Method::Contrib => Ok(tch::no_grad(|| {
+                let winners = winning_slices(features);
+                let per_slice_weight = winners * w.unsqueeze(0);
                 Tensor::einsum(
                     "sc,schw->shw",
-                    &[&channel_weights, features],
+                    &[&per_slice_weight, features],
                     None::<&[i64]>,
                 )
-            }))
+            })),
+            Method::GradCam | Method::GradCamPlusPlus => {
+                let grads = self.gradient()?;
+                Ok(tch::no_grad(|| {
+                    let channel_weights = if method == Method::GradCam {
+                        grads.mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+                    } else {
+                        gradcam_plus_plus_weights(features, &grads)
+                    };
+                    Tensor::einsum(
+                        "sc,schw->shw",
+                        &[&channel_weights, features],
+                        None::<&[i64]>,
+                    )
+                }))
+            }
         }
+    }
+
+    fn gradient(&self) -> Result<Tensor, tch::TchError> {
+        if let Some(grads) = self.gradient.get() {
+            return Ok(grads.shallow_clone());
+        }
+        let grads = logit_gradient(self.net, self.features, self.class)?;
+        Ok(self.gradient.get_or_init(|| grads).shallow_clone())
     }
 }
 

@@ -525,8 +525,9 @@ fn entry_for(
             return Ok((entry, false));
         }
     }
+    let device = models.device();
     let model = models.model(job.task, plane)?;
-    let pass = forward_batch(model, &[volume])?
+    let pass = forward_batch(model, &[model.preprocess.input(&volume.data, device)])?
         .pop()
         .context("the forward pass gave nothing")?;
     let (_, height, width) = volume.data.dim();

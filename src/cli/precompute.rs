@@ -7,23 +7,25 @@ use std::process::ExitCode;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::cam::store::{CacheKey, Precision, Store};
-use crate::cam::{self, Method, Placement};
+use crate::cam::store::{Precision, Store};
+use crate::cam::Method;
 use crate::cli::bad_input;
 use crate::config::SplitChoice;
 use crate::data::dataset::Exam;
 use crate::data::{npy::Volume, Plane, Task};
-use crate::model::cache::ModelCache;
 use crate::model::device::DeviceChoice;
-use crate::model::loaded::LoadedModel;
 use crate::model::manifest::Manifest;
-use crate::model::network::GapNetwork;
 use crate::paths::Folders;
+
+mod models;
+
+use models::Inputs;
+pub(super) use models::{forward_batch, Models};
 
 /// Exams read ahead of the device.
 const READ_AHEAD: usize = 4;
@@ -53,6 +55,10 @@ pub struct PrecomputeArgs {
     /// Exams per forward pass (their slices in one batch) [default: 1 on the CPU, 4 on CUDA].
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Workers on the CPU, each with its own models and an equal share of the threads
+    /// [default: one per thread, so each runs single-threaded]; CUDA always has one.
+    #[arg(long)]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -149,37 +155,54 @@ pub fn run(args: PrecomputeArgs, device_choice: DeviceChoice) -> anyhow::Result<
     let started = Instant::now();
     let bar = crate::cli::progress_bar(exams.len() as u64, "exams");
     let series = read_ahead(exams.clone(), planes.clone(), Arc::clone(&stop))?;
-    let mut models = Models::new(args.models.clone(), manifest, device);
     let batch = args
         .batch
         .unwrap_or(if device.is_cuda() { 4 } else { 1 })
         .max(1);
-    let mut tally = Tally::default();
-    let mut exams_done = 0;
-    let mut window: Vec<Series> = Vec::new();
-    let mut flush = |window: &mut Vec<Series>, tally: &mut Tally| {
-        let done = process(window, &exams, &planes, &methods, &store, &mut models, &bar);
-        tally.add(done);
-        let count = window
-            .iter()
-            .map(|s| s.exam)
-            .collect::<std::collections::BTreeSet<_>>();
-        bar.inc(count.len() as u64);
-        window.clear();
-        count.len()
+    let crew = Crew::for_device(device, args.workers);
+    let job = Job {
+        exams: &exams,
+        planes: &planes,
+        methods: &methods,
+        store: &store,
+        bar: &bar,
     };
-    for item in series {
-        if stop.load(Ordering::SeqCst) {
-            break;
+    let (windows, queue) = mpsc::sync_channel::<Vec<Series>>(crew.workers);
+    let queue = Mutex::new(queue);
+    let (tally, exams_done) = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..crew.workers)
+            .map(|_| {
+                let models = Models::new(args.models.clone(), manifest.clone(), device);
+                let (job, queue) = (&job, &queue);
+                scope.spawn(move || job.work(queue, models, crew.threads_each))
+            })
+            .collect();
+        let mut window: Vec<Series> = Vec::new();
+        for item in series {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            window.push(item);
+            if window.len() >= batch * planes.len()
+                && windows.send(std::mem::take(&mut window)).is_err()
+            {
+                break;
+            }
         }
-        window.push(item);
-        if window.len() >= batch * planes.len() {
-            exams_done += flush(&mut window, &mut tally);
+        if !stop.load(Ordering::SeqCst) && !window.is_empty() {
+            let _ = windows.send(window);
         }
-    }
-    if !stop.load(Ordering::SeqCst) {
-        exams_done += flush(&mut window, &mut tally);
-    }
+        drop(windows);
+        let mut total = (Tally::default(), 0);
+        for handle in handles {
+            // A worker that panicked has lost its window; the panic hook has logged it.
+            if let Ok((tally, done)) = handle.join() {
+                total.0.add(tally);
+                total.1 += done;
+            }
+        }
+        total
+    });
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     if stop.load(Ordering::SeqCst) {
@@ -211,49 +234,116 @@ impl Tally {
     }
 }
 
-/// One window of read series: per plane and task, the exams still missing entries go
-/// through the model together.
-fn process(
-    window: &[Series],
-    exams: &[Exam],
-    planes: &[Plane],
-    methods: &[Method],
-    store: &Store,
-    models: &mut Models,
-    bar: &indicatif::ProgressBar,
-) -> Tally {
-    let mut tally = Tally::default();
-    for &plane in planes {
-        let mut group = Vec::new();
-        for series in window.iter().filter(|s| s.plane == plane) {
-            match &series.loaded {
-                Ok((volume, sha)) => group.push((series.exam, volume, sha.as_str())),
-                Err(err) => {
-                    tally.failed += methods.len();
-                    report(bar, format!("skipped: {err}"));
-                }
-            }
+/// How many workers precompute on the device, and with how many threads each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Crew {
+    workers: usize,
+    /// Intra-op threads per worker; None leaves libtorch's setting (CUDA's one worker).
+    threads_each: Option<i32>,
+}
+
+impl Crew {
+    /// On the CPU, libtorch's small operations on the tiny models scale poorly across
+    /// threads (OpenMP spin was 19 % of the samples with two): by default as many
+    /// single-threaded workers as libtorch would use threads, each with its own models.
+    fn for_device(device: tch::Device, asked: Option<usize>) -> Crew {
+        if device.is_cuda() {
+            return Crew {
+                workers: 1,
+                threads_each: None,
+            };
         }
-        if group.is_empty() {
-            continue;
-        }
-        for task in Task::ALL {
-            let series: Vec<(&Volume, &str)> = group.iter().map(|(_, v, s)| (*v, *s)).collect();
-            match models.explain(task, plane, &series, methods, store) {
-                Ok(done) => tally.add(done),
-                Err(err) => {
-                    tally.failed += methods.len() * group.len();
-                    let names: Vec<String> =
-                        group.iter().map(|(e, _, _)| exams[*e].name()).collect();
-                    report(
-                        bar,
-                        format!("{}: {task} {plane}: {err:#}", names.join(", ")),
-                    );
-                }
-            }
+        let threads = tch::get_num_threads().max(1) as usize;
+        let workers = asked.unwrap_or(threads).max(1);
+        Crew {
+            workers,
+            threads_each: Some((threads / workers).max(1) as i32),
         }
     }
-    tally
+}
+
+/// What every worker shares: the work list and where results go.
+struct Job<'a> {
+    exams: &'a [Exam],
+    planes: &'a [Plane],
+    methods: &'a [Method],
+    store: &'a Store,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl Job<'_> {
+    /// One worker: windows from `queue` until it closes; the entries tallied, exams counted.
+    fn work(
+        &self,
+        queue: &Mutex<Receiver<Vec<Series>>>,
+        mut models: Models,
+        threads: Option<i32>,
+    ) -> (Tally, usize) {
+        if let Some(threads) = threads {
+            // OpenMP's thread count is the calling thread's own setting.
+            tch::set_num_threads(threads);
+        }
+        let mut tally = Tally::default();
+        let mut exams_done = 0;
+        loop {
+            let next = match queue.lock() {
+                Ok(receiver) => receiver.recv(),
+                Err(_) => break,
+            };
+            let Ok(window) = next else { break };
+            tally.add(self.process(&window, &mut models));
+            let exams: std::collections::BTreeSet<usize> = window.iter().map(|s| s.exam).collect();
+            self.bar.inc(exams.len() as u64);
+            exams_done += exams.len();
+        }
+        (tally, exams_done)
+    }
+
+    /// One window of read series: per plane and task, the exams still missing entries go
+    /// through the model together.
+    fn process(&self, window: &[Series], models: &mut Models) -> Tally {
+        let Job {
+            exams,
+            planes,
+            methods,
+            store,
+            bar,
+        } = *self;
+        let mut tally = Tally::default();
+        for &plane in planes {
+            let mut group = Vec::new();
+            for series in window.iter().filter(|s| s.plane == plane) {
+                match &series.loaded {
+                    Ok((volume, sha)) => group.push((series.exam, volume, sha.as_str())),
+                    Err(err) => {
+                        tally.failed += methods.len();
+                        report(bar, format!("skipped: {err}"));
+                    }
+                }
+            }
+            if group.is_empty() {
+                continue;
+            }
+            let series: Vec<(&Volume, &str)> = group.iter().map(|(_, v, s)| (*v, *s)).collect();
+            let volumes = series.iter().map(|(v, _)| *v).collect();
+            let mut inputs = Inputs::new(volumes, models.device());
+            for task in Task::ALL {
+                match models.explain(task, plane, &series, &mut inputs, methods, store) {
+                    Ok(done) => tally.add(done),
+                    Err(err) => {
+                        tally.failed += methods.len() * group.len();
+                        let names: Vec<String> =
+                            group.iter().map(|(e, _, _)| exams[*e].name()).collect();
+                        report(
+                            bar,
+                            format!("{}: {task} {plane}: {err:#}", names.join(", ")),
+                        );
+                    }
+                }
+            }
+        }
+        tally
+    }
 }
 
 /// A line above the progress bar, or on stderr when the bar is hidden (not a terminal).
@@ -309,136 +399,6 @@ pub(super) fn read_ahead(
             }
         })?;
     Ok(receiver)
-}
-
-/// The manifest's models, loaded on first use and kept.
-pub(super) struct Models {
-    dir: PathBuf,
-    manifest: Manifest,
-    device: tch::Device,
-    loaded: ModelCache,
-}
-
-impl Models {
-    pub(super) fn new(dir: PathBuf, manifest: Manifest, device: tch::Device) -> Models {
-        Models {
-            dir,
-            manifest,
-            device,
-            loaded: ModelCache::new(),
-        }
-    }
-
-    /// Every missing method's entry for some series under one task's model: the series that
-    /// miss any go through the network in one batch (when their slices have one size).
-    fn explain(
-        &mut self,
-        task: Task,
-        plane: Plane,
-        series: &[(&Volume, &str)],
-        methods: &[Method],
-        store: &Store,
-    ) -> anyhow::Result<Tally> {
-        let Some(entry) = self.manifest.model(task, plane).cloned() else {
-            return Ok(Tally::default());
-        };
-        let class = entry.positive_class();
-        let key = |exam_sha256: &str, method| CacheKey::for_model(&entry, exam_sha256, method);
-        let mut tally = Tally::default();
-        let mut todo: Vec<(&Volume, &str, Vec<Method>)> = Vec::new();
-        for &(volume, sha) in series {
-            let mut missing = Vec::new();
-            for &method in methods {
-                match store.get(&key(sha, method)) {
-                    Ok(Some(_)) => tally.reused += 1,
-                    Ok(None) => missing.push(method),
-                    Err(err) => {
-                        tracing::warn!("{err}; recomputing");
-                        tally.replaced += 1;
-                        missing.push(method);
-                    }
-                }
-            }
-            if !missing.is_empty() {
-                todo.push((volume, sha, missing));
-            }
-        }
-        if todo.is_empty() {
-            return Ok(tally);
-        }
-        let model = self.model(task, plane)?;
-        let volumes: Vec<&Volume> = todo.iter().map(|(v, _, _)| *v).collect();
-        let passes = forward_batch(model, &volumes)?;
-        for ((volume, sha, missing), pass) in todo.iter().zip(&passes) {
-            let (_, height, width) = volume.data.dim();
-            let placement = Placement {
-                window: model.preprocess.window(height, width),
-                slice: (height, width),
-            };
-            for &method in missing {
-                let entry = cam::store_entry(&model.network, pass, method, Some(class), placement)?;
-                store.put(&key(sha, method), &entry)?;
-                tally.computed += 1;
-            }
-        }
-        Ok(tally)
-    }
-
-    pub(super) fn model(&mut self, task: Task, plane: Plane) -> anyhow::Result<&LoadedModel> {
-        let (dir, manifest, device) = (&self.dir, &self.manifest, self.device);
-        self.loaded
-            .get_or_load((task, plane), |(task, plane)| {
-                LoadedModel::from_loaded_manifest(dir, manifest, task, plane, device)
-            })
-            .map_err(bad_input)
-    }
-}
-
-/// The forward passes of several series: one batch of all their slices when the network
-/// treats slices independently and the inputs share a size, else one pass each. The features of each series are its slices' share of
-/// the batch, and its logits come from its own slices only.
-pub(super) fn forward_batch(
-    model: &LoadedModel,
-    volumes: &[&Volume],
-) -> anyhow::Result<Vec<cam::Forward>> {
-    let device = model.network.classifier().0.device();
-    let inputs: Vec<tch::Tensor> = volumes
-        .iter()
-        .map(|v| model.preprocess.input(&v.data, device))
-        .collect();
-    let same_size = inputs
-        .windows(2)
-        .all(|pair| pair[0].size()[1..] == pair[1].size()[1..]);
-    let one_each = |inputs: &[tch::Tensor]| {
-        inputs
-            .iter()
-            .map(|x| cam::forward(&model.network, x).map_err(Into::into))
-            .collect()
-    };
-    if inputs.len() == 1 || !same_size || !model.network.slices_independent() {
-        return one_each(&inputs);
-    }
-    let all = match cam::forward(&model.network, &tch::Tensor::cat(&inputs, 0)) {
-        Ok(all) => all,
-        // A batch the device has no room for: smaller ones (one series each) may fit.
-        Err(err) if crate::engine::is_out_of_memory(&err.to_string()) => {
-            tracing::warn!("{err}; this batch of {} goes one at a time", inputs.len());
-            return one_each(&inputs);
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let mut start = 0;
-    let mut passes = Vec::new();
-    for x in &inputs {
-        let slices = x.size()[0];
-        let features = all.features.narrow(0, start, slices);
-        start += slices;
-        let logits = tch::no_grad(|| model.network.logits(&features))?;
-        let logits =
-            Vec::<f32>::try_from(logits.to_kind(tch::Kind::Float).to_device(tch::Device::Cpu))?;
-        passes.push(cam::Forward { features, logits });
-    }
-    Ok(passes)
 }
 
 #[cfg(test)]

@@ -54,8 +54,11 @@ impl Preprocess {
     /// x[S, 3, H', W'] (float32, on `device`) for a (S, H, W) series.
     pub fn input(self, volume: &Array3<u8>, device: Device) -> Tensor {
         let (s, h, w) = volume.dim();
-        let bytes: Vec<u8> = volume.iter().copied().collect();
-        let x = Tensor::from_slice(&bytes)
+        let bytes = match volume.as_slice() {
+            Some(bytes) => Tensor::from_slice(bytes),
+            None => Tensor::from_slice(&volume.iter().copied().collect::<Vec<u8>>()),
+        };
+        let x = bytes
             .to_device(device)
             .to_kind(Kind::Float)
             .view([s as i64, 1, h as i64, w as i64]);

@@ -12,6 +12,9 @@ pub const FEATURE_CHANNELS: i64 = 64;
 pub struct Tiny {
     pub vs: nn::VarStore,
     convs: Vec<nn::Conv2D>,
+    /// The convolutions' weights (reordered) and biases in oneDNN's layout, for inference on
+    /// the CPU: see [`Tiny::prepack_for_cpu`].
+    prepacked: Option<Vec<(Tensor, Tensor)>>,
     weight: Tensor,
     bias: Tensor,
 }
@@ -73,7 +76,76 @@ impl Tiny {
                 .unwrap_or_else(|| Tensor::zeros([classes], (Kind::Float, device))),
             vs,
             convs,
+            prepacked: None,
         }
+    }
+
+    /// As `Mrnet::prepack_for_cpu`: the convolutions, their ReLUs and the 2×2 max-pools of
+    /// forward passes without gradients on the CPU run in oneDNN's blocked layout, weights
+    /// reordered once, instead of converting layouts and reordering weights in every
+    /// convolution and pooling on strided views (`precompute`'s time with the demo models).
+    /// For loaded models only: weights changed afterwards (training) would not be seen.
+    pub fn prepack_for_cpu(&mut self) {
+        if self.weight.device() != Device::Cpu {
+            return;
+        }
+        let packed = tch::no_grad(|| {
+            self.convs
+                .iter()
+                .zip(CONVS.iter())
+                .map(|(conv, &(.., stride, padding, _))| {
+                    let weight = conv.ws.f_to_mkldnn(None)?.f_mkldnn_reorder_conv2d_weight(
+                        [padding, padding],
+                        [stride, stride],
+                        [1, 1],
+                        1,
+                        None::<&[i64]>,
+                    )?;
+                    let bias = match &conv.bs {
+                        Some(bias) => bias.shallow_clone(),
+                        None => Tensor::zeros([conv.ws.size()[0]], (Kind::Float, Device::Cpu)),
+                    };
+                    Ok((weight, bias.f_to_mkldnn(None)?))
+                })
+                .collect::<Result<Vec<_>, tch::TchError>>()
+        });
+        match packed {
+            Ok(packed) => self.prepacked = Some(packed),
+            Err(err) => tracing::warn!("oneDNN weights not prepared, dense convolutions: {err}"),
+        }
+    }
+
+    /// The standardised half-resolution slices the convolutions see.
+    fn standardised(x: &Tensor) -> Result<Tensor, tch::TchError> {
+        // The three input channels are copies of one MR slice: average them. Standardising
+        // over the whole series makes the net indifferent to scanner gain and window.
+        let gray = x.f_mean_dim([1i64].as_slice(), true, Kind::Float)?;
+        let gray = pool_2x2(&gray, Pool::Average)?;
+        Ok((&gray - gray.mean(Kind::Float)) / (gray.std(true) + 1e-3))
+    }
+
+    fn features_onednn(
+        &self,
+        x: &Tensor,
+        packed: &[(Tensor, Tensor)],
+    ) -> Result<Tensor, tch::TchError> {
+        let mut h = Self::standardised(x)?.f_contiguous()?.f_to_mkldnn(None)?;
+        for ((weight, bias), &(.., stride, padding, pooled)) in packed.iter().zip(CONVS.iter()) {
+            h = h
+                .f_mkldnn_convolution(
+                    weight,
+                    Some(bias),
+                    [padding, padding],
+                    [stride, stride],
+                    [1, 1],
+                    1,
+                )?
+                .f_relu()?;
+            if pooled {
+                h = h.f_mkldnn_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
+            }
+        }
+        h.f_to_dense(None, false)
     }
 }
 
@@ -114,11 +186,12 @@ fn pool_2x2(h: &Tensor, pool: Pool) -> Result<Tensor, tch::TchError> {
 
 impl GapNetwork for Tiny {
     fn features(&self, x: &Tensor) -> Result<Tensor, tch::TchError> {
-        // The three input channels are copies of one MR slice: average them. Standardising
-        // over the whole series makes the net indifferent to scanner gain and window.
-        let gray = x.f_mean_dim([1i64].as_slice(), true, Kind::Float)?;
-        let gray = pool_2x2(&gray, Pool::Average)?;
-        let mut h = (&gray - gray.mean(Kind::Float)) / (gray.std(true) + 1e-3);
+        if let Some(packed) = &self.prepacked {
+            if x.device() == Device::Cpu && x.kind() == Kind::Float && !x.requires_grad() {
+                return self.features_onednn(x, packed);
+            }
+        }
+        let mut h = Self::standardised(x)?;
         for (conv, &(.., pooled)) in self.convs.iter().zip(CONVS.iter()) {
             h = conv.forward(&h).relu();
             if pooled {

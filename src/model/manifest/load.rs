@@ -95,6 +95,7 @@ pub fn load_network(dir: &Path, entry: &ModelEntry, device: Device) -> Result<Ne
             let state = read_checked_state(&path, entry.classes)?;
             let mut net = Tiny::new(device, entry.classes);
             state.copy_into(&mut net.vs)?;
+            net.prepack_for_cpu();
             Ok(Network::Tiny(net))
         }
         Arch::Torchscript => {
