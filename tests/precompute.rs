@@ -238,6 +238,30 @@ torch.save(state, sys.argv[1])
 }
 
 #[test]
+fn workers_share_the_exams_and_write_what_one_worker_writes() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let (one, two) = (home.path().join("one"), home.path().join("two"));
+    // One worker of one thread; then two workers, one thread each: the same arithmetic.
+    for (store, threads, workers) in [(&one, "1", "1"), (&two, "2", "2")] {
+        precompute(home.path(), store, &["--workers", workers])
+            .env("OMP_NUM_THREADS", threads)
+            .assert()
+            .success()
+            .stdout(contains(format!("{EXAMS} exams in")))
+            .stdout(contains(format!("{ENTRIES} entries computed")));
+    }
+    let names = entries(&one);
+    assert_eq!(names.len(), ENTRIES);
+    assert_eq!(names, entries(&two), "every entry, once");
+    for name in names {
+        let read = |root: &Path| {
+            std::fs::read(root.join("v1").join(&name[..2]).join(&name)).expect("an entry")
+        };
+        assert!(read(&one) == read(&two), "{name}: not the same bytes");
+    }
+}
+
+#[test]
 fn batched_forward_passes_give_the_same_entries() {
     let home = tempfile::tempdir().expect("tempdir");
     let models = mrnet_models(home.path());

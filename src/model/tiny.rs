@@ -225,6 +225,28 @@ mod tests {
     }
 
     #[test]
+    fn the_onednn_path_gives_the_dense_features_bit_for_bit() {
+        // Whatever other tests do to libtorch's generator, the copy makes the weights equal.
+        let dense = Tiny::new(Device::Cpu, 2);
+        let mut packed = Tiny::new(Device::Cpu, 2);
+        packed.vs.copy(&dense.vs).expect("the same weights");
+        packed.prepack_for_cpu();
+        assert!(packed.prepacked.is_some(), "libtorch's oneDNN");
+        let bytes: Vec<u8> = (0..5 * 256 * 256u64)
+            .map(|i| ((i * 7919) % 251) as u8)
+            .collect();
+        let x = Tensor::from_slice(&bytes)
+            .to_kind(Kind::Float)
+            .view([5, 1, 256, 256])
+            .expand([-1, 3, -1, -1], false)
+            .contiguous();
+        let (a, b) = tch::no_grad(|| (dense.features(&x), packed.features(&x)));
+        let (a, b) = (a.expect("dense"), b.expect("oneDNN"));
+        assert_eq!(a.size(), vec![5, 64, 16, 16]);
+        assert!(a.equal(&b), "max difference {}", (a - b).abs().max());
+    }
+
+    #[test]
     fn a_256_pixel_slice_gives_16_by_16_feature_maps() {
         let net = Tiny::new(Device::Cpu, 2);
         let x = Tensor::zeros([2, 3, 256, 256], (Kind::Float, Device::Cpu));

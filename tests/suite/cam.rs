@@ -373,3 +373,22 @@ fn a_series_too_small_for_the_network_is_an_error_not_a_crash() {
         .iter()
         .any(|&v| v != 0.0));
 }
+
+#[test]
+fn several_methods_entries_at_once_are_each_methods_own_entry() {
+    // store_entries computes the logit's gradient once for Grad-CAM and Grad-CAM++.
+    let f = fixture();
+    let pass = kneecam::cam::forward(&f.net, &f.x).expect("forward");
+    let placement = Placement {
+        window: (0, 0, SIDE, SIDE),
+        slice: (SIDE, SIDE),
+    };
+    let together = kneecam::cam::store_entries(&f.net, &pass, &Method::ALL, Some(1), placement)
+        .expect("entries");
+    assert_eq!(together.len(), Method::ALL.len());
+    for (&method, entry) in Method::ALL.iter().zip(&together) {
+        let alone =
+            kneecam::cam::store_entry(&f.net, &pass, method, Some(1), placement).expect("entry");
+        assert_eq!(entry, &alone, "{method}");
+    }
+}
