@@ -8,6 +8,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod mrnet;
 pub mod network;
+pub mod onednn;
 pub mod preprocess;
 pub mod script;
 pub mod tiny;

@@ -5,6 +5,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
 use super::network::GapNetwork;
+use super::onednn::{self, PackedConv};
 
 /// Feature channels of AlexNet's last convolution.
 pub const FEATURE_CHANNELS: i64 = 256;
@@ -24,7 +25,7 @@ pub struct Mrnet {
     bias: Tensor,
     /// The convolutions' weights (reordered) and biases in oneDNN's layout, for CPU inference:
     /// see [`Mrnet::prepack_for_cpu`].
-    prepacked: Option<Vec<(Tensor, Tensor)>>,
+    prepacked: Option<Vec<PackedConv>>,
 }
 
 /// torchvision AlexNet `features`: (index, in, out, kernel, stride, padding) of each conv.
@@ -83,50 +84,18 @@ impl Mrnet {
         if self.weight.device() != Device::Cpu {
             return;
         }
-        let packed = tch::no_grad(|| {
-            self.convs
-                .iter()
-                .zip(ALEXNET_CONVS.iter())
-                .map(|(conv, &(.., stride, padding))| {
-                    let weight = conv.ws.f_to_mkldnn(None)?.f_mkldnn_reorder_conv2d_weight(
-                        [padding, padding],
-                        [stride, stride],
-                        [1, 1],
-                        1,
-                        None::<&[i64]>,
-                    )?;
-                    let bias = match &conv.bs {
-                        Some(bias) => bias.shallow_clone(),
-                        None => Tensor::zeros([conv.ws.size()[0]], (tch::Kind::Float, Device::Cpu)),
-                    };
-                    Ok((weight, bias.f_to_mkldnn(None)?))
-                })
-                .collect::<Result<Vec<_>, tch::TchError>>()
-        });
+        let geometry = ALEXNET_CONVS
+            .iter()
+            .map(|&(.., stride, padding)| (stride, padding));
+        let packed = onednn::pack(self.convs.iter().zip(geometry));
         match packed {
             Ok(packed) => self.prepacked = Some(packed),
             Err(err) => tracing::warn!("oneDNN weights not prepared, dense convolutions: {err}"),
         }
     }
 
-    fn features_onednn(
-        &self,
-        x: &Tensor,
-        packed: &[(Tensor, Tensor)],
-    ) -> Result<Tensor, tch::TchError> {
-        let conv = |x: &Tensor, layer: usize| {
-            let (weight, bias) = &packed[layer];
-            let (.., stride, padding) = ALEXNET_CONVS[layer];
-            x.f_mkldnn_convolution(
-                weight,
-                Some(bias),
-                [padding, padding],
-                [stride, stride],
-                [1, 1],
-                1,
-            )?
-            .f_relu()
-        };
+    fn features_onednn(&self, x: &Tensor, packed: &[PackedConv]) -> Result<Tensor, tch::TchError> {
+        let conv = |x: &Tensor, layer: usize| packed[layer].forward_relu(x);
         let pool = |t: Tensor| t.f_mkldnn_max_pool2d([3, 3], [2, 2], [0, 0], [1, 1], false);
         let x = x.f_contiguous()?.f_to_mkldnn(None)?;
         let x = pool(conv(&x, 0)?)?;

@@ -5,6 +5,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::network::GapNetwork;
+use super::onednn::{self, PackedConv};
 
 pub const FEATURE_CHANNELS: i64 = 64;
 
@@ -14,7 +15,7 @@ pub struct Tiny {
     convs: Vec<nn::Conv2D>,
     /// The convolutions' weights (reordered) and biases in oneDNN's layout, for inference on
     /// the CPU: see [`Tiny::prepack_for_cpu`].
-    prepacked: Option<Vec<(Tensor, Tensor)>>,
+    prepacked: Option<Vec<PackedConv>>,
     weight: Tensor,
     bias: Tensor,
 }
@@ -89,26 +90,10 @@ impl Tiny {
         if self.weight.device() != Device::Cpu {
             return;
         }
-        let packed = tch::no_grad(|| {
-            self.convs
-                .iter()
-                .zip(CONVS.iter())
-                .map(|(conv, &(.., stride, padding, _))| {
-                    let weight = conv.ws.f_to_mkldnn(None)?.f_mkldnn_reorder_conv2d_weight(
-                        [padding, padding],
-                        [stride, stride],
-                        [1, 1],
-                        1,
-                        None::<&[i64]>,
-                    )?;
-                    let bias = match &conv.bs {
-                        Some(bias) => bias.shallow_clone(),
-                        None => Tensor::zeros([conv.ws.size()[0]], (Kind::Float, Device::Cpu)),
-                    };
-                    Ok((weight, bias.f_to_mkldnn(None)?))
-                })
-                .collect::<Result<Vec<_>, tch::TchError>>()
-        });
+        let geometry = CONVS
+            .iter()
+            .map(|&(.., stride, padding, _)| (stride, padding));
+        let packed = onednn::pack(self.convs.iter().zip(geometry));
         match packed {
             Ok(packed) => self.prepacked = Some(packed),
             Err(err) => tracing::warn!("oneDNN weights not prepared, dense convolutions: {err}"),
@@ -124,23 +109,10 @@ impl Tiny {
         Ok((&gray - gray.mean(Kind::Float)) / (gray.std(true) + 1e-3))
     }
 
-    fn features_onednn(
-        &self,
-        x: &Tensor,
-        packed: &[(Tensor, Tensor)],
-    ) -> Result<Tensor, tch::TchError> {
+    fn features_onednn(&self, x: &Tensor, packed: &[PackedConv]) -> Result<Tensor, tch::TchError> {
         let mut h = Self::standardised(x)?.f_contiguous()?.f_to_mkldnn(None)?;
-        for ((weight, bias), &(.., stride, padding, pooled)) in packed.iter().zip(CONVS.iter()) {
-            h = h
-                .f_mkldnn_convolution(
-                    weight,
-                    Some(bias),
-                    [padding, padding],
-                    [stride, stride],
-                    [1, 1],
-                    1,
-                )?
-                .f_relu()?;
+        for (conv, &(.., pooled)) in packed.iter().zip(CONVS.iter()) {
+            h = conv.forward_relu(&h)?;
             if pooled {
                 h = h.f_mkldnn_max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)?;
             }
