@@ -286,10 +286,9 @@ impl Job<'_> {
         let mut tally = Tally::default();
         let mut exams_done = 0;
         loop {
-            let next = match queue.lock() {
-                Ok(receiver) => receiver.recv(),
-                Err(_) => break,
-            };
+            // A worker that panicked poisons the lock; the others go on draining the queue,
+            // so the reader is never left blocked on a full one.
+            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
             let Ok(window) = next else { break };
             tally.add(self.process(&window, &mut models));
             let exams: std::collections::BTreeSet<usize> = window.iter().map(|s| s.exam).collect();
