@@ -287,7 +287,7 @@ impl Job<'_> {
         let mut exams_done = 0;
         loop {
             // A worker that panicked poisons the lock; the others go on draining the queue,
-            // so the reader is never left blocked on a full one.
+            // so while any worker lives the reader is never left blocked on a full one.
             let next = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
             let Ok(window) = next else { break };
             tally.add(self.process(&window, &mut models));
