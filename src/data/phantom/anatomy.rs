@@ -255,7 +255,8 @@ impl Knee {
 
     /// Intensity and lesion label at `p`, trying only `parts` (from `parts_near`).
     pub fn sample(&self, p: V3, parts: &[(Part, Aabb)]) -> Hit {
-        if !Self::inside_limb(p) {
+        let radii = Self::limb_radii(p);
+        if !Self::inside_limb(p, radii) {
             return Hit {
                 intensity: pd::AIR,
                 lesion: Lesion::None,
@@ -266,7 +267,7 @@ impl Knee {
             .filter(|(_, bounds)| bounds.contains(p))
             .find_map(|&(part, _)| self.sample_part(part, p))
             .unwrap_or_else(|| Hit {
-                intensity: self.soft_tissue(p, self.limb_depth(p).unwrap_or(0.0)),
+                intensity: self.soft_tissue(p, Self::limb_depth(p, radii)),
                 lesion: Lesion::None,
             })
     }
