@@ -16,13 +16,22 @@ use crate::model::manifest::{sha256_file, Arch, Combiner, Manifest, ModelEntry};
 use crate::model::mrnet::Mrnet;
 use crate::model::preprocess::Preprocess;
 use crate::model::tiny::Tiny;
-use crate::model::train::{samples, train, Sample, Selection, TrainConfig};
+use crate::model::train::{samples, train, Augment, Sample, Selection, TrainConfig};
 use crate::model::weights;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ArchChoice {
     Tiny,
     Mrnet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AugmentChoice {
+    /// Rotation (±25°), translation (±11 %) and a horizontal flip, as the reference code.
+    Affine,
+    /// Horizontal and vertical flips only.
+    Flips,
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,9 +73,18 @@ pub struct TrainArgs {
     /// validation loss (which keeps improving after the AUC reaches 1).
     #[arg(long, value_enum, default_value = "auc")]
     pub select: SelectChoice,
-    /// Train without augmentation.
-    #[arg(long)]
+    /// How each exam's slices vary from epoch to epoch.
+    #[arg(long, value_enum, default_value = "affine")]
+    pub augment: AugmentChoice,
+    /// Train without augmentation: `--augment none`.
+    #[arg(long, conflicts_with = "augment")]
     pub no_augment: bool,
+    /// Also train the positive class's CAM onto the lesion: for each positive exam with a
+    /// ground-truth mask (`masks/{plane}/NNNN.npy`, as `kneecam synth` writes), add this weight
+    /// times the share of the CAM's heat outside the lesion (grown by one feature cell, as the
+    /// pointing game grows it). Needs `--augment flips` or `none`.
+    #[arg(long, default_value_t = 0.0)]
+    pub mask_loss: f64,
     /// The models folder: weights go to {task}-{plane}.safetensors, the entry into manifest.toml.
     #[arg(long)]
     pub out: PathBuf,
@@ -101,8 +119,13 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         patience: args.patience,
         lr_patience: 3,
         seed: args.seed,
-        augment: !args.no_augment,
+        augment: match (args.no_augment, args.augment) {
+            (true, _) | (_, AugmentChoice::None) => Augment::None,
+            (false, AugmentChoice::Affine) => Augment::Affine,
+            (false, AugmentChoice::Flips) => Augment::Flips,
+        },
         device,
+        mask_weight: args.mask_loss,
         select: match args.select {
             SelectChoice::Auc => Selection::Auc,
             SelectChoice::Loss => Selection::Loss,
@@ -160,6 +183,7 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     }
     .map_err(|e| match e {
         crate::model::train::TrainError::NoData(_)
+        | crate::model::train::TrainError::Config(_)
         | crate::model::train::TrainError::Exam { .. } => bad_input(e),
         other => anyhow::Error::new(other),
     })?;
@@ -184,7 +208,7 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
     entry.seed = Some(args.seed);
     entry.data_fingerprint = Some(fingerprint(&train_set, &valid_set));
     entry.trained_with = Some(format!(
-        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{}{init}",
+        "kneecam {} train --task {} --plane {} --arch {} --epochs {} --lr {} --weight-decay {} --patience {} --seed {}{}{}{mask}{init}",
         env!("CARGO_PKG_VERSION"),
         args.task,
         args.plane,
@@ -194,8 +218,17 @@ pub fn run(args: TrainArgs, device_choice: DeviceChoice) -> anyhow::Result<ExitC
         config.weight_decay,
         args.patience,
         args.seed,
-        if args.no_augment { " --no-augment" } else { "" },
+        match config.augment {
+            Augment::Affine => "",
+            Augment::Flips => " --augment flips",
+            Augment::None => " --no-augment",
+        },
         if args.select == SelectChoice::Loss { " --select loss" } else { "" },
+        mask = if args.mask_loss > 0.0 {
+            format!(" --mask-loss {}", args.mask_loss)
+        } else {
+            String::new()
+        },
         init = args.init.as_ref().map_or(String::new(), |init| {
             format!(" --init {}", init.display())
         })

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 use crate::data::dataset::{Dataset, Exam};
-use crate::data::{Plane, Split, Task};
+use crate::data::{Lesion, Plane, Split, Task};
 use crate::model::metrics::auc;
 use crate::model::network::{head, positive_probability, GapNetwork};
 use crate::model::preprocess::Preprocess;
@@ -25,10 +25,25 @@ pub struct TrainConfig {
     /// Epochs without a better validation loss before the learning rate is cut (×0.3).
     pub lr_patience: usize,
     pub seed: u64,
-    pub augment: bool,
+    pub augment: Augment,
     pub device: Device,
     /// Which epoch's weights are kept.
     pub select: Selection,
+    /// Weight of the lesion-mask term ([`mask_loss`]); 0 trains on the labels alone.
+    pub mask_weight: f64,
+}
+
+/// How training varies each exam's slices from epoch to epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Augment {
+    /// Rotation, translation and a horizontal flip ([`augment`]).
+    #[default]
+    Affine,
+    /// Only flips, horizontal and vertical, each with probability ½ ([`flip`]). With global
+    /// average pooling the loss cannot tell where in the slice the evidence was found; flipped
+    /// both ways, a learned habit of answering a little to one side of it no longer fits.
+    Flips,
+    None,
 }
 
 /// The epoch whose weights training keeps.
@@ -64,6 +79,8 @@ pub struct TrainReport {
 pub enum TrainError {
     #[error("{0}")]
     NoData(String),
+    #[error("{0}")]
+    Config(String),
     #[error("{path}: {message}")]
     Exam { path: PathBuf, message: String },
     /// Causes are part of the messages, not `source`s, so an error chain says them once.
@@ -79,11 +96,12 @@ impl From<tch::TchError> for TrainError {
     }
 }
 
-/// One labelled series: its file and label.
+/// One labelled series: its file, label and, where the dataset has one, its lesion mask.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub path: PathBuf,
     pub label: bool,
+    pub mask: Option<PathBuf>,
 }
 
 /// The exams of `split` that have a label for `task` and a file for `plane`.
@@ -96,6 +114,7 @@ pub fn samples(dataset: &Dataset, split: Split, task: Task, plane: Plane) -> Vec
             Some(Sample {
                 path: e.path(plane)?.to_path_buf(),
                 label: e.labels.get(task)?,
+                mask: e.mask_path(plane).map(Path::to_path_buf),
             })
         })
         .collect()
@@ -116,6 +135,13 @@ pub fn train(
     mut on_step: impl FnMut(usize, f64),
     mut on_epoch: impl FnMut(&EpochReport),
 ) -> Result<TrainReport, TrainError> {
+    if config.mask_weight > 0.0 && config.augment == Augment::Affine {
+        return Err(TrainError::Config(
+            "the lesion-mask loss needs the masks to move with the slices: \
+             use it with --augment flips or none, not affine"
+                .into(),
+        ));
+    }
     let positives = train_set.iter().filter(|s| s.label).count();
     if positives == 0 || positives == train_set.len() {
         return Err(TrainError::NoData(format!(
@@ -160,12 +186,23 @@ pub fn train(
             }
             let sample = &train_set[i];
             let x = load_input(sample, config.device)?;
-            let x = if config.augment {
-                augment(&x, &mut rng)
-            } else {
-                x
+            let mut flips = Vec::new();
+            let x = match config.augment {
+                Augment::Affine => augment(&x, &mut rng),
+                Augment::Flips => {
+                    flips = random_flips(&mut rng);
+                    flip(&x, &flips)
+                }
+                Augment::None => x,
             };
-            let loss = weighted_loss(&exam_logits(net, &x)?, sample.label, pos_weight);
+            let features = net.features(&x)?;
+            let (weight, bias) = net.classifier();
+            let mut loss = weighted_loss(&head(&features, weight, bias), sample.label, pos_weight);
+            if config.mask_weight > 0.0 && sample.label {
+                if let Some(lesion) = lesion_cells(sample, config, &flips, &features)? {
+                    loss += mask_loss(&features, weight, &lesion) * config.mask_weight;
+                }
+            }
             optimizer.backward_step(&loss);
             let value = loss.double_value(&[]);
             loss_sum += value;
@@ -237,6 +274,87 @@ pub fn augment(x: &Tensor, rng: &mut Rng) -> Tensor {
     let theta = theta.expand([slices, 2, 3], false);
     let grid = Tensor::affine_grid_generator(&theta, x.size(), false);
     x.grid_sampler_2d(&grid, 0, 0, false)
+}
+
+/// Which axes of the slices to flip: vertical (-2) and horizontal (-1), each with probability ½.
+pub fn random_flips(rng: &mut Rng) -> Vec<i64> {
+    let (horizontal, vertical) = (rng.chance(0.5), rng.chance(0.5));
+    [(vertical, -2), (horizontal, -1)]
+        .into_iter()
+        .filter_map(|(on, dim)| on.then_some(dim))
+        .collect()
+}
+
+/// `x` flipped along `dims` (the same for every slice).
+pub fn flip(x: &Tensor, dims: &[i64]) -> Tensor {
+    if dims.is_empty() {
+        x.shallow_clone()
+    } else {
+        x.flip(dims)
+    }
+}
+
+/// The sample's lesion (the voxels that count for the task) at the features' resolution,
+/// grown by one cell as the pointing game grows it: (S, h, w), 1 in the lesion. None without
+/// a mask or without lesion voxels, or when the mask's shape is not the series'.
+fn lesion_cells(
+    sample: &Sample,
+    config: &TrainConfig,
+    flips: &[i64],
+    features: &Tensor,
+) -> Result<Option<Tensor>, TrainError> {
+    let Some(path) = &sample.mask else {
+        return Ok(None);
+    };
+    let mask = crate::data::npy::read_volume(path).map_err(|e| TrainError::Exam {
+        path: path.clone(),
+        message: e.detail(),
+    })?;
+    let (slices, height, width) = mask.data.dim();
+    let size = features.size();
+    if size[0] != slices as i64 {
+        return Err(TrainError::Exam {
+            path: path.clone(),
+            message: format!(
+                "the mask has {slices} slices, the series {}: expected the same",
+                size[0]
+            ),
+        });
+    }
+    let lesion: Vec<f32> = mask
+        .data
+        .iter()
+        .map(|&code| {
+            let counts = Lesion::from_code(code).is_some_and(|l| l.counts_for(config.task));
+            f32::from(u8::from(counts))
+        })
+        .collect();
+    if !lesion.iter().any(|&v| v > 0.0) {
+        return Ok(None);
+    }
+    let lesion = Tensor::from_slice(&lesion)
+        .view([slices as i64, 1, height as i64, width as i64])
+        .to_device(features.device());
+    let cells = flip(&lesion, flips)
+        .adaptive_max_pool2d([size[2], size[3]])
+        .0
+        .max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
+    Ok(Some(cells.squeeze_dim(1)))
+}
+
+/// The share of the positive class's CAM (its positive part, over every slice) that lies
+/// outside `lesion`: 0 when all the heat is on the lesion. Training on it alongside the labels
+/// ("right for the right reasons") keeps a model from answering beside the evidence, which
+/// global average pooling leaves free.
+pub fn mask_loss(features: &Tensor, weight: &Tensor, lesion: &Tensor) -> Tensor {
+    let classes = weight.size()[0];
+    let channels = features.size()[1];
+    let positive = weight.get(classes - 1).view([1, channels, 1, 1]);
+    let heat = (features * positive)
+        .sum_dim_intlist(1, false, Kind::Float)
+        .relu();
+    let outside = (&heat * (lesion.ones_like() - lesion)).sum(Kind::Float);
+    outside / (heat.sum(Kind::Float) + 1e-6)
 }
 
 fn exam_logits(net: &dyn GapNetwork, x: &Tensor) -> Result<Tensor, TrainError> {

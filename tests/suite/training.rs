@@ -8,13 +8,15 @@ use kneecam::data::dataset::Dataset;
 use kneecam::data::npy::write_u8_volume;
 use kneecam::data::{Plane, Split, Task};
 use kneecam::model::manifest::{self, Manifest};
+use kneecam::model::network::GapNetwork;
 use kneecam::model::tiny::Tiny;
 use kneecam::model::train::{
-    samples, train, Sample, Selection, TrainConfig, TrainError, TrainReport,
+    mask_loss, samples, train, Augment, Sample, Selection, TrainConfig, TrainError, TrainReport,
 };
 use kneecam::rng::Rng;
 use ndarray::Array3;
 use predicates::prelude::*;
+use tch::Tensor;
 
 fn volume(positive: bool, rng: &mut Rng) -> Array3<u8> {
     let (cy, cx) = (rng.range(16.0, 48.0), rng.range(16.0, 48.0));
@@ -64,9 +66,10 @@ fn config(epochs: usize) -> TrainConfig {
         patience: 100,
         lr_patience: 100,
         seed: 1,
-        augment: false,
+        augment: Augment::None,
         device: tch::Device::Cpu,
         select: Selection::Auc,
+        mask_weight: 0.0,
     }
 }
 
@@ -332,4 +335,125 @@ fn a_tiny_model_starts_from_the_weights_init_names() {
     )
     .failure()
     .stderr(predicate::str::contains("no-such.safetensors"));
+}
+
+/// The mask term is the share of the positive class's positive CAM outside the lesion cells.
+#[test]
+fn the_mask_loss_is_the_share_of_the_heat_outside_the_lesion() {
+    // Two slices of 2×2 cells, two channels; the positive class weighs channel 0 by 2 and
+    // channel 1 by −1, so the CAM is 2·A₀ − A₁.
+    let features = Tensor::from_slice(&[
+        1.0f32, 0.0, 0.0, 3.0, // slice 0, channel 0
+        0.0, 0.0, 0.0, 7.0, // slice 0, channel 1: cell (1,1) heat 6 − 7 < 0, no heat
+        0.0, 2.0, 0.0, 0.0, // slice 1, channel 0
+        0.0, 0.0, 0.0, 0.0,
+    ])
+    .view([2, 2, 2, 2]);
+    let weight = Tensor::from_slice(&[0.0f32, 0.0, 2.0, -1.0]).view([2, 2]);
+    let lesion = Tensor::from_slice(&[1.0f32, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]).view([2, 2, 2]);
+    // Heat: slice 0 cell (0,0) 2, slice 1 cell (0,1) 4; only the first is on the lesion.
+    let share = mask_loss(&features, &weight, &lesion).double_value(&[]);
+    assert!((share - 4.0 / 6.0).abs() < 1e-6, "{share}");
+    let everywhere = lesion.ones_like();
+    assert!(
+        mask_loss(&features, &weight, &everywhere)
+            .double_value(&[])
+            .abs()
+            < 1e-9
+    );
+}
+
+/// A positive's bright disk (the lesion, in `masks/`) and, in every exam, a bright square in
+/// one corner: the square tells nothing, so the labels alone leave the heat free to sit on
+/// it or between the two, while the mask term pulls it onto the disk.
+fn masked_dataset(root: &Path) {
+    let mut rng = Rng::new(9);
+    for (split, ids) in [("train", 0..16u32), ("valid", 16..24)] {
+        let mut rows = String::new();
+        for id in ids {
+            let positive = id % 2 == 1;
+            let (cy, cx) = (rng.range(64.0, 112.0), rng.range(64.0, 112.0));
+            let disk = |s: usize, r: usize, c: usize| {
+                positive && s == 2 && (r as f64 - cy).powi(2) + (c as f64 - cx).powi(2) < 64.0
+            };
+            let square = |r: usize, c: usize| (8..40).contains(&r) && (8..40).contains(&c);
+            let image = Array3::from_shape_fn((4, 128, 128), |(s, r, c)| {
+                let bright = disk(s, r, c) || square(r, c);
+                (rng.range(0.0, 60.0) + if bright { 180.0 } else { 40.0 }) as u8
+            });
+            let mask = Array3::from_shape_fn((4, 128, 128), |(s, r, c)| u8::from(disk(s, r, c)));
+            for (folder, volume) in [("sagittal", &image), ("masks/sagittal", &mask)] {
+                let dir = root.join(split).join(folder);
+                std::fs::create_dir_all(&dir).expect("mkdir");
+                write_u8_volume(&dir.join(format!("{id:04}.npy")), volume).expect("write");
+            }
+            rows.push_str(&format!("{id:04},{}\n", u8::from(positive)));
+        }
+        std::fs::write(root.join(format!("{split}-acl.csv")), &rows).expect("csv");
+    }
+}
+
+#[test]
+fn training_with_the_mask_loss_moves_the_heat_onto_the_lesion() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    masked_dataset(dir.path());
+    let data = Dataset::open(dir.path()).expect("open");
+    let train_set = samples(&data, Split::Train, Task::Acl, Plane::Sagittal);
+    assert!(train_set.iter().all(|s| s.mask.is_some()), "masks found");
+    let heat_outside = |mask_weight: f64| {
+        let net = seeded_tiny(4);
+        let best = dir.path().join(format!("best-{mask_weight}.safetensors"));
+        let config = TrainConfig {
+            mask_weight,
+            ..config(6)
+        };
+        train_quietly(&net, &train_set, &train_set, &config, &best).expect("train");
+        let mut shares = Vec::new();
+        for sample in train_set.iter().filter(|s| s.label) {
+            let volume = kneecam::data::npy::read_volume(&sample.path).expect("series");
+            let mask = kneecam::data::npy::read_volume(sample.mask.as_deref().expect("mask"))
+                .expect("mask");
+            let x =
+                kneecam::model::preprocess::Preprocess::Raw.input(&volume.data, tch::Device::Cpu);
+            let features = tch::no_grad(|| net.features(&x)).expect("features");
+            let (weight, _) = net.classifier();
+            let lesion =
+                Tensor::from_slice(&mask.data.iter().map(|&v| f32::from(v)).collect::<Vec<_>>())
+                    .view([4, 1, 128, 128])
+                    .adaptive_max_pool2d([8, 8])
+                    .0
+                    .max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)
+                    .squeeze_dim(1);
+            shares.push(mask_loss(&features, weight, &lesion).double_value(&[]));
+        }
+        shares.iter().sum::<f64>() / shares.len() as f64
+    };
+    let (labels_only, with_masks) = (heat_outside(0.0), heat_outside(1.0));
+    assert!(
+        with_masks < 0.5 * labels_only && with_masks < 0.2,
+        "share of the heat outside the lesion: {labels_only:.3} from the labels alone, \
+         {with_masks:.3} with the mask term"
+    );
+}
+
+#[test]
+fn the_mask_loss_refuses_affine_augmentation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    masked_dataset(dir.path());
+    let data = Dataset::open(dir.path()).expect("open");
+    let train_set = samples(&data, Split::Train, Task::Acl, Plane::Sagittal);
+    let config = TrainConfig {
+        mask_weight: 1.0,
+        augment: Augment::Affine,
+        ..config(1)
+    };
+    let err = train_quietly(
+        &seeded_tiny(1),
+        &train_set,
+        &train_set,
+        &config,
+        &dir.path().join("x.safetensors"),
+    )
+    .expect_err("affine with masks");
+    assert!(err.to_string().contains("--augment flips or none"), "{err}");
 }
