@@ -39,9 +39,8 @@ pub enum Augment {
     /// Rotation, translation and a horizontal flip ([`augment`]).
     #[default]
     Affine,
-    /// Only flips, horizontal and vertical, each with probability ½ ([`flip`]). With global
-    /// average pooling the loss cannot tell where in the slice the evidence was found; flipped
-    /// both ways, a learned habit of answering a little to one side of it no longer fits.
+    /// Only flips, horizontal and vertical, each with probability ½ ([`flip`]); lesion masks
+    /// flip with the slices, so the mask loss can be used with it.
     Flips,
     None,
 }
@@ -199,7 +198,7 @@ pub fn train(
             let (weight, bias) = net.classifier();
             let mut loss = weighted_loss(&head(&features, weight, bias), sample.label, pos_weight);
             if config.mask_weight > 0.0 && sample.label {
-                if let Some(lesion) = lesion_cells(sample, config, &flips, &features)? {
+                if let Some(lesion) = lesion_cells(sample, config, &flips, &x, &features)? {
                     loss += mask_loss(&features, weight, &lesion) * config.mask_weight;
                 }
             }
@@ -296,11 +295,13 @@ pub fn flip(x: &Tensor, dims: &[i64]) -> Tensor {
 
 /// The sample's lesion (the voxels that count for the task) at the features' resolution,
 /// grown by one cell as the pointing game grows it: (S, h, w), 1 in the lesion. None without
-/// a mask or without lesion voxels, or when the mask's shape is not the series'.
+/// a mask or without lesion voxels; an error when the mask's shape is not the series' (`input`,
+/// (S, channels, H, W)).
 fn lesion_cells(
     sample: &Sample,
     config: &TrainConfig,
     flips: &[i64],
+    input: &Tensor,
     features: &Tensor,
 ) -> Result<Option<Tensor>, TrainError> {
     let Some(path) = &sample.mask else {
@@ -311,16 +312,19 @@ fn lesion_cells(
         message: e.detail(),
     })?;
     let (slices, height, width) = mask.data.dim();
-    let size = features.size();
-    if size[0] != slices as i64 {
+    let series = input.size();
+    let series = (series[0], series[2], series[3]);
+    if series != (slices as i64, height as i64, width as i64) {
         return Err(TrainError::Exam {
             path: path.clone(),
             message: format!(
-                "the mask has {slices} slices, the series {}: expected the same",
-                size[0]
+                "the mask is {slices}×{height}×{width} (slices × rows × columns), the series \
+                 {}×{}×{}: expected the same shape",
+                series.0, series.1, series.2
             ),
         });
     }
+    let size = features.size();
     let lesion: Vec<f32> = mask
         .data
         .iter()
