@@ -255,8 +255,7 @@ impl Knee {
 
     /// Intensity and lesion label at `p`, trying only `parts` (from `parts_near`).
     pub fn sample(&self, p: V3, parts: &[(Part, Aabb)]) -> Hit {
-        let radii = Self::limb_radii(p);
-        if !Self::inside_limb(p, radii) {
+        if !Self::inside_limb(p) {
             return Hit {
                 intensity: pd::AIR,
                 lesion: Lesion::None,
@@ -267,7 +266,7 @@ impl Knee {
             .filter(|(_, bounds)| bounds.contains(p))
             .find_map(|&(part, _)| self.sample_part(part, p))
             .unwrap_or_else(|| Hit {
-                intensity: self.soft_tissue(p, Self::limb_depth(p, radii)),
+                intensity: self.soft_tissue(p, self.limb_depth(p).unwrap_or(0.0)),
                 lesion: Lesion::None,
             })
     }

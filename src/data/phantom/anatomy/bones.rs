@@ -17,13 +17,18 @@ impl Knee {
         (rx, ry)
     }
 
-    /// Depth below the skin of a point inside the limb, given its `limb_radii`.
-    pub(super) fn limb_depth(p: V3, (rx, ry): (f64, f64)) -> f64 {
-        let rho = ((p.x / rx).powi(2) + (p.y / ry).powi(2)).sqrt();
-        (1.0 - rho) * rx.min(ry)
+    /// Depth below the skin, or None outside the limb.
+    pub(super) fn limb_depth(&self, p: V3) -> Option<f64> {
+        let (rx, ry) = Self::limb_radii(p);
+        let inside = p.x * p.x * ry * ry + p.y * p.y * rx * rx < rx * rx * ry * ry;
+        inside.then_some(rx.min(ry)).map(|r| {
+            let rho = ((p.x / rx).powi(2) + (p.y / ry).powi(2)).sqrt();
+            (1.0 - rho) * r
+        })
     }
 
-    pub(super) fn inside_limb(p: V3, (rx, ry): (f64, f64)) -> bool {
+    pub(super) fn inside_limb(p: V3) -> bool {
+        let (rx, ry) = Self::limb_radii(p);
         p.x * p.x * ry * ry + p.y * p.y * rx * rx < rx * rx * ry * ry
     }
 
