@@ -436,25 +436,30 @@ fn training_with_the_mask_loss_moves_the_heat_onto_the_lesion() {
     );
 }
 
-#[test]
-fn the_mask_loss_refuses_affine_augmentation() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    masked_dataset(dir.path());
-    let data = Dataset::open(dir.path()).expect("open");
+/// The error of one epoch with the mask loss on the masked dataset in `dir`.
+fn mask_training_error(dir: &Path, augment: Augment) -> TrainError {
+    let data = Dataset::open(dir).expect("open");
     let train_set = samples(&data, Split::Train, Task::Acl, Plane::Sagittal);
     let config = TrainConfig {
         mask_weight: 1.0,
-        augment: Augment::Affine,
+        augment,
         ..config(1)
     };
-    let err = train_quietly(
+    train_quietly(
         &seeded_tiny(1),
         &train_set,
         &train_set,
         &config,
-        &dir.path().join("x.safetensors"),
+        &dir.join("x.safetensors"),
     )
-    .expect_err("affine with masks");
+    .expect_err("training fails")
+}
+
+#[test]
+fn the_mask_loss_refuses_affine_augmentation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    masked_dataset(dir.path());
+    let err = mask_training_error(dir.path(), Augment::Affine);
     assert!(err.to_string().contains("--augment flips or none"), "{err}");
 }
 
@@ -464,21 +469,7 @@ fn a_mask_of_another_shape_than_its_series_is_an_error_naming_it() {
     masked_dataset(dir.path());
     let wrong = dir.path().join("train/masks/sagittal/0001.npy");
     write_u8_volume(&wrong, &Array3::<u8>::ones((4, 64, 64))).expect("write");
-    let data = Dataset::open(dir.path()).expect("open");
-    let train_set = samples(&data, Split::Train, Task::Acl, Plane::Sagittal);
-    let config = TrainConfig {
-        mask_weight: 1.0,
-        ..config(1)
-    };
-    let err = train_quietly(
-        &seeded_tiny(1),
-        &train_set,
-        &train_set,
-        &config,
-        &dir.path().join("x.safetensors"),
-    )
-    .expect_err("a 64×64 mask for a 128×128 series");
-    let message = err.to_string();
+    let message = mask_training_error(dir.path(), Augment::None).to_string();
     assert!(message.contains("0001.npy"), "{message}");
     assert!(
         message.contains("4×64×64") && message.contains("4×128×128"),
