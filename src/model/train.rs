@@ -325,25 +325,44 @@ fn lesion_cells(
         });
     }
     let size = features.size();
+    Ok(lesion_cell_mask(
+        &mask.data,
+        config.task,
+        flips,
+        (size[2], size[3]),
+        features.device(),
+    ))
+}
+
+/// `mask`'s voxels that count for `task`, flipped along `flips` as the slices were, at `cells`
+/// (the features' rows × columns; a cell holds the lesion if any of its voxels does) and grown
+/// by one cell: (S, rows, columns), 1 in the lesion. None without such voxels.
+pub fn lesion_cell_mask(
+    mask: &ndarray::Array3<u8>,
+    task: Task,
+    flips: &[i64],
+    (rows, columns): (i64, i64),
+    device: Device,
+) -> Option<Tensor> {
+    let (slices, height, width) = mask.dim();
     let lesion: Vec<f32> = mask
-        .data
         .iter()
         .map(|&code| {
-            let counts = Lesion::from_code(code).is_some_and(|l| l.counts_for(config.task));
+            let counts = Lesion::from_code(code).is_some_and(|l| l.counts_for(task));
             f32::from(u8::from(counts))
         })
         .collect();
     if !lesion.iter().any(|&v| v > 0.0) {
-        return Ok(None);
+        return None;
     }
     let lesion = Tensor::from_slice(&lesion)
         .view([slices as i64, 1, height as i64, width as i64])
-        .to_device(features.device());
+        .to_device(device);
     let cells = flip(&lesion, flips)
-        .adaptive_max_pool2d([size[2], size[3]])
+        .adaptive_max_pool2d([rows, columns])
         .0
         .max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
-    Ok(Some(cells.squeeze_dim(1)))
+    Some(cells.squeeze_dim(1))
 }
 
 /// The share of the positive class's CAM (its positive part, over every slice) that lies

@@ -11,7 +11,8 @@ use kneecam::model::manifest::{self, Manifest};
 use kneecam::model::network::GapNetwork;
 use kneecam::model::tiny::Tiny;
 use kneecam::model::train::{
-    mask_loss, samples, train, Augment, Sample, Selection, TrainConfig, TrainError, TrainReport,
+    lesion_cell_mask, mask_loss, samples, train, Augment, Sample, Selection, TrainConfig,
+    TrainError, TrainReport,
 };
 use kneecam::rng::Rng;
 use ndarray::Array3;
@@ -417,13 +418,8 @@ fn training_with_the_mask_loss_moves_the_heat_onto_the_lesion() {
                 kneecam::model::preprocess::Preprocess::Raw.input(&volume.data, tch::Device::Cpu);
             let features = tch::no_grad(|| net.features(&x)).expect("features");
             let (weight, _) = net.classifier();
-            let lesion =
-                Tensor::from_slice(&mask.data.iter().map(|&v| f32::from(v)).collect::<Vec<_>>())
-                    .view([4, 1, 128, 128])
-                    .adaptive_max_pool2d([8, 8])
-                    .0
-                    .max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false)
-                    .squeeze_dim(1);
+            let lesion = lesion_cell_mask(&mask.data, Task::Acl, &[], (8, 8), tch::Device::Cpu)
+                .expect("a positive's lesion");
             shares.push(mask_loss(&features, weight, &lesion).double_value(&[]));
         }
         shares.iter().sum::<f64>() / shares.len() as f64
