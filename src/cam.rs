@@ -8,6 +8,7 @@ use tch::{Kind, Tensor};
 
 use crate::model::network::{self, GapNetwork};
 
+pub mod blas_order;
 pub mod colormap;
 pub mod evaluation;
 pub mod export;

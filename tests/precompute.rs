@@ -14,6 +14,8 @@ use predicates::str::contains;
 mod binary;
 use binary::kneecam;
 
+#[path = "precompute/blas_order.rs"]
+mod blas_order;
 #[path = "precompute/export.rs"]
 mod export;
 #[path = "precompute/reference.rs"]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import mrnet_cam
+import numpy_dot
 
 PLANES = ("axial", "coronal", "sagittal")
 
@@ -140,7 +141,10 @@ def check(kneecam, out, exams, threads):
     reference_loop(data, weights, ids, os.path.join(out, "CAMS-python"))
     kneecam_export(kneecam, data, models, os.path.join(out, "CAMS-kneecam"),
                    os.path.join(out, "store"), threads)
-    return compare_every_file(os.path.join(out, "CAMS-python"), os.path.join(out, "CAMS-kneecam"))
+    summary = compare_every_file(os.path.join(out, "CAMS-python"),
+                                 os.path.join(out, "CAMS-kneecam"))
+    summary["openblas_core"] = numpy_dot.corename()
+    return summary
 
 
 def compare_cohort(kneecam, out, exams, threads):
@@ -163,6 +167,7 @@ def compare_cohort(kneecam, out, exams, threads):
          python_s * 1e3, stored_s * 1e3, 10.0),
     ]
     fidelity["series"] = series
+    fidelity["openblas_core"] = numpy_dot.corename()
     return rows, fidelity
 
 

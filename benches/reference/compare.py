@@ -241,7 +241,8 @@ def print_report(args, rows, fidelity):
               f"slice PNGs identical: {fidelity['slice_pngs_identical']}; overlays differ by at "
               f"most {fidelity['overlay_max_difference']} per channel "
               f"({fidelity['overlay_values_differing']} of {fidelity['overlay_values']} values "
-              f"differ; all {fidelity['files']} files compared)")
+              f"differ; all {fidelity['files']} files compared; NumPy's OpenBLAS kernels: "
+              f"{fidelity['openblas_core']})")
     with open(os.path.join(args.out, "report.json"), "w") as f:
         json.dump(dict(rows=report, cohort_fidelity=fidelity, slices=args.slices,
                        threads=args.threads), f, indent=2)

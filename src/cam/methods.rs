@@ -1,7 +1,7 @@
 //! The CAM maths on device tensors: A[S, C, h, w] features, weight [K, C], bias [K].
 use tch::{Kind, Tensor};
 
-use super::{Method, Normalization, Placement};
+use super::{blas_order, Method, Normalization, Placement};
 use crate::model::network::GapNetwork;
 
 /// Raw per-slice maps [S, h, w] for class `class` (before ReLU or normalisation).
@@ -39,9 +39,7 @@ impl<'a> Attribution<'a> {
         let w = weight.get(self.class);
         let features = self.features;
         match method {
-            Method::Cam => Ok(tch::no_grad(|| {
-                Tensor::einsum("c,schw->shw", &[&w, features], None::<&[i64]>)
-            })),
+            Method::Cam => tch::no_grad(|| cam_maps(&w, features)),
             Method::Contrib => Ok(tch::no_grad(|| {
                 let winners = winning_slices(features);
                 let per_slice_weight = winners * w.unsqueeze(0);
@@ -76,6 +74,30 @@ impl<'a> Attribution<'a> {
         let grads = logit_gradient(self.net, self.features, self.class)?;
         Ok(self.gradient.get_or_init(|| grads).shallow_clone())
     }
+}
+
+/// Σ_c w[c]·A[s, c] for every slice: summed in NumPy's order on the CPU where
+/// [`blas_order`] reproduces it (the reference code's CAMs, bit for bit), else by einsum.
+fn cam_maps(w: &Tensor, features: &Tensor) -> Result<Tensor, tch::TchError> {
+    let size = features.size();
+    let [slices, channels, height, width] = size[..] else {
+        return Tensor::f_einsum("c,schw->shw", &[w, features], None::<&[i64]>);
+    };
+    let cells = (height * width) as usize;
+    if features.kind() != Kind::Float || !blas_order::supports(channels as usize, cells) {
+        return Tensor::f_einsum("c,schw->shw", &[w, features], None::<&[i64]>);
+    }
+    let weight = Vec::<f32>::try_from(&w.to_device(tch::Device::Cpu))?;
+    let host = Vec::<f32>::try_from(&features.to_device(tch::Device::Cpu).contiguous().view(-1))?;
+    let fused = blas_order::fused_tail();
+    let per_slice = channels as usize * cells;
+    let maps: Vec<f32> = host
+        .chunks_exact(per_slice)
+        .flat_map(|slice| blas_order::weighted_sum(&weight, slice, cells, fused))
+        .collect();
+    Ok(Tensor::from_slice(&maps)
+        .view([slices, height, width])
+        .to_device(features.device()))
 }
 
 /// One-hot [S, C]: 1 where slice s holds channel c's maximum of the pooled features (the slice
