@@ -79,13 +79,14 @@ impl<'a> Attribution<'a> {
 /// Σ_c w[c]·A[s, c] for every slice: summed in NumPy's order on the CPU where
 /// [`blas_order`] reproduces it (the reference code's CAMs, bit for bit), else by einsum.
 fn cam_maps(w: &Tensor, features: &Tensor) -> Result<Tensor, tch::TchError> {
+    let by_einsum = || Tensor::f_einsum("c,schw->shw", &[w, features], None::<&[i64]>);
     let size = features.size();
     let [slices, channels, height, width] = size[..] else {
-        return Tensor::f_einsum("c,schw->shw", &[w, features], None::<&[i64]>);
+        return by_einsum();
     };
     let cells = (height * width) as usize;
     if features.kind() != Kind::Float || !blas_order::supports(channels as usize, cells) {
-        return Tensor::f_einsum("c,schw->shw", &[w, features], None::<&[i64]>);
+        return by_einsum();
     }
     let weight = Vec::<f32>::try_from(&w.to_device(tch::Device::Cpu))?;
     let host = Vec::<f32>::try_from(&features.to_device(tch::Device::Cpu).contiguous().view(-1))?;

@@ -14,6 +14,11 @@ const SCRIPT: &str = concat!(
     "/benches/reference/numpy_dot.py"
 );
 
+/// The OpenBLAS kernel sets whose order `blas_order` was found on and is checked against here;
+/// where NumPy runs one of them, the reference overlays must match pixel for pixel
+/// (precompute/reference.rs).
+pub const EXACT_CORES: [&str; 4] = ["Haswell", "Zen", "SkylakeX", "Cooperlake"];
+
 /// Runs the script with OpenBLAS forced to `core` (None: its own choice); the core it used.
 fn numpy_dots(out: &Path, core: Option<&str>) -> String {
     let mut command = Command::new(PYTHON);

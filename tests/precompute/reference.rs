@@ -45,7 +45,7 @@ fn the_reference_layout_reproduces_the_reference_pipeline() {
         .as_u64()
         .expect("difference");
     let core = summary["openblas_core"].as_str().unwrap_or("unknown");
-    if ["Haswell", "Zen", "SkylakeX", "Cooperlake"].contains(&core) {
+    if crate::blas_order::EXACT_CORES.contains(&core) {
         assert_eq!(worst, 0, "NumPy on {core}: every pixel the same: {summary}");
     }
     assert!(worst <= 3, "overlays differ by up to {worst}: {summary}");
